@@ -1,0 +1,60 @@
+# Curfew — developer targets. `make help` lists them.
+#
+#   make render     set up, then render the examples (the main job on an embedded default)
+#   make test       set up, lint, type-check, check layers, run the whole test suite
+#   make demo       set up, then start the local demo (sample app behind the sidecar)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TOOLS  := .tools/bin
+export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup system-deps tools render demo lint test test-unit test-integration e2e bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(BIN)/curfew: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,dev]'
+	@touch $@
+
+setup: $(BIN)/curfew tools  ## create .venv and install curfew with its test and dev extras
+
+system-deps:  ## install Debian packages the tests need (redis-server, wrk, chromium); needs root
+	bash scripts/system-deps.sh
+
+tools:  ## fetch the pinned helm and kubectl binaries into .tools/bin
+	bash scripts/fetch-tools.sh $(TOOLS)
+
+render: setup  ## render the example policies and workloads to the objects the operator would write
+	$(BIN)/curfew render -f examples/
+
+demo: setup  ## start the local demo: a sample app behind the sidecar, with a demo policy
+	$(BIN)/curfew demo
+
+lint: setup  ## ruff, mypy --strict and import-linter
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: system-deps setup lint  ## everything CI runs: lint, then the whole suite (pytest exit 5, no tests, fails)
+	bash scripts/pytest.sh
+
+test-unit: setup  ## the unit tier only (no servers)
+	$(BIN)/pytest tests/unit
+
+test-integration: setup  ## the integration tier (real Redis, kmock, real HTTP, real helm)
+	$(BIN)/pytest tests/integration
+
+e2e: setup  ## the opt-in real-cluster suite (needs kind and docker): see docs/install.md
+	bash scripts/e2e-kind.sh
+
+bench: setup  ## run every benchmark under bench/
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:  ## remove the virtualenv, tools and caches
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,390 @@
+"""The ``SessionPolicy`` custom resource (``curfew.dev/v1alpha1``): spec and status models.
+
+The CRD in ``crds/`` mirrors these models; a test keeps the two in agreement. Field names are
+camelCase on the wire (``loginURL``, ``warningLead``) and snake_case in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from curfew.api.durations import SECOND, Duration
+
+GROUP: Final = "curfew.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = "curfew.dev/v1alpha1"
+KIND: Final = "SessionPolicy"
+PLURAL: Final = "sessionpolicies"
+
+Enforcement = Literal["Enforce", "Audit"]
+FailurePolicy = Literal["Fail", "Ignore"]
+StoreFormat = Literal["curfew", "spring-session", "connect-redis", "generic"]
+ComplianceProfileName = Literal[
+    "pci-dss-4.0", "nist-800-63b-aal2", "nist-800-63b-aal3", "owasp-high-value"
+]
+SelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
+
+DEFAULT_KEY_PREFIX: dict[str, str] = {
+    "curfew": "curfew:",
+    "spring-session": "spring:session:",
+    "connect-redis": "sess:",
+    "generic": "session:",
+}
+"""The key prefix each store format's own library uses unless configured otherwise."""
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_COOKIE_NAME = _HEADER_NAME
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                         r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_HTTP_METHOD = re.compile(r"^[A-Z]+$")
+_CRON = re.compile(r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$")
+
+
+class Model(BaseModel):
+    """Base of every API model: camelCase aliases, unknown fields rejected, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+def _label_key(key: str) -> str:
+    prefix, _, name = key.rpartition("/")
+    if not _LABEL_NAME.match(key) or len(name) > 63 or len(prefix) > 253:
+        raise ValueError(f"invalid label key {key!r}")
+    return key
+
+
+def _label_value(value: str) -> str:
+    if len(value) > 63 or not _LABEL_VALUE.match(value):
+        raise ValueError(f"invalid label value {value!r}")
+    return value
+
+
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+
+
+class LabelSelectorRequirement(Model):
+    """One ``matchExpressions`` term, as in Kubernetes' ``metav1.LabelSelectorRequirement``."""
+
+    key: LabelKey
+    operator: SelectorOperator
+    values: list[LabelValue] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> LabelSelectorRequirement:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"operator {self.operator} needs at least one value")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"operator {self.operator} takes no values")
+        return self
+
+
+class LabelSelector(Model):
+    """A standard label selector over pod-template labels. ``{}`` selects every workload."""
+
+    match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+
+
+class Timeouts(Model):
+    """Session lifetimes. Idle is measured from the last activity, absolute from creation."""
+
+    idle: Duration = Field(description="Expire a session after this long without activity.")
+    absolute: Duration = Field(description="Expire a session this long after it began, whatever.")
+    renewal: Duration | None = Field(
+        default=None, description="Re-issue the session id after this long (unset: never)."
+    )
+    warning_lead: Duration | None = Field(
+        default=None, description="How early before idle expiry clients are warned (unset: none)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Timeouts:
+        if self.idle.nanoseconds < SECOND:
+            raise ValueError(f"idle: must be at least 1s, got {self.idle}")
+        if self.idle > self.absolute:
+            raise ValueError(f"idle ({self.idle}) must not exceed absolute ({self.absolute})")
+        if self.renewal is not None and self.renewal > self.absolute:
+            raise ValueError(
+                f"renewal ({self.renewal}) must not exceed absolute ({self.absolute})"
+            )
+        if self.warning_lead is not None and self.warning_lead >= self.idle:
+            raise ValueError(
+                f"warningLead ({self.warning_lead}) must be shorter than idle ({self.idle})"
+            )
+        return self
+
+
+class SessionSource(Model):
+    """Where the session id is read from: a cookie, or a request header."""
+
+    cookie_name: str | None = Field(default=None, description="Cookie that carries the session id.")
+    header: str | None = Field(default=None, description="Header that carries the session token.")
+    header_prefix: str | None = Field(
+        default=None, description='Scheme stripped from the header value, e.g. "Bearer ".'
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SessionSource:
+        if (self.cookie_name is None) == (self.header is None):
+            raise ValueError("set exactly one of cookieName or header")
+        if self.cookie_name is not None and not _COOKIE_NAME.match(self.cookie_name):
+            raise ValueError(f"cookieName: invalid cookie name {self.cookie_name!r}")
+        if self.header is not None and not _HEADER_NAME.match(self.header):
+            raise ValueError(f"header: invalid header name {self.header!r}")
+        if self.header_prefix is not None and self.header is None:
+            raise ValueError("headerPrefix needs header")
+        return self
+
+
+def _default_session() -> SessionSource:
+    return SessionSource(cookie_name="session")
+
+
+def _method(value: str) -> str:
+    if not _HTTP_METHOD.match(value):
+        raise ValueError(f"invalid HTTP method {value!r}: use upper case, e.g. OPTIONS")
+    return value
+
+
+def _path_glob(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"path {value!r} must start with /")
+    return value
+
+
+class Activity(Model):
+    """Requests that do NOT count as user activity (they never extend the idle timer)."""
+
+    exclude_paths: list[Annotated[str, AfterValidator(_path_glob)]] = Field(
+        default_factory=list, description="Path globs (fnmatch: *, ?, [..]) that are not activity."
+    )
+    exclude_methods: list[Annotated[str, AfterValidator(_method)]] = Field(
+        default_factory=lambda: ["OPTIONS", "HEAD"],
+        description="HTTP methods that are not activity.",
+    )
+
+
+def _url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value) and not re.match(r"^/[^\s]*$", value):
+        raise ValueError(f"loginURL {value!r} must be an absolute http(s) URL or a path")
+    return value
+
+
+class Reauthentication(Model):
+    """Where an expired browser session is sent, carrying its original URL back."""
+
+    login_url: Annotated[str, AfterValidator(_url)] | None = Field(
+        default=None,
+        alias="loginURL",
+        description="Login page for browsers (unset: browsers get 401 like API clients).",
+    )
+    return_to_parameter: str = Field(
+        default="return_to", pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="Query parameter that carries the original URL.",
+    )
+
+
+class SecretKeyRef(Model):
+    """A key of a Secret in the policy's namespace."""
+
+    name: str = Field(description="Secret name.")
+    key: str = Field(default="url", description="Key within the Secret.")
+
+    @model_validator(mode="after")
+    def _names(self) -> SecretKeyRef:
+        if len(self.name) > 253 or not _DNS_SUBDOMAIN.match(self.name):
+            raise ValueError(f"name: invalid Secret name {self.name!r}")
+        if not re.match(r"^[-._a-zA-Z0-9]+$", self.key):
+            raise ValueError(f"key: invalid Secret key {self.key!r}")
+        return self
+
+
+class Store(Model):
+    """The shared Redis session store."""
+
+    redis_secret_ref: SecretKeyRef = Field(description="Secret key holding the Redis URL.")
+    session_key_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the HMAC key for session ids "
+        "(default: the Redis Secret, key session-key).",
+    )
+    format: StoreFormat = Field(default="curfew", description="Session format of the app.")
+    key_prefix: str | None = Field(
+        default=None, min_length=1, max_length=128,
+        description="Key prefix of the app's sessions (default: the format's own).",
+    )
+
+    @property
+    def effective_key_prefix(self) -> str:
+        return self.key_prefix if self.key_prefix is not None else DEFAULT_KEY_PREFIX[self.format]
+
+    @property
+    def effective_session_key_ref(self) -> SecretKeyRef:
+        if self.session_key_secret_ref is not None:
+            return self.session_key_secret_ref
+        return SecretKeyRef(name=self.redis_secret_ref.name, key="session-key")
+
+
+def _cron(value: str) -> str:
+    if not _CRON.match(value.strip()):
+        raise ValueError(f"schedule {value!r} is not a cron expression (five fields or @hourly..)")
+    return value
+
+
+class Purge(Model):
+    """The purge CronJob that removes sessions past their limits from the store."""
+
+    schedule: Annotated[str, AfterValidator(_cron)] = Field(
+        default="*/5 * * * *", description="Cron schedule of the purge job."
+    )
+    suspend: bool = Field(default=False, description="Pause scheduled purges.")
+    max_purge_percent: int = Field(
+        default=50, ge=1, le=100,
+        description="Abort a run that would remove more than this share of scanned sessions.",
+    )
+
+
+class Compliance(Model):
+    """Compliance profiles the policy is checked against (reported, never enforced)."""
+
+    profiles: list[ComplianceProfileName] = Field(default_factory=list)
+
+
+class Client(Model):
+    """The browser client script the sidecar serves at ``/.curfew/client.js``."""
+
+    enabled: bool = Field(default=False, description="Serve the countdown/warning client script.")
+
+
+class SessionPolicySpec(Model):
+    """What a platform team writes: one session-timeout policy for the selected workloads."""
+
+    selector: LabelSelector = Field(description="Pod-template labels of the selected workloads.")
+    priority: int = Field(default=0, ge=-1000, le=1000, description="Higher wins overlaps.")
+    enforcement: Enforcement = Field(default="Enforce", description="Enforce, or only Audit.")
+    failure_policy: FailurePolicy = Field(
+        default="Fail",
+        description="When the store is unreachable: Fail denies requests that carry a session "
+        "(fail-closed), Ignore lets them through and logs it (fail-open).",
+    )
+    timeouts: Timeouts
+    session: SessionSource = Field(default_factory=_default_session)
+    activity: Activity = Field(default_factory=Activity)
+    reauthentication: Reauthentication = Field(default_factory=Reauthentication)
+    store: Store
+    purge: Purge = Field(default_factory=Purge)
+    compliance: Compliance = Field(default_factory=Compliance)
+    client: Client = Field(default_factory=Client)
+
+
+class ObjectMeta(BaseModel):
+    """The parts of ``metadata`` Curfew reads; everything else is kept but ignored."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
+
+    name: str
+    namespace: str = "default"
+    uid: str | None = None
+    generation: int | None = None
+    creation_timestamp: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class SessionPolicy(BaseModel):
+    """A whole ``SessionPolicy`` object as read from YAML or the API server."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel)
+
+    api_version: Literal["curfew.dev/v1alpha1"] = API_VERSION
+    kind: Literal["SessionPolicy"] = KIND
+    metadata: ObjectMeta
+    spec: SessionPolicySpec
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``, the policy's identity in sources and logs."""
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+
+# --- status -------------------------------------------------------------------------------
+
+
+class Condition(Model):
+    """A ``metav1.Condition``."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str
+    observed_generation: int | None = None
+
+
+class WorkloadStatus(Model):
+    """One selected workload and the config Curfew rendered for it."""
+
+    kind: str
+    name: str
+    config_map: str
+    config_hash: str
+
+
+class PurgeExpired(Model):
+    idle: int = 0
+    absolute: int = 0
+    tightened: int = 0
+
+
+class LastPurge(Model):
+    """The summary of the latest finished purge run."""
+
+    time: str
+    outcome: Literal["ok", "aborted", "failed"]
+    scanned: int = 0
+    expired: PurgeExpired = Field(default_factory=PurgeExpired)
+    repaired: int = 0
+    duration_seconds: float = 0.0
+    message: str = ""
+    job: str | None = None
+
+
+class SessionPolicyStatus(Model):
+    """What the operator reports on the policy."""
+
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    selected_workloads: int = 0
+    workloads: list[WorkloadStatus] = Field(default_factory=list)
+    last_purge: LastPurge | None = None
+    purge_failures: int = 0
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a dotted field path: ``spec.timeouts.idle``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def describe_errors(errors: list[Any]) -> list[str]:
+    """One ``path: message`` line per pydantic error, without pydantic's boilerplate."""
+    lines = []
+    for err in errors:
+        msg = str(err.get("msg", ""))
+        msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        path = field_path(tuple(err.get("loc", ())))
+        lines.append(f"{path}: {msg}" if path else msg)
+    return lines

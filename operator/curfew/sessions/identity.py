@@ -1,0 +1,1 @@
+"""curfew.sessions.identity (in progress)."""

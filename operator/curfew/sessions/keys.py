@@ -1,0 +1,1 @@
+"""curfew.sessions.keys (in progress)."""

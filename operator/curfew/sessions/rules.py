@@ -1,0 +1,1 @@
+"""curfew.sessions.rules (in progress)."""

@@ -1,0 +1,1 @@
+"""curfew.sessions.store (in progress)."""
