@@ -1,17 +1,34 @@
-"""The ``curfew`` command line: one entrypoint per process (render, validate, operator, ...)."""
+"""The ``curfew`` command line: one subcommand per process, each in its own module.
+
+Every subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`` and is imported
+only when it runs, so ``curfew render`` never loads kopf and ``curfew purge`` never loads the
+Kubernetes client. Exit codes: 0 success, 1 failure or invalid input, 2 usage error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from curfew import __version__
 
+COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (module, one-line help)
+}
+"""Subcommands: name -> (module under ``curfew.cli``, help line)."""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="curfew", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="curfew", description="Curfew: one session-timeout policy for every service."
+    )
     parser.add_argument("--version", action="version", version=f"curfew {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_line) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_line, description=help_line)
+        cmd.set_defaults(_module=module)
+        importlib.import_module(f"curfew.cli.{module}").add_arguments(cmd)
     return parser
 
 
@@ -21,4 +38,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return 0
+    code: int = importlib.import_module(f"curfew.cli.{args._module}").run(args)
+    return code
