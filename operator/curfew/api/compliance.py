@@ -7,10 +7,11 @@ Sources are cited in ``docs/compliance.md``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from curfew.api.durations import HOUR, MINUTE, Duration
-from curfew.api.policy import ComplianceProfileName, Timeouts
+from curfew.api.policy import ComplianceProfileName, SessionPolicy, Timeouts
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Violation:
         return f"{self.profile}: {self.field} {self.actual} exceeds {self.limit}"
 
 
-def evaluate(timeouts: Timeouts, profiles: list[str] | tuple[str, ...]) -> list[Violation]:
+def evaluate(timeouts: Timeouts, profiles: Sequence[str]) -> list[Violation]:
     """Every limit of ``profiles`` that ``timeouts`` exceeds, in profile order."""
     out: list[Violation] = []
     for name in profiles:
@@ -65,3 +66,8 @@ def evaluate(timeouts: Timeouts, profiles: list[str] | tuple[str, ...]) -> list[
                 Violation(name, "timeouts.absolute", profile.max_absolute, timeouts.absolute)
             )
     return out
+
+
+def check_compliance(policy: SessionPolicy) -> list[Violation]:
+    """Every limit of the policy's own ``compliance.profiles`` that its timeouts exceed."""
+    return evaluate(policy.spec.timeouts, policy.spec.compliance.profiles)

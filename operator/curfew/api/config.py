@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
@@ -102,7 +102,7 @@ class _Hashed(_Doc):
         canonical = json.dumps(self.body(), sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
-    def sealed(self) -> Any:
+    def sealed(self) -> Self:
         """A copy whose ``hash`` covers the rest of the document."""
         return self.model_copy(update={"hash": self.compute_hash()})
 

@@ -7,12 +7,21 @@ camelCase on the wire (``loginURL``, ``warningLead``) and snake_case in Python.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from curfew.api.durations import SECOND, Duration
+from curfew.api.errors import InvalidPolicy
 
 GROUP: Final = "curfew.dev"
 VERSION: Final = "v1alpha1"
@@ -81,9 +90,9 @@ class LabelSelectorRequirement(Model):
     @model_validator(mode="after")
     def _values_fit_operator(self) -> LabelSelectorRequirement:
         if self.operator in ("In", "NotIn") and not self.values:
-            raise ValueError(f"operator {self.operator} needs at least one value")
+            raise ValueError(f"values: operator {self.operator} needs at least one value")
         if self.operator in ("Exists", "DoesNotExist") and self.values:
-            raise ValueError(f"operator {self.operator} takes no values")
+            raise ValueError(f"values: operator {self.operator} takes no values")
         return self
 
 
@@ -111,14 +120,12 @@ class Timeouts(Model):
         if self.idle.nanoseconds < SECOND:
             raise ValueError(f"idle: must be at least 1s, got {self.idle}")
         if self.idle > self.absolute:
-            raise ValueError(f"idle ({self.idle}) must not exceed absolute ({self.absolute})")
+            raise ValueError(f"idle: {self.idle} must not exceed absolute ({self.absolute})")
         if self.renewal is not None and self.renewal > self.absolute:
-            raise ValueError(
-                f"renewal ({self.renewal}) must not exceed absolute ({self.absolute})"
-            )
+            raise ValueError(f"renewal: {self.renewal} must not exceed absolute ({self.absolute})")
         if self.warning_lead is not None and self.warning_lead >= self.idle:
             raise ValueError(
-                f"warningLead ({self.warning_lead}) must be shorter than idle ({self.idle})"
+                f"warningLead: {self.warning_lead} must be shorter than idle ({self.idle})"
             )
         return self
 
@@ -141,7 +148,7 @@ class SessionSource(Model):
         if self.header is not None and not _HEADER_NAME.match(self.header):
             raise ValueError(f"header: invalid header name {self.header!r}")
         if self.header_prefix is not None and self.header is None:
-            raise ValueError("headerPrefix needs header")
+            raise ValueError("headerPrefix: needs header to be set")
         return self
 
 
@@ -379,12 +386,36 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+_FIELD_PREFIX = re.compile(r"^([a-z][A-Za-z]*): (.*)$", re.DOTALL)
+
+
 def describe_errors(errors: list[Any]) -> list[str]:
-    """One ``path: message`` line per pydantic error, without pydantic's boilerplate."""
+    """One ``path: message`` line per pydantic error, without pydantic's boilerplate.
+
+    A cross-field validator names the field it blames as ``field: message``; that field joins
+    the path, so the line reads ``spec.timeouts.idle: must be at least 1s``.
+    """
     lines = []
     for err in errors:
         msg = str(err.get("msg", ""))
         msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        path = field_path(tuple(err.get("loc", ())))
+        loc = tuple(err.get("loc", ()))
+        named = _FIELD_PREFIX.match(msg)
+        if named:
+            loc, msg = (*loc, named.group(1)), named.group(2)
+        path = field_path(loc)
         lines.append(f"{path}: {msg}" if path else msg)
     return lines
+
+
+def parse_policy(obj: Mapping[str, Any]) -> SessionPolicy:
+    """Validate a SessionPolicy object (from YAML or the API server).
+
+    Raises :class:`InvalidPolicy` whose lines each name a field path (``spec.timeouts.idle: ...``).
+    """
+    if not isinstance(obj, Mapping):
+        raise InvalidPolicy(f"expected a mapping, got {type(obj).__name__}")
+    try:
+        return SessionPolicy.model_validate(dict(obj))
+    except ValidationError as exc:
+        raise InvalidPolicy(describe_errors(exc.errors())) from None
