@@ -8,6 +8,7 @@ their CRD's schema or field by field.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,10 @@ def _pod_spec(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return spec
 
 
-def _operator_args(objects: list[dict[str, Any]]) -> list[str]:
-    args: list[str] = _pod_spec(objects)["containers"][0]["args"]
-    return args
+def _operator_env(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """The operator container's environment: its settings (CURFEW_OPERATOR_*)."""
+    env = _pod_spec(objects)["containers"][0]["env"]
+    return {item["name"]: item["value"] for item in env}
 
 
 @pytest.mark.parametrize("values", MODES, ids=_mode_id)
@@ -84,14 +86,15 @@ def test_the_operator_pod_is_non_root_read_only_without_capabilities_and_probed(
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]["memory"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"]["path"] == "/healthz"
         assert container[probe]["httpGet"]["port"] == "health"
-    args = container["args"]
-    assert args[0] == "operator"
-    assert f"--liveness=http://0.0.0.0:{ports['health']}/healthz" in args
+    assert container["args"] == ["operator"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["CURFEW_OPERATOR_LIVENESS_PORT"] == str(ports["health"])
 
 
 def test_by_default_one_standalone_replica_watches_every_namespace() -> None:
@@ -99,10 +102,10 @@ def test_by_default_one_standalone_replica_watches_every_namespace() -> None:
     deployment = one(objects, "Deployment")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
-    args = _operator_args(objects)
-    assert "--standalone" in args
-    assert "--all-namespaces" in args
-    assert not [arg for arg in args if arg.startswith(("--peering", "--namespace"))]
+    env = _operator_env(objects)
+    assert env["CURFEW_OPERATOR_STANDALONE"] == "true"
+    assert json.loads(env["CURFEW_OPERATOR_NAMESPACES"]) == []
+    assert env["CURFEW_OPERATOR_SCAN_CLUSTER"] == "true"
     assert not by_kind(objects, "ClusterKopfPeering")
     assert len(by_kind(objects, "ClusterRole")) == 1
     assert not by_kind(objects, "Role")
@@ -113,9 +116,9 @@ def test_more_than_one_replica_turns_on_kopf_peering_with_a_cluster_peering_obje
     deployment = one(objects, "Deployment")
     assert deployment["spec"]["replicas"] == 3
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    args = _operator_args(objects)
-    assert "--peering=curfew" in args
-    assert "--standalone" not in args
+    env = _operator_env(objects)
+    assert env["CURFEW_OPERATOR_STANDALONE"] == "false"
+    assert env["CURFEW_OPERATOR_PEERING_NAME"] == "curfew"
     peering = one(objects, "ClusterKopfPeering")
     assert peering["metadata"]["name"] == "curfew"
     _assert_matches_peering_crd(peering)
@@ -137,9 +140,10 @@ def test_watching_a_list_of_namespaces_uses_a_role_per_namespace_and_no_cluster_
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": account["name"], "namespace": NAMESPACE}
         ]
-    args = _operator_args(objects)
-    assert "--namespace=shop" in args and "--namespace=admin" in args
-    assert "--all-namespaces" not in args
+    env = _operator_env(objects)
+    assert json.loads(env["CURFEW_OPERATOR_NAMESPACES"]) == ["shop", "admin"]
+    # Roles only: kopf must not try to list namespaces or watch CRDs cluster-wide.
+    assert env["CURFEW_OPERATOR_SCAN_CLUSTER"] == "false"
 
 
 def test_ha_in_namespaced_mode_puts_a_peering_object_in_each_watched_namespace() -> None:
@@ -165,13 +169,13 @@ def test_metrics_are_exposed_through_a_service_a_service_monitor_scrapes() -> No
     assert endpoint == {"port": "metrics", "path": "/metrics", "interval": "15s",
                         "scrapeTimeout": "5s"}
     (port,) = service["spec"]["ports"]
-    assert port["name"] == "metrics" and port["port"] == 9102
+    assert port["name"] == "metrics"
+    assert port["port"] == 9102
     container = _pod_spec(objects)["containers"][0]
     assert {"name": "metrics", "containerPort": 9102, "protocol": "TCP"} in container["ports"]
     pod_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
-    env = {item["name"]: item.get("value") for item in container["env"]}
-    assert env["CURFEW_METRICS_PORT"] == "9102"
+    assert _operator_env(objects)["CURFEW_OPERATOR_METRICS_PORT"] == "9102"
 
 
 def test_without_metrics_there_is_no_service_no_monitor_and_no_metrics_port() -> None:
@@ -180,6 +184,7 @@ def test_without_metrics_there_is_no_service_no_monitor_and_no_metrics_port() ->
     assert not by_kind(objects, "ServiceMonitor")
     container = _pod_spec(objects)["containers"][0]
     assert [port["name"] for port in container["ports"]] == ["health"]
+    assert _operator_env(objects)["CURFEW_OPERATOR_METRICS_PORT"] == "0"
 
 
 def test_a_custom_image_pinned_by_digest_is_used_by_the_operator_and_its_purge_jobs() -> None:
@@ -193,9 +198,9 @@ def test_a_custom_image_pinned_by_digest_is_used_by_the_operator_and_its_purge_j
     assert container["imagePullPolicy"] == "Always"
     assert pod["imagePullSecrets"] == [{"name": "registry-credentials"}]
     assert pod["serviceAccountName"] == "session-operator"
-    env = {item["name"]: item.get("value") for item in container["env"]}
-    assert env["CURFEW_PURGE_IMAGE"] == "registry.example.com/platform/curfew-purge:0.1.0"
-    assert env["CURFEW_LOG_LEVEL"] == "debug"
+    env = _operator_env(objects)
+    assert env["CURFEW_OPERATOR_PURGE_IMAGE"] == "registry.example.com/platform/curfew-purge:0.1.0"
+    assert env["CURFEW_OPERATOR_LOG_LEVEL"] == "DEBUG"
     assert env["TZ"] == "UTC"
 
 
@@ -204,8 +209,7 @@ def test_the_image_tag_defaults_to_the_app_version_and_purge_jobs_reuse_it() -> 
     container = _pod_spec(objects)["containers"][0]
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert container["image"] == f"ghcr.io/acme/curfew:{chart['appVersion']}"
-    env = {item["name"]: item.get("value") for item in container["env"]}
-    assert env["CURFEW_PURGE_IMAGE"] == container["image"]
+    assert _operator_env(objects)["CURFEW_OPERATOR_PURGE_IMAGE"] == container["image"]
 
 
 def test_an_existing_service_account_can_be_used_instead_of_creating_one() -> None:
