@@ -85,7 +85,7 @@ class LabelSelectorRequirement(Model):
 
     key: LabelKey
     operator: SelectorOperator
-    values: list[LabelValue] = Field(default_factory=list)
+    values: list[LabelValue] = Field(default_factory=list, max_length=64)
 
     @model_validator(mode="after")
     def _values_fit_operator(self) -> LabelSelectorRequirement:
@@ -99,8 +99,9 @@ class LabelSelectorRequirement(Model):
 class LabelSelector(Model):
     """A standard label selector over pod-template labels. ``{}`` selects every workload."""
 
-    match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
-    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+    # Bounded so the CRD's CEL rules over them stay within the API server's cost budget.
+    match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)
 
 
 class Timeouts(Model):
