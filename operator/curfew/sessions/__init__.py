@@ -1,1 +1,34 @@
-"""curfew.sessions."""
+"""The session store layer shared by the sidecar and the purge job.
+
+Public surface (pure, importable without redis)::
+
+    from curfew.sessions import session_hash, app_session_key, Decision, Limits, Verdict
+    from curfew.sessions import StoreError, StoreUnavailable
+
+The Redis adapter is imported from its own module, so pure importers never load redis::
+
+    from curfew.sessions.store import SessionStore
+
+Modules: ``identity`` (keyed hashes), ``keys`` (the key schema), ``rules`` (the decisions, a
+mirror of the Lua script), ``formats`` (reading the apps' own session records), ``errors``
+and ``store`` (redis-py asyncio).
+"""
+
+from curfew.sessions.errors import StoreConfigError, StoreDataError, StoreError, StoreUnavailable
+from curfew.sessions.identity import session_hash
+from curfew.sessions.keys import app_session_key, curfew_namespace
+from curfew.sessions.rules import Decision, Limits, Reason, Verdict
+
+__all__ = [
+    "Decision",
+    "Limits",
+    "Reason",
+    "StoreConfigError",
+    "StoreDataError",
+    "StoreError",
+    "StoreUnavailable",
+    "Verdict",
+    "app_session_key",
+    "curfew_namespace",
+    "session_hash",
+]

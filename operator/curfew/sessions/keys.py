@@ -1,1 +1,138 @@
-"""curfew.sessions.keys (in progress)."""
+"""The Redis key schema: every key and prefix Curfew reads or writes, in one module.
+
+Curfew's own data lives under a *namespace* (see ``curfew_namespace``) and is split into
+``SHARDS`` shards. Every key of a shard carries the same Redis Cluster hash tag (``{07}``), so a
+session record and the index entries pointing at it are always in one slot and one Lua script
+can update them atomically, while the shards spread over the masters of a Cluster::
+
+    <ns>{NN}:r:<sid>   hash: one session record (fields in ``RecordField``)
+    <ns>{NN}:due       sorted set: sid -> earliest deadline (ms), the purge index
+    <ns>{NN}:limits    sorted set: "<idle_ms>:<absolute_ms>" -> latest absolute deadline using it
+
+``NN`` is the shard of the session hash (``shard_of``). The app's own session keys follow the
+app's library (``app_session_key``); Curfew never writes them, it only deletes them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+SHARDS: Final = 64
+"""Number of shards of Curfew's keyspace. Part of the schema: changing it orphans records."""
+
+CURFEW_FORMAT: Final = "curfew"
+APP_NAMESPACE_PREFIX: Final = "curfew:"
+"""Namespace prefix of Curfew's records when the app keeps its own sessions in the store."""
+
+SPRING_SESSIONS: Final = "sessions:"
+SPRING_EXPIRES: Final = "sessions:expires:"
+SPRING_EXPIRATIONS: Final = "expirations:"
+SPRING_PRINCIPAL_INDEX: Final = (
+    "index:org.springframework.session.FindByIndexNameSessionRepository.PRINCIPAL_NAME_INDEX_NAME:"
+)
+SPRING_PRINCIPAL_ATTR: Final = (
+    "sessionAttr:org.springframework.session.FindByIndexNameSessionRepository"
+    ".PRINCIPAL_NAME_INDEX_NAME"
+)
+
+
+class RecordField(StrEnum):
+    """Fields of a session record hash. Times and limits are integer milliseconds."""
+
+    CREATED = "c"
+    LAST_ACTIVITY = "l"
+    IDLE = "i"
+    ABSOLUTE = "a"
+    AUTHENTICATED = "u"
+    POLICY = "p"
+    WORKLOAD = "w"
+    APP_SESSION = "k"
+    EXPIRED = "x"
+    EXPIRED_AT = "t"
+
+
+def curfew_namespace(format: str, key_prefix: str) -> str:
+    """The prefix of Curfew's own keys for a store of ``format`` with the given ``keyPrefix``.
+
+    With ``format: curfew`` the prefix is Curfew's alone. With an app format the prefix belongs
+    to the app, whose tools SCAN it (connect-redis ``all()``, for one), so Curfew's keys go
+    under ``curfew:<keyPrefix>`` instead.
+    """
+    if format == CURFEW_FORMAT:
+        return key_prefix
+    return APP_NAMESPACE_PREFIX + key_prefix
+
+
+def shard_of(sid: str) -> int:
+    """The shard of a session hash: its first 16 bits modulo ``SHARDS``."""
+    return int(sid[:4], 16) % SHARDS
+
+
+def shard_tag(shard: int) -> str:
+    return f"{{{shard:02x}}}"
+
+
+def record_key(namespace: str, sid: str) -> str:
+    return f"{namespace}{shard_tag(shard_of(sid))}:r:{sid}"
+
+
+def due_key(namespace: str, shard: int) -> str:
+    return f"{namespace}{shard_tag(shard)}:due"
+
+
+def limits_key(namespace: str, shard: int) -> str:
+    return f"{namespace}{shard_tag(shard)}:limits"
+
+
+def session_keys(namespace: str, sid: str) -> tuple[str, str, str]:
+    """The keys one session's script touches: record, due index, limits set (one slot)."""
+    shard = shard_of(sid)
+    return record_key(namespace, sid), due_key(namespace, shard), limits_key(namespace, shard)
+
+
+def app_session_key(format: str, prefix: str, raw_id: str) -> str | None:
+    """The key of the app's own session for a raw session id, or None if the app keeps none.
+
+    spring-session: ``<prefix>sessions:<id>``; connect-redis and generic: ``<prefix><id>``;
+    curfew: None (the app keeps no session in the store).
+    """
+    if format == "spring-session":
+        return f"{prefix}{SPRING_SESSIONS}{raw_id}"
+    if format in ("connect-redis", "generic"):
+        return f"{prefix}{raw_id}"
+    return None
+
+
+def app_scan_pattern(format: str, prefix: str) -> str:
+    """The SCAN MATCH pattern of the app's session keys (glob characters in the prefix escaped)."""
+    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
+    if format == "spring-session":
+        return f"{escaped}{SPRING_SESSIONS}*"
+    return f"{escaped}*"
+
+
+def app_raw_id(format: str, prefix: str, key: str) -> str | None:
+    """The raw session id inside an app session key, or None if the key is not a session.
+
+    Only used in memory by the purge job to compute the keyed hash; never stored or logged.
+    """
+    head = prefix + SPRING_SESSIONS if format == "spring-session" else prefix
+    if not key.startswith(head):
+        return None
+    rest = key[len(head) :]
+    if not rest or (format == "spring-session" and rest.startswith("expires:")):
+        return None
+    return rest
+
+
+def spring_expires_key(prefix: str, raw_id: str) -> str:
+    return f"{prefix}{SPRING_EXPIRES}{raw_id}"
+
+
+def spring_expirations_key(prefix: str, minute_ms: int) -> str:
+    return f"{prefix}{SPRING_EXPIRATIONS}{minute_ms}"
+
+
+def spring_principal_index_key(prefix: str, principal: str) -> str:
+    return f"{prefix}{SPRING_PRINCIPAL_INDEX}{principal}"

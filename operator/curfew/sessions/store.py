@@ -1,1 +1,448 @@
-"""curfew.sessions.store (in progress)."""
+"""The Redis session store (redis-py asyncio): the sidecar's one-round-trip check, and the
+batched reads and guarded removals the purge job builds on.
+
+Every Redis error is translated here, at one boundary: outages become ``StoreUnavailable``,
+bad URLs ``StoreConfigError``. Connections use tight timeouts and a bounded number of retries
+with backoff, so a dead store is reported in well under a second instead of hanging a request.
+
+URL forms (the URL comes from a Secret; it never appears in a ConfigMap or a log line)::
+
+    redis://[user:password@]host[:port][/db]              one server
+    rediss://[user:password@]host[:port][/db]             one server over TLS
+    redis+cluster://[user:password@]host:port[,host:port...]     Redis Cluster (seed nodes)
+    rediss+cluster://...                                  Redis Cluster over TLS
+    redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db]
+    rediss+sentinel://...                                 Sentinel, TLS to the master
+
+For Sentinel the credentials are the master's; a Sentinel password, if any, goes in the query
+string (``?sentinel_password=...``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Final, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+
+from curfew.sessions import keys
+from curfew.sessions.errors import StoreConfigError, StoreDataError, StoreUnavailable
+from curfew.sessions.rules import Decision, Limits, SessionRecord, Verdict
+
+DEFAULT_SOCKET_TIMEOUT: Final = 0.25
+DEFAULT_CONNECT_TIMEOUT: Final = 0.5
+DEFAULT_RETRIES: Final = 2
+DEFAULT_RETAIN_SECONDS: Final = 86_400.0
+"""How long a record outlives its deadline (and a tombstone its expiry): a replayed cookie is
+answered "expired", not "new", for this long. Keep it longer than the app's own sessions or
+tokens live."""
+
+_RECORD_FIELDS: Final = tuple(f.value for f in keys.RecordField)
+
+_UNAVAILABLE: Final = (
+    rexc.ConnectionError,  # includes BusyLoadingError, MasterNotFoundError, AuthenticationError
+    rexc.TimeoutError,
+    rexc.ClusterDownError,
+    rexc.TryAgainError,
+    rexc.ReadOnlyError,
+    rexc.MasterDownError,
+    rexc.RedisClusterException,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+PurgeOutcome = Literal["removed", "touched", "gone", "done"]
+
+
+def _script(name: str) -> str:
+    return resources.files("curfew.sessions").joinpath(f"lua/{name}.lua").read_text("utf-8")
+
+
+@dataclass(frozen=True)
+class _Script:
+    source: str
+    sha: str
+
+    @classmethod
+    def load(cls, name: str) -> _Script:
+        source = _script(name)
+        return cls(source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+
+
+CHECK_AND_TOUCH: Final = _Script.load("check_and_touch")
+EXPIRE: Final = _Script.load("expire")
+PURGE_RECORD: Final = _Script.load("purge_record")
+DELETE_IF_UNCHANGED: Final = _Script.load("delete_if_unchanged")
+SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return f"Redis unavailable: {text}"
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn redis-py and socket errors into the store's typed errors."""
+    try:
+        yield
+    except _UNAVAILABLE as error:
+        raise StoreUnavailable(_describe(error)) from error
+    except rexc.ResponseError as error:
+        if str(error).startswith(("LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")):
+            raise StoreUnavailable(_describe(error)) from error
+        raise StoreDataError(f"Redis refused a command: {error}") from error
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _hosts(netloc_hosts: str, default_port: int = 6379) -> list[tuple[str, int]]:
+    hosts = []
+    for item in netloc_hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host:
+            host, port = port, ""
+        try:
+            hosts.append((host.strip("[]"), int(port) if port else default_port))
+        except ValueError as error:
+            raise StoreConfigError(f"store URL: invalid port in {item!r}") from error
+    if not hosts or not all(h for h, _ in hosts):
+        raise StoreConfigError("store URL: no host")
+    return hosts
+
+
+def build_client(
+    url: str,
+    *,
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    max_connections: int = 64,
+) -> tuple[Any, bool]:
+    """A redis-py asyncio client for ``url`` (see the module docstring), and whether it is a
+    Cluster client. Raises StoreConfigError for a URL it cannot use."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise StoreConfigError("store URL: expected redis://, rediss://, redis+cluster:// ...")
+    retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries)
+    common: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+        "retry": retry,
+        "max_connections": max_connections,
+    }
+    tls = scheme.startswith("rediss")
+    if scheme in ("redis", "rediss", "unix"):
+        try:
+            return aioredis.Redis.from_url(url, **common), False
+        except ValueError as error:
+            raise StoreConfigError(f"store URL: {error}") from error
+    parts = urlsplit("redis://" + rest)
+    netloc = parts.netloc
+    auth: dict[str, Any] = {}
+    if "@" in netloc:
+        userinfo, _, netloc = netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        auth = {"username": unquote(user) or None, "password": unquote(password) or None}
+    hosts = _hosts(netloc)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        nodes = [ClusterNode(h, p) for h, p in hosts]
+        client = RedisCluster(
+            startup_nodes=nodes,
+            ssl=tls,
+            **auth,
+            **{k: v for k, v in common.items() if k != "max_connections"},
+            max_connections=max_connections,
+        )
+        return client, True
+    if scheme in ("redis+sentinel", "rediss+sentinel"):
+        path = [p for p in parts.path.split("/") if p]
+        if not path:
+            raise StoreConfigError("store URL: Sentinel URLs name the master: .../master-name")
+        query = parse_qs(parts.query)
+        sentinel_kwargs: dict[str, Any] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+        }
+        if "sentinel_password" in query:
+            sentinel_kwargs["password"] = query["sentinel_password"][0]
+        db = int(path[1]) if len(path) > 1 else 0
+        sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        client = sentinel.master_for(path[0], ssl=tls, db=db, **auth, **common)
+        return client, False
+    raise StoreConfigError(f"store URL: unsupported scheme {scheme!r}")
+
+
+class SessionStore:
+    """Curfew's session records in one Redis (single, Sentinel or Cluster).
+
+    ``sid`` arguments are always keyed hashes (``curfew.sessions.identity.session_hash``),
+    never raw ids. ``app_key`` arguments are the app's own session key
+    (``curfew.sessions.keys.app_session_key``); they are deleted, never stored.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        namespace: str,
+        cluster: bool = False,
+        retain_seconds: float = DEFAULT_RETAIN_SECONDS,
+    ) -> None:
+        self._client = client
+        self.namespace = namespace
+        self.cluster = cluster
+        self.retain_ms = round(retain_seconds * 1000)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        key_prefix: str,
+        format: str = keys.CURFEW_FORMAT,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        retain_seconds: float = DEFAULT_RETAIN_SECONDS,
+        max_connections: int = 64,
+    ) -> SessionStore:
+        """A store for the config's ``store.keyPrefix`` and ``store.format``.
+
+        Pass both as the unified config has them: with an app format Curfew keeps its records
+        under ``curfew:<keyPrefix>``, out of the app's keyspace (``keys.curfew_namespace``).
+        """
+        if "{" in key_prefix or "}" in key_prefix:
+            raise StoreConfigError("store.keyPrefix must not contain '{' or '}' (hash tags)")
+        client, cluster = build_client(
+            url,
+            socket_timeout=socket_timeout,
+            connect_timeout=connect_timeout,
+            retries=retries,
+            max_connections=max_connections,
+        )
+        return cls(
+            client,
+            namespace=keys.curfew_namespace(format, key_prefix),
+            cluster=cluster,
+            retain_seconds=retain_seconds,
+        )
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client, for the purge job's batched app-format walks."""
+        return self._client
+
+    async def _eval(self, script: _Script, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+        with translate_errors():
+            try:
+                return await self._client.evalsha(script.sha, len(keys_), *keys_, *args)
+            except rexc.NoScriptError:
+                # EVAL both runs the script and caches it, so the next call is an EVALSHA again.
+                return await self._client.eval(script.source, len(keys_), *keys_, *args)
+
+    async def check_and_touch(
+        self,
+        sid: str,
+        limits: Limits,
+        *,
+        activity: bool,
+        policy: str,
+        workload: str,
+        app_key: str | None = None,
+    ) -> Verdict:
+        """Check one request's session and, if it counts as ``activity``, touch it: one EVALSHA.
+
+        A first sight creates the record (``Decision.NEW``); an expired session becomes a
+        tombstone and keeps answering with its reason. ``app_key`` only records that the app
+        keeps a session of its own (the key itself is never stored: it may hold the raw id).
+        """
+        reply = await self._eval(
+            CHECK_AND_TOUCH,
+            keys.session_keys(self.namespace, sid),
+            (
+                sid,
+                limits.idle_ms,
+                limits.absolute_ms,
+                limits.renewal_ms,
+                1 if activity else 0,
+                policy,
+                workload,
+                1 if app_key else 0,
+                self.retain_ms,
+            ),
+        )
+        try:
+            decision = Decision(_text(reply[0]))
+            return Verdict(
+                decision,
+                max(0, int(reply[1])) / 1000,
+                max(0, int(reply[2])) / 1000,
+                int(reply[3]) == 1,
+            )
+        except (IndexError, TypeError, ValueError) as error:
+            raise StoreDataError(f"unexpected reply from check_and_touch: {reply!r}") from error
+
+    async def expire(
+        self,
+        sid: str,
+        *,
+        app_key: str | None = None,
+        reason: Decision = Decision.EXPIRED_IDLE,
+    ) -> None:
+        """End a session: its record becomes a tombstone (keeping the reason it already has, or
+        ``reason``), its index entry goes, and the app's own session key is deleted."""
+        record, due, _ = keys.session_keys(self.namespace, sid)
+        args = (sid, reason.value, self.retain_ms)
+        with translate_errors():
+            if app_key is None:
+                await self._eval(EXPIRE, (record, due), args)
+                return
+            # One round trip on a single server; two slots (so two nodes) on a Cluster.
+            pipe = self._client.pipeline(transaction=False)
+            # execute_command, not evalsha(): redis-py's Cluster pipeline blocks the method, yet
+            # routes the command by its keys like any other.
+            pipe.execute_command("EVALSHA", EXPIRE.sha, 2, record, due, *args)
+            pipe.delete(app_key)
+            try:
+                await pipe.execute()
+            except rexc.NoScriptError:
+                await self._eval(EXPIRE, (record, due), args)
+                await self._client.delete(app_key)
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers (every master, on a Cluster)."""
+        with translate_errors():
+            await self._client.ping()
+
+    async def aclose(self) -> None:
+        with translate_errors():
+            await self._client.aclose()
+
+    # The purge job's operations: batched, pipelined, each removal guarded by a re-check.
+
+    async def load_scripts(self) -> None:
+        """Cache every script on every master, so pipelined EVALSHAs never meet NOSCRIPT."""
+        with translate_errors():
+            for script in SCRIPTS:
+                await self._client.script_load(script.source)
+
+    async def server_time_ms(self) -> int:
+        """Redis's clock, the one the sidecar's decisions use."""
+        with translate_errors():
+            seconds, micros = await self._client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def count_sessions(self) -> int:
+        """Live (not yet expired) records: the sum of the shards' index sizes."""
+        with translate_errors():
+            pipe = self._client.pipeline(transaction=False)
+            for shard in range(keys.SHARDS):
+                pipe.zcard(keys.due_key(self.namespace, shard))
+            return sum(int(n) for n in await pipe.execute())
+
+    async def limit_classes(self, now_ms: int) -> list[tuple[int, int]]:
+        """The (idle ms, absolute ms) pairs live records were recorded with; drops stale ones."""
+        classes: set[tuple[int, int]] = set()
+        with translate_errors():
+            pipe = self._client.pipeline(transaction=False)
+            for shard in range(keys.SHARDS):
+                key = keys.limits_key(self.namespace, shard)
+                pipe.zremrangebyscore(key, "-inf", f"({now_ms}")
+                pipe.zrange(key, 0, -1)
+            replies = await pipe.execute()
+        for members in replies[1::2]:
+            for member in members:
+                idle, _, absolute = _text(member).partition(":")
+                classes.add((int(idle), int(absolute)))
+        return sorted(classes)
+
+    async def list_due(
+        self, shard: int, until_ms: int, *, offset: int, count: int
+    ) -> list[tuple[str, int]]:
+        """Index entries of ``shard`` due by ``until_ms``, earliest first: (sid, due ms)."""
+        with translate_errors():
+            rows = await self._client.zrangebyscore(
+                keys.due_key(self.namespace, shard),
+                "-inf",
+                until_ms,
+                start=offset,
+                num=count,
+                withscores=True,
+            )
+        return [(_text(sid), int(score)) for sid, score in rows]
+
+    async def read_records(self, sids: Sequence[str]) -> list[SessionRecord | None]:
+        """The records of ``sids`` (None where Redis already expired one), one pipeline."""
+        if not sids:
+            return []
+        with translate_errors():
+            pipe = self._client.pipeline(transaction=False)
+            for sid in sids:
+                pipe.hmget(keys.record_key(self.namespace, sid), *_RECORD_FIELDS)
+            replies = await pipe.execute()
+        records = []
+        for values in replies:
+            fields = {
+                name: _text(value)
+                for name, value in zip(_RECORD_FIELDS, values, strict=True)
+                if value is not None
+            }
+            records.append(SessionRecord.from_fields(fields) if fields else None)
+        return records
+
+    async def purge_records(
+        self, items: Sequence[tuple[str, int | None, Decision]]
+    ) -> list[PurgeOutcome]:
+        """Expire each (sid, judged last activity ms, reason) unless it moved since it was
+        judged. ``None`` as last activity only cleans the index entry of a vanished record."""
+        if not items:
+            return []
+        with translate_errors():
+            pipe = self._client.pipeline(transaction=False)
+            for sid, last, reason in items:
+                record, due, _ = keys.session_keys(self.namespace, sid)
+                pipe.execute_command(
+                    "EVALSHA",
+                    PURGE_RECORD.sha,
+                    2,
+                    record,
+                    due,
+                    sid,
+                    "" if last is None else str(last),
+                    reason.value,
+                    self.retain_ms,
+                )
+            replies = await pipe.execute()
+        outcomes: list[PurgeOutcome] = []
+        for reply in replies:
+            text = _text(reply)
+            if text not in ("removed", "touched", "gone", "done"):
+                raise StoreDataError(f"unexpected reply from purge_record: {text!r}")
+            outcomes.append(text)  # type: ignore[arg-type]
+        return outcomes
+
+    async def scan_keys(self, pattern: str, *, count: int = 1000) -> AsyncIterator[list[str]]:
+        """Keys matching ``pattern`` in batches of about ``count``, by SCAN (never KEYS)."""
+        batch: list[str] = []
+        with translate_errors():
+            async for key in self._client.scan_iter(match=pattern, count=count):
+                batch.append(_text(key))
+                if len(batch) >= count:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch

@@ -1,0 +1,63 @@
+-- check_and_touch: the hot-path decision for one request, atomically, on Redis's clock.
+-- Mirrors curfew/sessions/rules.py:decide. All keys share the shard's hash tag (one slot).
+-- KEYS: 1 record hash, 2 due index (zset), 3 limit classes (zset)
+-- ARGV: 1 sid, 2 idle ms, 3 absolute ms, 4 renewal ms (0: none), 5 activity (1/0),
+--       6 policy, 7 workload, 8 app session known (1/0), 9 retention ms after a deadline
+-- Returns {decision, idle remaining ms, absolute remaining ms, renewal due (1/0)}
+local rec, due, lim = KEYS[1], KEYS[2], KEYS[3]
+local sid = ARGV[1]
+local idle, abs, renewal = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local retain = tonumber(ARGV[9])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function s(n) return string.format('%d', n) end
+
+local f = redis.call('HMGET', rec, 'c', 'l', 'i', 'a', 'u', 'x')
+if not f[1] then
+  local d = now + math.min(idle, abs)
+  redis.call('HSET', rec, 'c', s(now), 'l', s(now), 'i', s(idle), 'a', s(abs), 'u', s(now),
+    'p', ARGV[6], 'w', ARGV[7], 'k', ARGV[8])
+  redis.call('ZADD', due, s(d), sid)
+  redis.call('ZADD', lim, 'GT', s(now + abs), s(idle) .. ':' .. s(abs))
+  redis.call('PEXPIREAT', rec, s(d + retain))
+  return {'new', idle, abs, 0}
+end
+if f[6] then
+  return {f[6], 0, 0, 0}
+end
+
+local c, l = tonumber(f[1]), tonumber(f[2])
+local ri, ra = tonumber(f[3]), tonumber(f[4])
+local ei, ea = math.min(ri, idle), math.min(ra, abs)
+local di, da = l + ei, c + ea
+if now >= math.min(di, da) then
+  -- The deadline that passed first names the reason. The record stays as a tombstone so a
+  -- replayed id keeps getting this answer instead of starting a new session.
+  local reason = 'absolute'
+  if di <= da then reason = 'idle' end
+  redis.call('HSET', rec, 'i', s(ei), 'a', s(ea), 'x', reason, 't', s(now))
+  redis.call('ZREM', due, sid)
+  redis.call('PEXPIREAT', rec, s(now + retain))
+  return {reason, 0, 0, 0}
+end
+
+local changed = false
+if ei ~= ri or ea ~= ra then
+  redis.call('HSET', rec, 'i', s(ei), 'a', s(ea))
+  redis.call('ZADD', lim, 'GT', s(c + ea), s(ei) .. ':' .. s(ea))
+  changed = true
+end
+if ARGV[5] == '1' then
+  di = now + ei
+  redis.call('HSET', rec, 'l', s(now))
+  changed = true
+end
+if changed then
+  local d = math.min(di, da)
+  redis.call('ZADD', due, s(d), sid)
+  redis.call('PEXPIREAT', rec, s(d + retain))
+end
+local u = tonumber(f[5]) or c
+local renewal_due = 0
+if renewal > 0 and now - u >= renewal then renewal_due = 1 end
+return {'allowed', di - now, da - now, renewal_due}

@@ -1,0 +1,287 @@
+"""check_and_touch, expire and ping against real Redis: a single server and a 3-master Cluster."""
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+from curfew.sessions import keys
+from curfew.sessions.errors import StoreConfigError, StoreUnavailable
+from curfew.sessions.identity import session_hash
+from curfew.sessions.rules import Decision, Limits, SessionRecord, decide
+from curfew.sessions.store import SessionStore
+from fixtures.redis_servers import RedisServer
+from fixtures.sessions import MIN, plant, read
+
+KEY = b"test-session-key-0123456789"
+LIMITS = Limits(idle_seconds=15 * 60, absolute_seconds=8 * 3600, renewal_seconds=3600)
+
+
+def sid_of(raw: str) -> str:
+    return session_hash(KEY, raw)
+
+
+async def check(store: SessionStore, sid: str, limits: Limits = LIMITS, *, activity: bool = True):
+    return await store.check_and_touch(
+        sid, limits, activity=activity, policy="shop/storefront", workload="Deployment/shop/web"
+    )
+
+
+async def due_score(store: SessionStore, sid: str) -> float | None:
+    _record_key, due_key, _ = keys.session_keys(store.namespace, sid)
+    score: float | None = await store.client.zscore(due_key, sid)
+    return score
+
+
+async def test_a_first_sight_creates_a_record_an_index_entry_and_a_deadline_ttl(
+    store: SessionStore,
+) -> None:
+    sid = sid_of("first")
+    verdict = await check(store, sid)
+    assert verdict.decision is Decision.NEW
+    assert (verdict.idle_remaining, verdict.absolute_remaining) == (900, 28800)
+    rec = await read(store, sid)
+    assert rec is not None
+    assert rec.policy == "shop/storefront"
+    assert rec.workload == "Deployment/shop/web"
+    assert await due_score(store, sid) == rec.created_ms + 15 * MIN
+    record_key = keys.record_key(store.namespace, sid)
+    expire_at = await store.client.pexpiretime(record_key)
+    assert expire_at == rec.created_ms + 15 * MIN + store.retain_ms
+
+
+async def test_a_second_request_is_allowed_with_the_time_left(store: SessionStore) -> None:
+    sid = sid_of("second")
+    await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=5 * MIN)
+    verdict = await check(store, sid)
+    assert verdict.decision is Decision.ALLOWED
+    assert verdict.idle_remaining == pytest.approx(900, abs=1)
+    assert verdict.absolute_remaining == pytest.approx(7 * 3600, abs=1)
+
+
+async def test_activity_moves_the_last_activity_the_index_and_the_ttl(store: SessionStore) -> None:
+    sid = sid_of("active")
+    before = await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=5 * MIN)
+    await check(store, sid, activity=True)
+    after = await read(store, sid)
+    assert after is not None
+    assert after.last_activity_ms >= before.last_activity_ms + 5 * MIN
+    assert await due_score(store, sid) == after.last_activity_ms + 15 * MIN
+    ttl_at = await store.client.pexpiretime(keys.record_key(store.namespace, sid))
+    assert ttl_at == after.last_activity_ms + 15 * MIN + store.retain_ms
+
+
+async def test_a_request_that_is_not_activity_changes_nothing(store: SessionStore) -> None:
+    sid = sid_of("status")
+    before = await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=5 * MIN)
+    verdict = await check(store, sid, activity=False)
+    assert verdict.idle_remaining == pytest.approx(600, abs=1)
+    assert await read(store, sid) == before
+    assert await due_score(store, sid) == before.due_ms
+
+
+@pytest.mark.parametrize(
+    ("created_ago", "last_ago", "expected"),
+    [(60, 16, Decision.EXPIRED_IDLE), (481, 1, Decision.EXPIRED_ABSOLUTE)],
+)
+async def test_an_expired_session_becomes_a_tombstone_out_of_the_index(
+    store: SessionStore, created_ago: int, last_ago: int, expected: Decision
+) -> None:
+    sid = sid_of(f"expired-{expected}")
+    await plant(store, sid, created_ago_ms=created_ago * MIN, last_ago_ms=last_ago * MIN)
+    verdict = await check(store, sid)
+    assert verdict.decision is expected
+    assert (verdict.idle_remaining, verdict.absolute_remaining) == (0, 0)
+    assert await due_score(store, sid) is None
+    tomb = await read(store, sid)
+    assert tomb is not None
+    assert tomb.expired is expected
+    again = await check(store, sid)
+    assert again.decision is expected, "a replayed id must not start a new session"
+
+
+async def test_shorter_limits_expire_a_session_recorded_with_longer_ones(
+    store: SessionStore,
+) -> None:
+    sid = sid_of("tightened")
+    await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=10 * MIN, idle_ms=30 * MIN)
+    verdict = await check(store, sid, Limits(idle_seconds=5 * 60, absolute_seconds=8 * 3600))
+    assert verdict.decision is Decision.EXPIRED_IDLE
+
+
+async def test_shorter_limits_are_recorded_so_they_outlive_the_config_change(
+    store: SessionStore,
+) -> None:
+    sid = sid_of("tightened-kept")
+    await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=1 * MIN, idle_ms=30 * MIN)
+    await check(store, sid, Limits(idle_seconds=5 * 60, absolute_seconds=8 * 3600), activity=False)
+    rec = await read(store, sid)
+    assert rec is not None
+    assert rec.idle_ms == 5 * MIN
+    assert await due_score(store, sid) == rec.last_activity_ms + 5 * MIN
+    verdict = await check(store, sid, LIMITS, activity=False)
+    assert verdict.idle_remaining == pytest.approx(4 * 60, abs=1)
+
+
+async def test_renewal_is_flagged_once_the_session_is_older_than_the_interval(
+    store: SessionStore,
+) -> None:
+    old, young = sid_of("renew-old"), sid_of("renew-young")
+    await plant(store, old, created_ago_ms=61 * MIN, last_ago_ms=1 * MIN)
+    await plant(store, young, created_ago_ms=59 * MIN, last_ago_ms=1 * MIN)
+    assert (await check(store, old)).renewal_due
+    assert not (await check(store, young)).renewal_due
+
+
+async def test_the_script_agrees_with_the_pure_rules(store: SessionStore) -> None:
+    cases = [
+        (created, last, idle, activity)
+        for created in (10, 100, 479, 481)
+        for last in (1, 10, 14, 16)
+        for idle in (5, 15, 30)
+        for activity in (True, False)
+        if last <= created
+    ]
+    for n, (created, last, idle, activity) in enumerate(cases):
+        sid = sid_of(f"parity-{n}")
+        planted = await plant(
+            store, sid, created_ago_ms=created * MIN, last_ago_ms=last * MIN, idle_ms=idle * MIN
+        )
+        verdict = await check(store, sid, activity=activity)
+        now = await store.server_time_ms()
+        expected, _ = decide(planted, LIMITS, now_ms=now, activity=activity)
+        assert verdict.decision is expected.decision, (created, last, idle, activity)
+        assert verdict.idle_remaining == pytest.approx(expected.idle_remaining, abs=1)
+
+
+async def test_expire_leaves_a_tombstone_and_deletes_the_apps_own_session(
+    store: SessionStore,
+) -> None:
+    sid = sid_of("logout")
+    app_key = keys.app_session_key("connect-redis", "sess:", "logout")
+    assert app_key is not None
+    await store.client.set(app_key, '{"cookie":{}}')
+    await check(store, sid)
+    await store.expire(sid, app_key=app_key)
+    assert await store.client.exists(app_key) == 0
+    assert await due_score(store, sid) is None
+    assert (await check(store, sid)).decision is Decision.EXPIRED_IDLE
+    await store.expire(sid, app_key=app_key)  # idempotent
+
+
+async def test_a_tombstone_keeps_its_first_reason_when_expired_again(store: SessionStore) -> None:
+    sid = sid_of("absolute-then-expire")
+    await plant(store, sid, created_ago_ms=481 * MIN, last_ago_ms=1 * MIN)
+    await check(store, sid)
+    await store.expire(sid)
+    tomb = await read(store, sid)
+    assert tomb is not None
+    assert tomb.expired is Decision.EXPIRED_ABSOLUTE
+
+
+async def test_the_script_is_reloaded_after_redis_lost_its_script_cache(
+    store: SessionStore,
+) -> None:
+    await store.client.script_flush()
+    verdict = await check(store, sid_of("noscript"))
+    assert verdict.decision is Decision.NEW
+    assert (await check(store, sid_of("noscript"))).decision is Decision.ALLOWED
+
+
+async def test_the_record_and_its_indexes_live_in_one_cluster_slot(store: SessionStore) -> None:
+    sid = sid_of("slot")
+    slots = {await store.client.cluster_keyslot(k) if store.cluster else _slot(k)
+             for k in keys.session_keys(store.namespace, sid)}
+    assert len(slots) == 1
+
+
+def _slot(key: str) -> int:
+    from redis.crc import key_slot
+
+    return int(key_slot(key.encode()))
+
+
+async def test_ping_succeeds_on_a_reachable_store(store: SessionStore) -> None:
+    await store.ping()
+
+
+async def test_a_single_request_costs_exactly_one_evalsha(redis_server: RedisServer) -> None:
+    redis_server.client().flushall()
+    store = SessionStore.from_url(redis_server.url, key_prefix="curfew:")
+    try:
+        sid = sid_of("one-trip")
+        await check(store, sid)  # warm the connection and the script cache
+        admin = redis_server.client()
+        admin.config_resetstat()
+        await check(store, sid)
+        stats = admin.info("commandstats")
+        calls = {name: v["calls"] for name, v in stats.items() if name != "cmdstat_info"}
+        assert calls.get("cmdstat_evalsha") == 1
+        top_level = {k: v for k, v in calls.items() if k in ("cmdstat_evalsha", "cmdstat_eval")}
+        assert sum(top_level.values()) == 1
+    finally:
+        await store.aclose()
+
+
+async def test_a_stopped_redis_is_one_typed_error_within_a_second() -> None:
+    server = RedisServer().start()
+    store = SessionStore.from_url(server.url, key_prefix="curfew:")
+    try:
+        await check(store, sid_of("outage"))
+        server.kill()
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="Redis unavailable"):
+            await check(store, sid_of("outage"))
+        assert time.monotonic() - started < 1.0
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+    finally:
+        await store.aclose()
+        server.stop()
+
+
+async def test_a_redis_that_accepts_but_never_answers_times_out_as_unavailable() -> None:
+    # A listening socket that never replies: what a hung or partitioned server looks like.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        store = SessionStore.from_url(
+            f"redis://127.0.0.1:{port}/0", key_prefix="curfew:", socket_timeout=0.1, retries=1
+        )
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            await check(store, sid_of("hung"))
+        assert time.monotonic() - started < 1.0
+        await store.aclose()
+
+
+async def test_concurrent_first_requests_create_one_record(store: SessionStore) -> None:
+    sid = sid_of("race")
+    verdicts = await asyncio.gather(*(check(store, sid) for _ in range(20)))
+    assert [v.decision for v in verdicts].count(Decision.NEW) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("localhost:6379", "expected redis://"),
+        ("memcached://localhost", "unsupported scheme"),
+        ("redis+sentinel://localhost:26379", "name the master"),
+        ("redis+cluster://localhost:notaport", "invalid port"),
+    ],
+)
+def test_an_unusable_store_url_is_a_config_error_naming_the_problem(url: str, says: str) -> None:
+    with pytest.raises(StoreConfigError, match=says):
+        SessionStore.from_url(url, key_prefix="curfew:")
+
+
+def test_a_key_prefix_with_hash_tag_braces_is_refused() -> None:
+    with pytest.raises(StoreConfigError, match="keyPrefix"):
+        SessionStore.from_url("redis://localhost", key_prefix="{x}")
+
+
+def test_records_are_stored_exactly_as_the_pure_model_writes_them() -> None:
+    rec = SessionRecord(1, 2, 3, 4, 5, "p", "w", True)
+    assert set(rec.to_fields()) == {f.value for f in keys.RecordField} - {"x", "t"}

@@ -1,0 +1,76 @@
+"""The key schema and the keyed session hash."""
+
+import collections
+
+import pytest
+
+from curfew.sessions import keys
+from curfew.sessions.identity import (
+    SessionKeyError,
+    check_session_key,
+    is_session_hash,
+    session_hash,
+)
+
+KEY = b"k" * 32
+
+
+def test_the_session_hash_is_hex_hmac_sha256_and_depends_on_the_key() -> None:
+    # RFC 4231 test case 2 pins the algorithm: HMAC-SHA-256("Jefe", "what do ya want ...").
+    assert session_hash(b"Jefe", "what do ya want for nothing?") == (
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    )
+    assert session_hash(KEY, "abc") != session_hash(b"x" * 32, "abc")
+    assert is_session_hash(session_hash(KEY, "abc"))
+    assert not is_session_hash("abc")
+
+
+def test_a_short_session_key_is_refused() -> None:
+    with pytest.raises(SessionKeyError, match="at least 16 bytes"):
+        check_session_key(b"short")
+
+
+def test_a_record_and_its_index_share_one_hash_tag() -> None:
+    sid = session_hash(KEY, "cookie-value")
+    record, due, limits = keys.session_keys("curfew:", sid)
+    tag = record[record.index("{") : record.index("}") + 1]
+    assert due.startswith(f"curfew:{tag}")
+    assert limits.startswith(f"curfew:{tag}")
+    assert record == f"curfew:{tag}:r:{sid}"
+
+
+def test_session_hashes_spread_evenly_over_the_shards() -> None:
+    counts = collections.Counter(
+        keys.shard_of(session_hash(KEY, str(i))) for i in range(64_000)
+    )
+    assert len(counts) == keys.SHARDS
+    assert max(counts.values()) < 1.2 * 64_000 / keys.SHARDS
+
+
+@pytest.mark.parametrize(
+    ("fmt", "prefix", "expected"),
+    [
+        ("spring-session", "spring:session:", "spring:session:sessions:abc"),
+        ("connect-redis", "sess:", "sess:abc"),
+        ("generic", "session:", "session:abc"),
+        ("curfew", "curfew:", None),
+    ],
+)
+def test_the_app_session_key_follows_each_library(
+    fmt: str, prefix: str, expected: str | None
+) -> None:
+    assert keys.app_session_key(fmt, prefix, "abc") == expected
+    if expected is not None:
+        assert keys.app_raw_id(fmt, prefix, expected) == "abc"
+
+
+def test_curfew_keeps_its_records_out_of_an_app_keyspace() -> None:
+    assert keys.curfew_namespace("curfew", "curfew:") == "curfew:"
+    assert keys.curfew_namespace("connect-redis", "sess:") == "curfew:sess:"
+
+
+def test_spring_expiry_keys_are_not_taken_for_sessions() -> None:
+    prefix = "spring:session:"
+    assert keys.app_raw_id("spring-session", prefix, prefix + "sessions:expires:abc") is None
+    assert keys.app_scan_pattern("spring-session", prefix) == "spring:session:sessions:*"
+    assert keys.app_scan_pattern("generic", "a*b:") == "a\\*b:*"

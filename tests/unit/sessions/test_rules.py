@@ -1,0 +1,154 @@
+"""The pure decision rules: every decision of check_and_touch and every purge reason."""
+
+import pytest
+
+from curfew.sessions.rules import (
+    Decision,
+    Limits,
+    Reason,
+    SessionRecord,
+    decide,
+    judge,
+)
+
+MIN = 60_000
+NOW = 1_800_000_000_000
+LIMITS = Limits(idle_seconds=15 * 60, absolute_seconds=8 * 3600, renewal_seconds=3600)
+
+
+def record(
+    *, created_ago: int, last_ago: int, idle: int = 15, absolute: int = 480
+) -> SessionRecord:
+    """A record created and last active the given minutes ago, with limits in minutes."""
+    return SessionRecord(
+        created_ms=NOW - created_ago * MIN,
+        last_activity_ms=NOW - last_ago * MIN,
+        idle_ms=idle * MIN,
+        absolute_ms=absolute * MIN,
+        authenticated_ms=NOW - created_ago * MIN,
+        policy="shop/storefront",
+        workload="Deployment/shop/web",
+    )
+
+
+def test_a_first_sight_creates_a_record_with_full_limits_left() -> None:
+    verdict, created = decide(None, LIMITS, now_ms=NOW, activity=True, policy="p", workload="w")
+    assert verdict.decision is Decision.NEW
+    assert (verdict.idle_remaining, verdict.absolute_remaining) == (900, 28800)
+    assert created.created_ms == created.last_activity_ms == NOW
+    assert created.due_ms == NOW + 15 * MIN
+
+
+def test_an_active_session_is_allowed_and_its_idle_clock_restarts() -> None:
+    verdict, after = decide(record(created_ago=60, last_ago=10), LIMITS, now_ms=NOW, activity=True)
+    assert verdict.decision is Decision.ALLOWED
+    assert verdict.idle_remaining == 900
+    assert verdict.absolute_remaining == 7 * 3600
+    assert after.last_activity_ms == NOW
+
+
+def test_a_request_that_is_not_activity_leaves_the_idle_clock_where_it_was() -> None:
+    before = record(created_ago=60, last_ago=10)
+    verdict, after = decide(before, LIMITS, now_ms=NOW, activity=False)
+    assert verdict.idle_remaining == 5 * 60
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    ("case", "created_ago", "last_ago", "expected"),
+    [
+        ("idle limit passed", 60, 15, Decision.EXPIRED_IDLE),
+        ("absolute limit passed while active", 480, 1, Decision.EXPIRED_ABSOLUTE),
+        ("both passed, the idle deadline first", 500, 400, Decision.EXPIRED_IDLE),
+        ("both passed, the absolute deadline first", 500, 30, Decision.EXPIRED_ABSOLUTE),
+        ("one millisecond short of idle", 60, 14, Decision.ALLOWED),
+    ],
+)
+def test_a_session_past_a_limit_expires_with_the_reason_of_the_first_deadline(
+    case: str, created_ago: int, last_ago: int, expected: Decision
+) -> None:
+    verdict, after = decide(
+        record(created_ago=created_ago, last_ago=last_ago), LIMITS, now_ms=NOW, activity=True
+    )
+    assert verdict.decision is expected, case
+    if expected.expired:
+        assert after.expired is expected
+        assert (verdict.idle_remaining, verdict.absolute_remaining) == (0, 0)
+
+
+def test_a_tombstone_keeps_answering_with_its_reason() -> None:
+    _, tomb = decide(record(created_ago=60, last_ago=20), LIMITS, now_ms=NOW, activity=True)
+    verdict, again = decide(tomb, LIMITS, now_ms=NOW + MIN, activity=True)
+    assert verdict.decision is Decision.EXPIRED_IDLE
+    assert again == tomb
+
+
+def test_shorter_current_limits_apply_to_an_existing_session_and_stay_recorded() -> None:
+    tighter = Limits(idle_seconds=5 * 60, absolute_seconds=8 * 3600)
+    verdict, _ = decide(record(created_ago=60, last_ago=10), tighter, now_ms=NOW, activity=True)
+    assert verdict.decision is Decision.EXPIRED_IDLE
+    verdict, after = decide(record(created_ago=60, last_ago=2), tighter, now_ms=NOW, activity=False)
+    assert verdict.idle_remaining == 3 * 60
+    assert after.idle_ms == 5 * MIN
+
+
+def test_longer_current_limits_never_lengthen_a_recorded_session() -> None:
+    looser = Limits(idle_seconds=60 * 60, absolute_seconds=24 * 3600)
+    verdict, _ = decide(
+        record(created_ago=60, last_ago=20, idle=15), looser, now_ms=NOW, activity=True
+    )
+    assert verdict.decision is Decision.EXPIRED_IDLE
+
+
+def test_renewal_is_due_once_the_session_was_authenticated_longer_ago_than_the_interval() -> None:
+    old, _ = decide(record(created_ago=61, last_ago=1), LIMITS, now_ms=NOW, activity=True)
+    young, _ = decide(record(created_ago=59, last_ago=1), LIMITS, now_ms=NOW, activity=True)
+    assert old.renewal_due
+    assert not young.renewal_due
+
+
+@pytest.mark.parametrize(
+    ("case", "rec", "current", "expected"),
+    [
+        ("alive under both", record(created_ago=60, last_ago=5), None, None),
+        ("idle under its recorded limits", record(created_ago=60, last_ago=16), None, Reason.IDLE),
+        ("absolute", record(created_ago=481, last_ago=1), None, Reason.ABSOLUTE),
+        (
+            "expired only under the shorter current idle limit",
+            record(created_ago=60, last_ago=10),
+            Limits(5 * 60, 8 * 3600),
+            Reason.TIGHTENED,
+        ),
+        (
+            "expired only under the shorter current absolute limit",
+            record(created_ago=300, last_ago=1),
+            Limits(15 * 60, 4 * 3600),
+            Reason.TIGHTENED,
+        ),
+        (
+            "expired under its own limits even though the current ones are tighter",
+            record(created_ago=60, last_ago=20),
+            Limits(5 * 60, 8 * 3600),
+            Reason.IDLE,
+        ),
+    ],
+)
+def test_the_purge_judges_a_record_by_the_shorter_of_recorded_and_current_limits(
+    case: str, rec: SessionRecord, current: Limits | None, expected: Reason | None
+) -> None:
+    assert judge(rec, current, NOW) is expected, case
+
+
+def test_a_record_survives_the_round_trip_through_its_hash_fields() -> None:
+    rec = record(created_ago=60, last_ago=5)
+    assert SessionRecord.from_fields(rec.to_fields()) == rec
+
+
+def test_an_unreadable_record_parses_to_none_instead_of_raising() -> None:
+    assert SessionRecord.from_fields({"c": "not a number"}) is None
+    assert SessionRecord.from_fields({"l": "1"}) is None
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Limits(idle_seconds=0, absolute_seconds=10)
