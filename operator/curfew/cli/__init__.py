@@ -15,6 +15,8 @@ from curfew import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help)
+    "render": ("render", "print the objects the operator would write for policies and workloads"),
+    "validate": ("validate", "check SessionPolicies: schema, cross-field rules, compliance"),
 }
 """Subcommands: name -> (module under ``curfew.cli``, help line)."""
 
