@@ -22,7 +22,8 @@ Parameters (a dict):
   sessionKeySecretKey   its key (default session-key), as the policy's effective sessionKeySecretRef
   image                 the curfew image (default curfew:<appVersion of this chart>)
   imagePullPolicy       default IfNotPresent
-  listenPort            port the sidecar listens on (default 8080)
+  listenPort            port the sidecar serves the app's traffic on (default 8080)
+  opsPort               port of the sidecar's /healthz, /readyz and /metrics (default 9469)
   mode                  proxy (default) or authz (Envoy ext_authz / nginx auth_request)
   configMapName         the ConfigMap the operator writes for the workload (default
                         curfew-<kind>-<name>, as `curfew render` prints it)
@@ -51,8 +52,12 @@ Parameters (a dict):
 {{- define "curfew-sidecar.container" -}}
 {{- $appPort := int (required "curfew-sidecar: appPort (the app's port) is required" .appPort) }}
 {{- $listenPort := int (default 8080 .listenPort) }}
+{{- $opsPort := int (default 9469 .opsPort) }}
 {{- if eq $appPort $listenPort }}
 {{- fail (printf "curfew-sidecar: listenPort and appPort are both %d: the sidecar and the app need their own ports" $appPort) }}
+{{- end }}
+{{- if or (eq $opsPort $listenPort) (eq $opsPort $appPort) }}
+{{- fail (printf "curfew-sidecar: opsPort %d is already taken by the app or the sidecar's listenPort" $opsPort) }}
 {{- end }}
 {{- $mode := default "proxy" .mode }}
 {{- if not (has $mode (list "proxy" "authz")) }}
@@ -67,6 +72,7 @@ Parameters (a dict):
     - sidecar
     - --config=/etc/curfew/policy.json
     - --listen=0.0.0.0:{{ $listenPort }}
+    - --ops-listen=0.0.0.0:{{ $opsPort }}
     - --mode={{ $mode }}
     {{- if eq $mode "proxy" }}
     - --upstream=http://127.0.0.1:{{ $appPort }}
@@ -86,15 +92,18 @@ Parameters (a dict):
     - name: curfew
       containerPort: {{ $listenPort }}
       protocol: TCP
+    - name: curfew-ops
+      containerPort: {{ $opsPort }}
+      protocol: TCP
   livenessProbe:
     httpGet:
       path: /healthz
-      port: curfew
+      port: curfew-ops
     periodSeconds: 10
   readinessProbe:
     httpGet:
       path: /readyz
-      port: curfew
+      port: curfew-ops
     periodSeconds: 5
   resources:
     {{- if .resources }}

@@ -58,10 +58,14 @@ def test_the_sidecar_proxies_to_the_app_port_and_reads_the_mounted_policy(
         "sidecar",
         "--config=/etc/curfew/policy.json",
         "--listen=0.0.0.0:8080",
+        "--ops-listen=0.0.0.0:9469",
         "--mode=proxy",
         "--upstream=http://127.0.0.1:3000",
     ]
-    assert sidecar["ports"] == [{"name": "curfew", "containerPort": 8080, "protocol": "TCP"}]
+    assert sidecar["ports"] == [
+        {"name": "curfew", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "curfew-ops", "containerPort": 9469, "protocol": "TCP"},
+    ]
     assert sidecar["volumeMounts"] == [
         {"name": "curfew-config", "mountPath": "/etc/curfew", "readOnly": True}
     ]
@@ -96,8 +100,9 @@ def test_the_sidecar_container_is_hardened_like_the_operator(app_chart: Path) ->
     assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
     assert sidecar["securityContext"]["runAsNonRoot"] is True
     assert sidecar["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert sidecar["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "curfew"}
-    assert sidecar["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "curfew"}
+    # Probes use the ops port, so they never shadow or count against the app's own paths.
+    assert sidecar["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "curfew-ops"}
+    assert sidecar["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "curfew-ops"}
     assert sidecar["resources"]["limits"]["memory"]
 
 
@@ -106,6 +111,8 @@ def test_the_sidecar_container_is_hardened_like_the_operator(app_chart: Path) ->
     [
         pytest.param(["appPort=8080"], "listenPort and appPort are both 8080",
                      id="the app on the sidecar's port"),
+        pytest.param(["appPort=9469"], "opsPort 9469 is already taken",
+                     id="the app on the sidecar's ops port"),
         pytest.param(["redisSecret="], "redisSecret (the Secret holding the Redis URL) is required",
                      id="no Redis Secret"),
     ],
