@@ -216,11 +216,17 @@ class SecretKeyRef(Model):
         return self
 
 
+class SessionKeySecretRef(SecretKeyRef):
+    """A key of a Secret holding the HMAC key for session ids."""
+
+    key: str = Field(default="session-key", description="Key within the Secret.")
+
+
 class Store(Model):
     """The shared Redis session store."""
 
     redis_secret_ref: SecretKeyRef = Field(description="Secret key holding the Redis URL.")
-    session_key_secret_ref: SecretKeyRef | None = Field(
+    session_key_secret_ref: SessionKeySecretRef | None = Field(
         default=None,
         description="Secret key holding the HMAC key for session ids "
         "(default: the Redis Secret, key session-key).",
@@ -239,7 +245,7 @@ class Store(Model):
     def effective_session_key_ref(self) -> SecretKeyRef:
         if self.session_key_secret_ref is not None:
             return self.session_key_secret_ref
-        return SecretKeyRef(name=self.redis_secret_ref.name, key="session-key")
+        return SessionKeySecretRef(name=self.redis_secret_ref.name)
 
 
 def _cron(value: str) -> str:
