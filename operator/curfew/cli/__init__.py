@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help)
     "render": ("render", "print the objects the operator would write for policies and workloads"),
     "validate": ("validate", "check SessionPolicies: schema, cross-field rules, compliance"),
+    "sidecar": ("sidecar", "run the enforcement sidecar: reverse proxy or ext_authz/auth_request"),
 }
 """Subcommands: name -> (module under ``curfew.cli``, help line)."""
 

@@ -1,0 +1,64 @@
+"""Run a sidecar until SIGTERM or SIGINT, then shut it down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from curfew.sessions.errors import StoreError
+from curfew.sessions.store import SessionStore
+from curfew.sidecar.rules import SidecarPolicy
+from curfew.sidecar.server import Sidecar
+from curfew.sidecar.settings import SidecarSettings
+
+_log = logging.getLogger(__name__)
+
+
+def open_store(settings: SidecarSettings, policy: SidecarPolicy) -> SessionStore:
+    """The session store of the policy, with the sidecar's tight timeouts."""
+    assert settings.redis_url is not None
+    return SessionStore.from_url(
+        settings.redis_url.get_secret_value(),
+        key_prefix=policy.key_prefix,
+        format=policy.store_format,
+        socket_timeout=settings.redis_timeout_seconds,
+        connect_timeout=settings.redis_timeout_seconds,
+        retries=settings.redis_retries,
+    )
+
+
+async def run_sidecar(settings: SidecarSettings, policy: SidecarPolicy) -> None:
+    """Serve until a termination signal arrives."""
+    store = open_store(settings, policy)
+    sidecar = Sidecar(settings, policy, store)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await sidecar.start()
+        await stop.wait()
+        _log.info("shutting down: no new connections, finishing requests in flight")
+    finally:
+        await sidecar.stop()
+    _log.info("stopped")
+
+
+def serve(settings: SidecarSettings, policy: SidecarPolicy) -> int:
+    """Run the sidecar on uvloop where available; the process exit code."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(run_sidecar(settings, policy))
+    except StoreError as err:
+        _log.error("session store: %s", err)
+        return 1
+    except OSError as err:
+        _log.error("cannot listen: %s", err)
+        return 1
+    return 0

@@ -1,0 +1,258 @@
+"""Pure request rules of the sidecar: the effective policy of one config, and what a request is.
+
+:class:`SidecarPolicy` is the unified config compiled once per (re)load into what the hot path
+needs (exclusion globs as one regex, header names lower-cased). The ``build_*`` functions turn a
+verdict into the headers, bodies and redirects the sidecar answers with. No I/O here: both the
+reverse proxy and the authorization endpoint use these rules, and unit tests cover them directly.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from curfew.api.config import UnifiedConfig
+from curfew.sessions.rules import Limits
+
+HEADER_IDLE_REMAINING: Final = "Curfew-Idle-Remaining"
+HEADER_ABSOLUTE_REMAINING: Final = "Curfew-Absolute-Remaining"
+HEADER_WARNING: Final = "Curfew-Warning"
+HEADER_AUDIT_EXPIRED: Final = "Curfew-Audit-Expired"
+HEADER_REASON: Final = "Curfew-Reason"
+HEADER_REDIRECT: Final = "Curfew-Redirect"
+CURFEW_HEADERS: Final = frozenset(
+    h.lower()
+    for h in (HEADER_IDLE_REMAINING, HEADER_ABSOLUTE_REMAINING, HEADER_WARNING,
+              HEADER_AUDIT_EXPIRED, HEADER_REASON, HEADER_REDIRECT)
+)
+"""Headers only the sidecar may set: stripped from client requests so none can be forged."""
+
+RESERVED_PREFIX: Final = "/.curfew/"
+"""Paths the sidecar answers itself and never forwards (status, keepalive, static assets)."""
+STATUS_PATH: Final = "/.curfew/session"
+KEEPALIVE_PATH: Final = "/.curfew/keepalive"
+
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
+_NAVIGATION_MODES: Final = frozenset({"navigate", "nested-navigate"})
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarPolicy:
+    """One unified config, compiled for the request path."""
+
+    config: UnifiedConfig
+    limits: Limits
+    enforce: bool
+    fail_closed: bool
+    cookie_name: str | None
+    header: str | None
+    header_prefix: str | None
+    warning_lead: float | None
+    excluded_paths: re.Pattern[str] | None
+    excluded_methods: frozenset[str]
+    login_url: str | None
+    return_to_parameter: str
+    store_format: str
+    key_prefix: str
+    policy: str
+    workload: str
+
+    @property
+    def hash(self) -> str:
+        return self.config.hash or self.config.compute_hash()
+
+
+def build_policy(config: UnifiedConfig) -> SidecarPolicy:
+    """Compile a validated unified config for the request path."""
+    globs = config.activity.exclude_paths
+    excluded = re.compile("|".join(fnmatch.translate(g) for g in globs)) if globs else None
+    t = config.timeouts
+    return SidecarPolicy(
+        config=config,
+        limits=Limits(
+            idle_seconds=t.idle_seconds,
+            absolute_seconds=t.absolute_seconds,
+            renewal_seconds=t.renewal_seconds,
+        ),
+        enforce=config.enforcement == "Enforce",
+        fail_closed=config.failure_policy == "Fail",
+        cookie_name=config.session.cookie_name,
+        header=config.session.header.lower() if config.session.header else None,
+        header_prefix=config.session.header_prefix,
+        warning_lead=t.warning_lead_seconds,
+        excluded_paths=excluded,
+        excluded_methods=frozenset(m.upper() for m in config.activity.exclude_methods),
+        login_url=config.reauthentication.login_url,
+        return_to_parameter=config.reauthentication.return_to_parameter,
+        store_format=config.store.format,
+        key_prefix=config.store.key_prefix,
+        policy=",".join(config.sources),
+        workload=str(config.workload),
+    )
+
+
+def cookie_value(cookie_header: str, name: str) -> str | None:
+    """The first value of cookie ``name`` in a ``Cookie`` header, unquoted; None when absent.
+
+    Browsers send the most specific cookie of a name first, which is the one the app reads.
+    """
+    for part in cookie_header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value or None
+    return None
+
+
+def extract_session_id(
+    policy: SidecarPolicy, cookie_header: str | None, header_value: str | None
+) -> str | None:
+    """The raw session id a request carries, per the policy's session source; None if none.
+
+    ``header_value`` is the value of the policy's session header (when it reads a header). A
+    header without the configured prefix (``Bearer ``, compared case-insensitively) carries no
+    session of ours, so the request passes untouched like one without a session.
+    """
+    if policy.cookie_name is not None:
+        return cookie_value(cookie_header, policy.cookie_name) if cookie_header else None
+    if not header_value:
+        return None
+    value = header_value.strip()
+    prefix = policy.header_prefix
+    if prefix:
+        if value[: len(prefix)].lower() != prefix.lower():
+            return None
+        value = value[len(prefix):].strip()
+    return value or None
+
+
+def is_activity(policy: SidecarPolicy, method: str, path: str) -> bool:
+    """Whether a request counts as user activity (extends the idle timer)."""
+    if method in policy.excluded_methods:
+        return False
+    return policy.excluded_paths is None or policy.excluded_paths.match(path) is None
+
+
+def is_api_client(
+    method: str, accept: str | None, requested_with: str | None, fetch_mode: str | None
+) -> bool:
+    """Whether an expired request gets 401 rather than a login redirect.
+
+    API clients: anything but GET/HEAD, ``Accept`` naming JSON, ``X-Requested-With``, or a
+    ``Sec-Fetch-Mode`` other than a navigation (``fetch()``/XHR from a page: a redirect to a
+    login page on another origin would only fail there as a CORS error).
+    """
+    if method not in _SAFE_METHODS or requested_with:
+        return True
+    if accept and "json" in accept.lower():
+        return True
+    if fetch_mode:
+        return fetch_mode.lower() not in _NAVIGATION_MODES
+    return False
+
+
+def safe_return_path(target: str) -> str:
+    """The original request target as a same-origin relative URL, or ``/`` if it is not one.
+
+    Only ``/path?query`` forms survive: scheme- or host-relative targets (``//evil``, ``/\\evil``),
+    absolute URLs and control characters could turn the login page's redirect back into an open
+    redirect.
+    """
+    if (
+        not target.startswith("/")
+        or target.startswith(("//", "/\\"))
+        or any(ord(c) < 0x20 or c == "\x7f" for c in target)
+    ):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return urlunsplit(("", "", parts.path, parts.query, ""))
+
+
+def build_login_redirect(policy: SidecarPolicy, target: str) -> str | None:
+    """The login URL carrying the original target in ``returnToParameter``; None without one."""
+    if policy.login_url is None:
+        return None
+    parts = urlsplit(policy.login_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k != policy.return_to_parameter]
+    query.append((policy.return_to_parameter, safe_return_path(target)))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
+
+
+def build_clear_cookie(policy: SidecarPolicy, secure: bool) -> str | None:
+    """A ``Set-Cookie`` value that deletes the session cookie; None for header sessions."""
+    name = policy.cookie_name
+    if name is None:
+        return None
+    value = f"{name}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly"
+    # Browsers ignore a Set-Cookie for a prefixed name unless it carries Secure.
+    if secure or name.startswith(("__Secure-", "__Host-")):
+        value += "; Secure"
+    return value
+
+
+def warning_reason(
+    policy: SidecarPolicy, idle_remaining: float, absolute_remaining: float
+) -> str | None:
+    """``absolute`` or ``idle`` once the warning window before that expiry has started."""
+    lead = policy.warning_lead
+    if lead is None:
+        return None
+    if absolute_remaining <= lead:
+        return "absolute"
+    if idle_remaining <= lead:
+        return "idle"
+    return None
+
+
+def build_remaining_headers(
+    policy: SidecarPolicy, idle_remaining: float, absolute_remaining: float
+) -> dict[str, str]:
+    """The headers of an allowed request: whole seconds left, rounded down (never promise more)."""
+    headers = {
+        HEADER_IDLE_REMAINING: str(math.floor(idle_remaining)),
+        HEADER_ABSOLUTE_REMAINING: str(math.floor(absolute_remaining)),
+    }
+    warning = warning_reason(policy, idle_remaining, absolute_remaining)
+    if warning is not None:
+        headers[HEADER_WARNING] = warning
+    return headers
+
+
+def build_www_authenticate(policy: SidecarPolicy, reason: str) -> str:
+    """The ``WWW-Authenticate`` challenge of a 401 for an expired session."""
+    if policy.header_prefix and policy.header_prefix.strip().lower() == "bearer":
+        return (f'Bearer realm="curfew", error="invalid_token", '
+                f'error_description="session expired ({reason})"')
+    return f'Session realm="curfew", error="session_expired", reason="{reason}"'
+
+
+def build_expired_body(reason: str) -> bytes:
+    """The JSON body of a 401 for an expired session."""
+    return json.dumps({"error": "session_expired", "reason": reason}).encode()
+
+
+def build_status_body(
+    policy: SidecarPolicy, idle_remaining: float, absolute_remaining: float
+) -> bytes:
+    """The JSON body of ``GET /.curfew/session`` and ``POST /.curfew/keepalive``."""
+    warning = warning_reason(policy, idle_remaining, absolute_remaining)
+    return json.dumps({
+        "idleRemainingSeconds": math.floor(idle_remaining),
+        "absoluteRemainingSeconds": math.floor(absolute_remaining),
+        "warning": warning is not None,
+        "warningReason": warning,
+        "warningLeadSeconds": policy.warning_lead,
+        "idleSeconds": policy.limits.idle_seconds,
+        "absoluteSeconds": policy.limits.absolute_seconds,
+        "enforcement": policy.config.enforcement,
+    }).encode()

@@ -1,0 +1,208 @@
+"""The sidecar process: listeners, the sidecar's own endpoints, readiness, graceful shutdown.
+
+One low-level aiohttp server per port (no router: the hot path is a single dispatch on the
+path). Paths under ``/.curfew/`` belong to the sidecar and are never forwarded: the session
+status, keepalive, and later its static assets, registered in :attr:`Sidecar.reserved`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from curfew.sessions.errors import StoreUnavailable
+from curfew.sessions.keys import curfew_namespace
+from curfew.sessions.store import SessionStore
+from curfew.sidecar.authz import AuthzService
+from curfew.sidecar.enforce import JSON, Enforcer
+from curfew.sidecar.metrics import CONTENT_TYPE, SidecarMetrics
+from curfew.sidecar.proxy import ReverseProxy, answer, facts_of
+from curfew.sidecar.reload import ConfigWatcher
+from curfew.sidecar.rules import (
+    KEEPALIVE_PATH,
+    STATUS_PATH,
+    SidecarPolicy,
+    build_status_body,
+)
+from curfew.sidecar.settings import SidecarSettings, parse_host_port
+
+_log = logging.getLogger(__name__)
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+class Sidecar:
+    """One running sidecar: its config watcher, store, enforcer and listeners."""
+
+    def __init__(
+        self, settings: SidecarSettings, policy: SidecarPolicy, store: SessionStore
+    ) -> None:
+        self.settings = settings
+        self.metrics = SidecarMetrics()
+        self.watcher = ConfigWatcher(settings.config, policy, on_change=self._config_changed)
+        self.store = store
+        self.enforcer = Enforcer(self.watcher, store, settings.key_bytes, self.metrics)
+        self.proxy: ReverseProxy | None = None
+        self.authz: AuthzService | None = None
+        if settings.mode == "proxy":
+            assert settings.upstream is not None
+            self.proxy = ReverseProxy(
+                settings.upstream, self.enforcer,
+                connect_timeout=settings.upstream_connect_timeout_seconds,
+                read_timeout=settings.upstream_read_timeout_seconds,
+                websocket_interval=settings.websocket_activity_interval_seconds,
+            )
+            self._forward: Handler = self.proxy.handle
+        else:
+            self.authz = AuthzService(self.enforcer, settings.authz_path_prefix)
+            self._forward = self.authz.handle
+        self.reserved: dict[tuple[str, str], Handler] = {
+            ("GET", STATUS_PATH): self._status,
+            ("POST", KEEPALIVE_PATH): self._keepalive,
+        }
+        """The sidecar's own endpoints: (method, path) -> handler."""
+        self._ops: dict[str, Handler] = {
+            "/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics,
+        }
+        self._runners: list[web.BaseRunner] = []
+        self._watch: asyncio.Task[None] | None = None
+        self.stopping = False
+        self.metrics.set_config(policy.hash, policy.workload, policy.policy, valid=True)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> list[tuple[str, int]]:
+        """Start listening; returns the bound (host, port) of the main and ops listeners."""
+        if self.proxy is not None:
+            await self.proxy.start()
+        bound = [await self._listen(self.settings.listen, self._main)]
+        if self.settings.ops_listen:
+            bound.append(await self._listen(self.settings.ops_listen, self._ops_only))
+        self._watch = asyncio.create_task(self.watcher.run(self.settings.config_poll_seconds))
+        _log.info("curfew sidecar (%s mode) listening on %s, config %s", self.settings.mode,
+                  ", ".join(f"{h}:{p}" for h, p in bound), self.watcher.policy.hash)
+        return bound
+
+    async def _listen(self, address: str, handler: Handler) -> tuple[str, int]:
+        host, port = parse_host_port(address)
+        runner = web.ServerRunner(
+            web.Server(handler, access_log=None),
+            shutdown_timeout=self.settings.shutdown_grace_seconds,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        self._runners.append(runner)
+        sockname = runner.addresses[-1]
+        return str(sockname[0]), int(sockname[1])
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (up to the grace period), then close."""
+        self.stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
+        if self.proxy is not None:
+            await self.proxy.aclose()
+        await self.store.aclose()
+
+    def _config_changed(self, policy: SidecarPolicy, error: str | None) -> None:
+        self.metrics.set_config(policy.hash, policy.workload, policy.policy, error is None)
+        self.metrics.config_reloads.labels("rejected" if error else "ok").inc()
+        namespace = curfew_namespace(policy.store_format, policy.key_prefix)
+        if error is None and namespace != self.store.namespace:
+            # Same connections, new key namespace: no reconnect, nothing in flight is dropped.
+            old = self.store
+            self.store = self.enforcer.store = SessionStore(
+                old.client, namespace=namespace, cluster=old.cluster,
+                retain_seconds=old.retain_ms / 1000,
+            )
+
+    # --- dispatch ---------------------------------------------------------------------------
+
+    async def _main(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
+        if path.startswith("/.curfew/"):
+            handler = self.reserved.get((request.method, path))
+            if handler is None:
+                return web.Response(status=404, text="no such curfew endpoint")
+            return await handler(request)
+        if self.authz is not None and path in self._ops:
+            return await self._ops[path](request)
+        return await self._forward(request)
+
+    async def _ops_only(self, request: web.BaseRequest) -> web.StreamResponse:
+        handler = self._ops.get(request.path)
+        if handler is None:
+            return web.Response(status=404)
+        return await handler(request)
+
+    # --- the sidecar's own endpoints --------------------------------------------------------
+
+    async def _status(self, request: web.BaseRequest) -> web.StreamResponse:
+        return await self._session_endpoint(request, activity=False)
+
+    async def _keepalive(self, request: web.BaseRequest) -> web.StreamResponse:
+        return await self._session_endpoint(request, activity=True)
+
+    async def _session_endpoint(
+        self, request: web.BaseRequest, *, activity: bool
+    ) -> web.StreamResponse:
+        facts = facts_of(request, self.enforcer.session_header)
+        outcome = await self.enforcer.check(facts, activity=activity, api=True)
+        if not outcome.allowed:
+            return answer(outcome)
+        if outcome.verdict is None:
+            body = b'{"error": "no_session"}' if outcome.decision == "none" else (
+                b'{"error": "session_store_unavailable"}')
+            status = 401 if outcome.decision == "none" else 503
+            return web.Response(status=status, body=body, content_type=JSON)
+        verdict = outcome.verdict
+        body = build_status_body(
+            self.watcher.policy, verdict.idle_remaining, verdict.absolute_remaining
+        )
+        return web.Response(
+            body=body, content_type=JSON, headers={**outcome.headers, "Cache-Control": "no-store"}
+        )
+
+    async def _healthz(self, request: web.BaseRequest) -> web.StreamResponse:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, request: web.BaseRequest) -> web.StreamResponse:
+        policy = self.watcher.policy
+        report: dict[str, object] = {
+            "config": policy.hash,
+            "enforcement": policy.config.enforcement,
+            "failurePolicy": policy.config.failure_policy,
+        }
+        if self.watcher.error is not None:
+            report["configRejected"] = self.watcher.error
+        ready = not self.stopping
+        try:
+            await self.store.ping()
+            report["store"] = "ok"
+        except StoreUnavailable as err:
+            self.metrics.redis_errors.inc()
+            report["store"] = f"unreachable: {err}"
+            # Without the store only a fail-closed, enforcing sidecar would turn sessions away.
+            if policy.enforce and policy.fail_closed:
+                ready = False
+        if self.stopping:
+            report["stopping"] = True
+        report["ready"] = ready
+        return web.Response(
+            status=200 if ready else 503,
+            body=json.dumps(report).encode(), content_type=JSON,
+        )
+
+    async def _metrics(self, request: web.BaseRequest) -> web.StreamResponse:
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})

@@ -1,0 +1,253 @@
+"""Harness of the sidecar's integration tests: everything real, on loopback.
+
+- ``upstream``: a real aiohttp app that echoes what it received (method, path, headers, body
+  digest, the peer it saw), streams, redirects, serves a websocket, and answers slowly on demand.
+- ``MountedConfig``: a ConfigMap volume laid out as kubelet does (``policy.json`` ->
+  ``..data/policy.json``, ``..data`` -> a timestamped directory swapped atomically on update).
+- ``start_sidecar``: real sidecars in this process on free ports, against the real Redis of
+  ``tests/fixtures/redis_servers.py`` (``redis_url``: the shared server, flushed per test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from curfew.api.config import UnifiedConfig
+from curfew.sessions.identity import session_hash
+from curfew.sessions.keys import session_keys
+from curfew.sessions.store import SessionStore
+from curfew.sidecar.reload import load_policy
+from curfew.sidecar.server import Sidecar
+from curfew.sidecar.settings import SidecarSettings
+
+KEY = b"integration-test-session-key-0123456789"
+
+
+def sid_of(raw: str) -> str:
+    """The keyed hash the sidecar stores and logs for a raw session id."""
+    return session_hash(KEY, raw)
+
+
+def policy_doc(**sections: Any) -> dict[str, Any]:
+    """A valid ``policy.json``; keyword arguments replace whole top-level sections."""
+    doc: dict[str, Any] = {
+        "schemaVersion": 1,
+        "workload": {"kind": "Deployment", "namespace": "shop", "name": "web"},
+        "sources": ["shop/storefront"],
+        "enforcement": "Enforce",
+        "failurePolicy": "Fail",
+        "timeouts": {"idleSeconds": 900, "absoluteSeconds": 28800, "warningLeadSeconds": 120},
+        "session": {"cookieName": "session"},
+        "activity": {"excludePaths": ["/healthz", "/api/notifications/*"],
+                     "excludeMethods": ["OPTIONS", "HEAD"]},
+        "reauthentication": {"loginURL": "https://login.example.com/sso",
+                             "returnToParameter": "return_to"},
+        "store": {"format": "curfew", "keyPrefix": "curfew:",
+                  "redisSecretRef": {"name": "sessions-redis", "key": "url"},
+                  "sessionKeySecretRef": {"name": "sessions-redis", "key": "session-key"}},
+    }
+    doc.update(sections)
+    return doc
+
+
+def sealed_json(doc: dict[str, Any]) -> str:
+    return UnifiedConfig.model_validate(doc).sealed().to_json()
+
+
+class MountedConfig:
+    """A ConfigMap volume with one key, ``policy.json``, updated the way kubelet does it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / "policy.json"
+        self._generation = 0
+
+    def write(self, doc: dict[str, Any] | str) -> None:
+        """Publish new content: new directory, then an atomic swap of the ``..data`` link."""
+        text = doc if isinstance(doc, str) else sealed_json(doc)
+        self._generation += 1
+        new = self.root / f"..2026_11_26_00_00_00.{self._generation:04d}"
+        new.mkdir()
+        (new / "policy.json").write_text(text)
+        data = self.root / "..data"
+        old = os.readlink(data) if data.is_symlink() else None
+        tmp = self.root / "..data_tmp"
+        os.symlink(new.name, tmp)
+        os.replace(tmp, data)
+        if not self.path.is_symlink():
+            os.symlink("..data/policy.json", self.path)
+        if old is not None:
+            shutil.rmtree(self.root / old)
+
+
+# --- the upstream app ----------------------------------------------------------------------
+
+
+async def _echo(request: web.Request) -> web.StreamResponse:
+    body = await request.read()
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return web.json_response({
+        "method": request.method,
+        "target": request.raw_path,
+        "headers": [[k, v] for k, v in request.headers.items()],
+        "body_length": len(body),
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "peer_port": peer[1] if peer else None,
+    })
+
+
+async def _stream(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    await response.prepare(request)
+    for i in range(3):
+        await response.write(f"chunk-{i}\n".encode())
+        await asyncio.sleep(0.3)
+    await response.write_eof()
+    return response
+
+
+async def _big(request: web.Request) -> web.Response:
+    return web.Response(body=bytes(range(256)) * 4096, content_type="application/octet-stream")
+
+
+async def _slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(float(request.query.get("seconds", "0.5")))
+    return web.Response(text="slow done")
+
+
+async def _redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/somewhere-else")
+
+
+async def _ws(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(protocols=("chat.v1",))
+    await ws.prepare(request)
+    async for msg in ws:
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            await ws.send_str(f"echo:{msg.data}")
+        elif msg.type is aiohttp.WSMsgType.BINARY:
+            await ws.send_bytes(msg.data[::-1])
+    return ws
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[str]:
+    """Base URL of the echo app."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_get("/stream", _stream)
+    app.router.add_get("/big", _big)
+    app.router.add_get("/slow", _slow)
+    app.router.add_get("/redirect", _redirect)
+    app.router.add_get("/ws", _ws)
+    app.router.add_route("*", "/{tail:.*}", _echo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client that keeps no cookies: each test sends exactly the cookies it means to."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        yield session
+
+
+# --- sidecars --------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningSidecar:
+    sidecar: Sidecar
+    url: str
+    ops_url: str
+    config: MountedConfig
+    store: SessionStore
+    """A store client of the test's own, on the sidecar's namespace, to inspect records."""
+
+    async def record(self, raw: str) -> dict[str, str]:
+        """The session record the store holds for a raw id (empty when none)."""
+        key = session_keys(self.store.namespace, sid_of(raw))[0]
+        fields = await self.store.client.hgetall(key)
+        return {k.decode(): v.decode() for k, v in fields.items()}
+
+
+StartSidecar = Callable[..., Awaitable[RunningSidecar]]
+
+
+@pytest.fixture
+async def start_sidecar(
+    tmp_path: Path, redis_url: str, upstream: str
+) -> AsyncIterator[StartSidecar]:
+    """Start sidecars: ``await start_sidecar(doc=None, mode="proxy", **settings)``."""
+    started: list[RunningSidecar] = []
+
+    async def start(
+        doc: dict[str, Any] | None = None, *, mode: str = "proxy", **settings: Any
+    ) -> RunningSidecar:
+        mount = MountedConfig(tmp_path / f"config-{len(started)}")
+        mount.root.mkdir()
+        mount.write(doc or policy_doc())
+        values: dict[str, Any] = {
+            "config": mount.path, "listen": "127.0.0.1:0", "ops_listen": "127.0.0.1:0",
+            "mode": mode, "redis_url": redis_url, "session_key": KEY.decode(),
+            "config_poll_seconds": 0.05, "shutdown_grace_seconds": 5,
+        }
+        if mode == "proxy":
+            values["upstream"] = upstream
+        values.update(settings)
+        config = SidecarSettings(**values)
+        policy = load_policy(config.config)
+        assert config.redis_url is not None
+        store = SessionStore.from_url(
+            config.redis_url.get_secret_value(), key_prefix=policy.key_prefix,
+            format=policy.store_format, socket_timeout=config.redis_timeout_seconds,
+            connect_timeout=config.redis_timeout_seconds, retries=config.redis_retries,
+        )
+        sidecar = Sidecar(config, policy, store)
+        bound = await sidecar.start()
+        inspector = SessionStore.from_url(
+            config.redis_url.get_secret_value(), key_prefix=policy.key_prefix,
+            format=policy.store_format,
+        )
+        running = RunningSidecar(
+            sidecar, f"http://127.0.0.1:{bound[0][1]}", f"http://127.0.0.1:{bound[1][1]}",
+            mount, inspector,
+        )
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        await running.sidecar.stop()
+        await running.store.aclose()
+
+
+def audit_events(caplog: pytest.LogCaptureFixture, event: str | None = None) -> list[dict[str, Any]]:
+    """The audit events logged so far (all, or of one kind)."""
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "curfew.audit"]
+    return [e for e in events if event is None or e["event"] == event]
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Poll ``check`` until it is true, failing after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)

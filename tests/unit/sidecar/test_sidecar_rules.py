@@ -1,0 +1,192 @@
+"""The sidecar's pure request rules: session extraction, activity, client kind, redirects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from curfew.sidecar.rules import (
+    HEADER_ABSOLUTE_REMAINING,
+    HEADER_IDLE_REMAINING,
+    HEADER_WARNING,
+    SidecarPolicy,
+    build_clear_cookie,
+    build_login_redirect,
+    build_remaining_headers,
+    build_www_authenticate,
+    cookie_value,
+    extract_session_id,
+    is_activity,
+    is_api_client,
+    safe_return_path,
+)
+
+MakePolicy = Callable[..., SidecarPolicy]
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("session=abc", "abc"),
+        ("theme=dark; session=abc; lang=en", "abc"),
+        ('session="quoted value"', "quoted value"),
+        ("session=first; session=second", "first"),
+        ("mysession=nope; session_x=nope", None),
+        ("session=", None),
+        ("theme=dark", None),
+    ],
+)
+def test_the_session_cookie_is_found_by_exact_name(header: str, value: str | None) -> None:
+    assert cookie_value(header, "session") == value
+
+
+@pytest.mark.parametrize(
+    ("header_value", "raw"),
+    [
+        ("Bearer tok-123", "tok-123"),
+        ("bearer tok-123", "tok-123"),
+        ("Bearer   tok-123  ", "tok-123"),
+        ("Basic dXNlcjpwdw==", None),
+        ("Bearer ", None),
+        (None, None),
+    ],
+)
+def test_a_header_session_needs_the_configured_prefix(
+    make_policy: MakePolicy, header_value: str | None, raw: str | None
+) -> None:
+    policy = make_policy(session={"header": "Authorization", "headerPrefix": "Bearer "})
+    assert extract_session_id(policy, "session=cookie-is-ignored", header_value) == raw
+
+
+def test_a_header_session_without_prefix_is_the_whole_value(make_policy: MakePolicy) -> None:
+    policy = make_policy(session={"header": "X-Session-Token"})
+    assert policy.header == "x-session-token"
+    assert extract_session_id(policy, None, " tok ") == "tok"
+
+
+def test_a_cookie_policy_ignores_headers(make_policy: MakePolicy) -> None:
+    policy = make_policy()
+    assert extract_session_id(policy, None, "Bearer tok") is None
+    assert extract_session_id(policy, "session=s1", None) == "s1"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "counts"),
+    [
+        ("GET", "/cart", True),
+        ("POST", "/api/orders", True),
+        ("GET", "/healthz", False),
+        ("GET", "/healthz/deep", True),
+        ("GET", "/api/notifications/poll", False),
+        ("OPTIONS", "/cart", False),
+        ("HEAD", "/cart", False),
+    ],
+)
+def test_excluded_path_globs_and_methods_are_not_activity(
+    make_policy: MakePolicy, method: str, path: str, counts: bool
+) -> None:
+    assert is_activity(make_policy(), method, path) is counts
+
+
+@pytest.mark.parametrize(
+    ("method", "accept", "requested_with", "fetch_mode", "api"),
+    [
+        ("GET", "text/html,application/xhtml+xml,*/*;q=0.8", None, "navigate", False),
+        ("GET", "text/html", None, None, False),
+        ("GET", None, None, None, False),
+        ("GET", "application/json", None, None, True),
+        ("GET", "application/problem+json, */*", None, None, True),
+        ("GET", "*/*", "XMLHttpRequest", None, True),
+        ("GET", "*/*", None, "cors", True),
+        ("POST", "text/html", None, "navigate", True),
+        ("DELETE", None, None, None, True),
+        ("HEAD", "text/html", None, None, False),
+    ],
+)
+def test_api_clients_are_told_apart_from_browser_navigations(
+    method: str, accept: str | None, requested_with: str | None, fetch_mode: str | None, api: bool
+) -> None:
+    assert is_api_client(method, accept, requested_with, fetch_mode) is api
+
+
+@pytest.mark.parametrize(
+    ("target", "safe"),
+    [
+        ("/cart?item=3&q=a%20b", "/cart?item=3&q=a%20b"),
+        ("/", "/"),
+        ("//evil.example/phish", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("evil.example", "/"),
+        ("/a\r\nSet-Cookie: x=1", "/"),
+        ("/page#fragment", "/page"),
+    ],
+)
+def test_only_same_origin_relative_return_urls_survive(target: str, safe: str) -> None:
+    assert safe_return_path(target) == safe
+
+
+def test_the_login_redirect_carries_the_original_url(make_policy: MakePolicy) -> None:
+    policy = make_policy(reauthentication={
+        "loginURL": "https://login.example.com/sso?tenant=shop&return_to=/stale",
+        "returnToParameter": "return_to",
+    })
+    location = build_login_redirect(policy, "/cart?item=3")
+    assert location is not None
+    parts = urlsplit(location)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "login.example.com", "/sso")
+    assert parse_qs(parts.query) == {"tenant": ["shop"], "return_to": ["/cart?item=3"]}
+
+
+def test_an_open_redirect_attempt_returns_to_the_root(make_policy: MakePolicy) -> None:
+    location = build_login_redirect(make_policy(), "//evil.example/")
+    assert location is not None
+    assert parse_qs(urlsplit(location).query) == {"return_to": ["/"]}
+
+
+def test_without_a_login_url_there_is_no_redirect(make_policy: MakePolicy) -> None:
+    assert build_login_redirect(make_policy(reauthentication={}), "/cart") is None
+
+
+def test_the_clearing_cookie_expires_the_session_cookie(make_policy: MakePolicy) -> None:
+    cookie = build_clear_cookie(make_policy(), secure=False)
+    assert cookie is not None
+    assert cookie.startswith("session=; Path=/; Max-Age=0;")
+    assert "Secure" not in cookie
+    assert build_clear_cookie(make_policy(), secure=True).endswith("; Secure")  # type: ignore[union-attr]
+    host = make_policy(session={"cookieName": "__Host-sid"})
+    assert build_clear_cookie(host, secure=False).endswith("; Secure")  # type: ignore[union-attr]
+    bearer = make_policy(session={"header": "Authorization", "headerPrefix": "Bearer "})
+    assert build_clear_cookie(bearer, secure=True) is None
+
+
+@pytest.mark.parametrize(
+    ("idle", "absolute", "warning"),
+    [
+        (899.9, 20000.0, None),
+        (120.0, 20000.0, "idle"),
+        (119.5, 20000.0, "idle"),
+        (600.0, 60.0, "absolute"),
+    ],
+)
+def test_remaining_headers_round_down_and_flag_the_warning_window(
+    make_policy: MakePolicy, idle: float, absolute: float, warning: str | None
+) -> None:
+    headers = build_remaining_headers(make_policy(), idle, absolute)
+    assert headers[HEADER_IDLE_REMAINING] == str(int(idle))
+    assert headers[HEADER_ABSOLUTE_REMAINING] == str(int(absolute))
+    assert headers.get(HEADER_WARNING) == warning
+
+
+def test_without_a_warning_lead_there_is_never_a_warning(make_policy: MakePolicy) -> None:
+    policy = make_policy(timeouts={"idleSeconds": 60, "absoluteSeconds": 600})
+    assert HEADER_WARNING not in build_remaining_headers(policy, 0.5, 0.5)
+
+
+def test_bearer_sessions_get_a_bearer_challenge(make_policy: MakePolicy) -> None:
+    bearer = make_policy(session={"header": "Authorization", "headerPrefix": "Bearer "})
+    assert build_www_authenticate(bearer, "idle").startswith('Bearer realm="curfew", '
+                                                            'error="invalid_token"')
+    assert 'reason="absolute"' in build_www_authenticate(make_policy(), "absolute")
