@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", metavar="HOST:PORT",
                         help="address to serve on (default 0.0.0.0:8080)")
     parser.add_argument("--ops-listen", metavar="HOST:PORT",
-                        help="address of /healthz, /readyz and /metrics (default 0.0.0.0:9090)")
+                        help="address of /healthz, /readyz and /metrics (default 0.0.0.0:9469; "
+                        "empty: none)")
     parser.add_argument("--upstream", metavar="URL",
                         help="the app's base URL (proxy mode), e.g. http://127.0.0.1:8000")
     parser.add_argument("--redis-url", metavar="URL",

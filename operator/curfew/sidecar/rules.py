@@ -36,6 +36,8 @@ RESERVED_PREFIX: Final = "/.curfew/"
 """Paths the sidecar answers itself and never forwards (status, keepalive, static assets)."""
 STATUS_PATH: Final = "/.curfew/session"
 KEEPALIVE_PATH: Final = "/.curfew/keepalive"
+HEALTHZ_PATH: Final = "/.curfew/healthz"
+READYZ_PATH: Final = "/.curfew/readyz"
 
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
 _NAVIGATION_MODES: Final = frozenset({"navigate", "nested-navigate"})

@@ -24,7 +24,9 @@ from curfew.sidecar.metrics import CONTENT_TYPE, SidecarMetrics
 from curfew.sidecar.proxy import ReverseProxy, answer, facts_of
 from curfew.sidecar.reload import ConfigWatcher
 from curfew.sidecar.rules import (
+    HEALTHZ_PATH,
     KEEPALIVE_PATH,
+    READYZ_PATH,
     STATUS_PATH,
     SidecarPolicy,
     build_status_body,
@@ -64,6 +66,8 @@ class Sidecar:
         self.reserved: dict[tuple[str, str], Handler] = {
             ("GET", STATUS_PATH): self._status,
             ("POST", KEEPALIVE_PATH): self._keepalive,
+            ("GET", HEALTHZ_PATH): self._healthz,
+            ("GET", READYZ_PATH): self._readyz_public,
         }
         """The sidecar's own endpoints: (method, path) -> handler."""
         self._ops: dict[str, Handler] = {
@@ -177,7 +181,23 @@ class Sidecar:
     async def _healthz(self, request: web.BaseRequest) -> web.StreamResponse:
         return web.Response(text="ok\n")
 
+    async def _readyz_public(self, request: web.BaseRequest) -> web.StreamResponse:
+        # On the app's port: the verdict only; the details (store address, config) stay on the
+        # ops port.
+        ready, _ = await self.readiness()
+        return web.Response(status=200 if ready else 503, text="ready\n" if ready else
+                            "not ready\n")
+
     async def _readyz(self, request: web.BaseRequest) -> web.StreamResponse:
+        ready, report = await self.readiness()
+        return web.Response(
+            status=200 if ready else 503,
+            body=json.dumps(report).encode(), content_type=JSON,
+        )
+
+    async def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Ready with a valid config, not stopping, and (when it would turn sessions away
+        without it) a reachable store; and the report that says why."""
         policy = self.watcher.policy
         report: dict[str, object] = {
             "config": policy.hash,
@@ -199,10 +219,7 @@ class Sidecar:
         if self.stopping:
             report["stopping"] = True
         report["ready"] = ready
-        return web.Response(
-            status=200 if ready else 503,
-            body=json.dumps(report).encode(), content_type=JSON,
-        )
+        return ready, report
 
     async def _metrics(self, request: web.BaseRequest) -> web.StreamResponse:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})

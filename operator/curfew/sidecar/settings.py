@@ -41,10 +41,10 @@ class SidecarSettings(BaseSettings):
         default="0.0.0.0:8080", description="HOST:PORT the proxy or authorization service serves."
     )
     ops_listen: str | None = Field(
-        default="0.0.0.0:9090",
-        description="HOST:PORT for /healthz, /readyz and /metrics, kept off the app's port so "
-        "they never shadow the app's own paths (empty: serve them on the main port in authz mode "
-        "only).",
+        default="0.0.0.0:9469",
+        description="HOST:PORT for /healthz, /readyz (with details) and /metrics, kept off the "
+        "app's port so they never shadow the app's own paths (empty: no ops listener; probes "
+        "then use /.curfew/healthz and /.curfew/readyz on the main port).",
     )
     mode: Literal["proxy", "authz"] = Field(
         default="proxy",

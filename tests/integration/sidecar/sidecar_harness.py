@@ -226,7 +226,7 @@ async def start_sidecar(
             format=policy.store_format,
         )
         running = RunningSidecar(
-            sidecar, f"http://127.0.0.1:{bound[0][1]}", f"http://127.0.0.1:{bound[1][1]}",
+            sidecar, f"http://127.0.0.1:{bound[0][1]}", f"http://127.0.0.1:{bound[-1][1]}",
             mount, inspector,
         )
         started.append(running)
@@ -238,7 +238,9 @@ async def start_sidecar(
         await running.store.aclose()
 
 
-def audit_events(caplog: pytest.LogCaptureFixture, event: str | None = None) -> list[dict[str, Any]]:
+def audit_events(
+    caplog: pytest.LogCaptureFixture, event: str | None = None
+) -> list[dict[str, Any]]:
     """The audit events logged so far (all, or of one kind)."""
     events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "curfew.audit"]
     return [e for e in events if event is None or e["event"] == event]

@@ -9,8 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from fixtures.sessions import plant
 from sidecar_harness import RunningSidecar, StartSidecar, audit_events, policy_doc, sid_of
+
+from fixtures.sessions import plant
 
 MIN = 60_000
 JSON_ACCEPT = {"Accept": "application/json"}
