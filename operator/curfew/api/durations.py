@@ -53,12 +53,12 @@ class Duration:
         """Parse a Go-style duration, rejecting anything that is not positive and sane."""
         if not isinstance(text, str):
             raise DurationError(f"expected {ALLOWED}, got {type(text).__name__}")
-        raw = text.strip()
-        if not raw:
+        raw = text
+        if not raw.strip():
             raise DurationError(f"empty duration: expected {ALLOWED}")
         if raw.startswith("-"):
             raise DurationError(f"negative duration {text!r}: durations must be positive")
-        if not _WHOLE.match(raw):
+        if not _WHOLE.fullmatch(raw):
             raise DurationError(f"invalid duration {text!r}: expected {ALLOWED}")
         total = Decimal(0)
         for number, unit in _TERM.findall(raw):

@@ -65,13 +65,13 @@ class Model(BaseModel):
 
 def _label_key(key: str) -> str:
     prefix, _, name = key.rpartition("/")
-    if not _LABEL_NAME.match(key) or len(name) > 63 or len(prefix) > 253:
+    if not _LABEL_NAME.fullmatch(key) or len(name) > 63 or len(prefix) > 253:
         raise ValueError(f"invalid label key {key!r}")
     return key
 
 
 def _label_value(value: str) -> str:
-    if len(value) > 63 or not _LABEL_VALUE.match(value):
+    if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
         raise ValueError(f"invalid label value {value!r}")
     return value
 
@@ -144,9 +144,9 @@ class SessionSource(Model):
     def _exactly_one(self) -> SessionSource:
         if (self.cookie_name is None) == (self.header is None):
             raise ValueError("set exactly one of cookieName or header")
-        if self.cookie_name is not None and not _COOKIE_NAME.match(self.cookie_name):
+        if self.cookie_name is not None and not _COOKIE_NAME.fullmatch(self.cookie_name):
             raise ValueError(f"cookieName: invalid cookie name {self.cookie_name!r}")
-        if self.header is not None and not _HEADER_NAME.match(self.header):
+        if self.header is not None and not _HEADER_NAME.fullmatch(self.header):
             raise ValueError(f"header: invalid header name {self.header!r}")
         if self.header_prefix is not None and self.header is None:
             raise ValueError("headerPrefix: needs header to be set")
@@ -158,7 +158,7 @@ def _default_session() -> SessionSource:
 
 
 def _method(value: str) -> str:
-    if not _HTTP_METHOD.match(value):
+    if not _HTTP_METHOD.fullmatch(value):
         raise ValueError(f"invalid HTTP method {value!r}: use upper case, e.g. OPTIONS")
     return value
 
@@ -182,7 +182,7 @@ class Activity(Model):
 
 
 def _url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value) and not re.match(r"^/[^\s]*$", value):
+    if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*|/[^\s]*", value):
         raise ValueError(f"loginURL {value!r} must be an absolute http(s) URL or a path")
     return value
 
@@ -209,9 +209,9 @@ class SecretKeyRef(Model):
 
     @model_validator(mode="after")
     def _names(self) -> SecretKeyRef:
-        if len(self.name) > 253 or not _DNS_SUBDOMAIN.match(self.name):
+        if len(self.name) > 253 or not _DNS_SUBDOMAIN.fullmatch(self.name):
             raise ValueError(f"name: invalid Secret name {self.name!r}")
-        if not re.match(r"^[-._a-zA-Z0-9]+$", self.key):
+        if not re.fullmatch(r"[-._a-zA-Z0-9]+", self.key):
             raise ValueError(f"key: invalid Secret key {self.key!r}")
         return self
 
@@ -249,7 +249,7 @@ class Store(Model):
 
 
 def _cron(value: str) -> str:
-    if not _CRON.match(value.strip()):
+    if not _CRON.fullmatch(value):
         raise ValueError(f"schedule {value!r} is not a cron expression (five fields or @hourly..)")
     return value
 

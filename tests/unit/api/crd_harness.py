@@ -4,6 +4,7 @@ validation (jsonschema, with strict field validation) and the CEL rules (cel-pyt
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,21 @@ def strict(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _re2_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    # The API server matches patterns with RE2, whose `$` is the end of the text; Python's `$`
+    # also matches before a trailing newline. Every pattern of the CRD ends with that anchor.
+    if not isinstance(instance, str):
+        return
+    anchored = pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern
+    if not re.search(anchored, instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Validator = jsonschema.validators.extend(jsonschema.Draft7Validator, {"pattern": _re2_pattern})
+
+
 def schema_errors(schema: dict[str, Any], obj: dict[str, Any]) -> list[str]:
-    validator = jsonschema.Draft7Validator(strict(schema))
+    validator = _Validator(strict(schema))
     return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
             for e in validator.iter_errors(obj)]
 

@@ -36,6 +36,9 @@ def test_a_go_duration_parses_to_exact_seconds_and_formats_canonically(
         ("", "empty duration"),
         ("8785h", "maximum of 366 days"),
         ("15", "expected a Go duration"),
+        (" 15m", "expected a Go duration"),
+        ("15m\n", "expected a Go duration"),
+        ("1d", "expected a Go duration"),
     ],
 )
 def test_an_unacceptable_duration_is_rejected_with_a_message_saying_what_is_allowed(

@@ -202,3 +202,12 @@ def test_the_installed_command_prints_one_line_and_no_traceback_for_a_bad_policy
     assert done.stderr == (f"curfew render: {path}: document 1 (storefront): spec.timeouts.idle: "
                            "invalid duration '15 minutes': expected a Go duration such as 90s, "
                            "15m, 1h30m or 500ms (units h, m, s, ms, us, ns)\n")
+
+
+def test_curfew_without_a_command_prints_help_and_exits_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys)
+    assert code == 2
+    assert "render" in err
+    assert "validate" in err
