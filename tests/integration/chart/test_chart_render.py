@@ -105,7 +105,8 @@ def test_by_default_one_standalone_replica_watches_every_namespace() -> None:
     env = _operator_env(objects)
     assert env["CURFEW_OPERATOR_STANDALONE"] == "true"
     assert json.loads(env["CURFEW_OPERATOR_NAMESPACES"]) == []
-    assert env["CURFEW_OPERATOR_SCAN_CLUSTER"] == "true"
+    # kopf discovers the chart's CRDs once: no cluster-wide CRD or namespace watching.
+    assert env["CURFEW_OPERATOR_SCAN_CLUSTER"] == "false"
     assert not by_kind(objects, "ClusterKopfPeering")
     assert len(by_kind(objects, "ClusterRole")) == 1
     assert not by_kind(objects, "Role")
@@ -142,7 +143,7 @@ def test_watching_a_list_of_namespaces_uses_a_role_per_namespace_and_no_cluster_
         ]
     env = _operator_env(objects)
     assert json.loads(env["CURFEW_OPERATOR_NAMESPACES"]) == ["shop", "admin"]
-    # Roles only: kopf must not try to list namespaces or watch CRDs cluster-wide.
+    # Roles only: kopf must not list namespaces or watch CRDs, which are cluster-scoped.
     assert env["CURFEW_OPERATOR_SCAN_CLUSTER"] == "false"
 
 
