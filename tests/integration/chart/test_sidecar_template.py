@@ -129,3 +129,28 @@ def test_the_library_default_image_is_the_package_version() -> None:
     chart = yaml.safe_load((SIDECAR_CHART / "Chart.yaml").read_text())
     text = (SIDECAR_CHART / "templates" / "_sidecar.tpl").read_text()
     assert f'default "curfew:{chart["appVersion"]}" .image' in text
+
+
+def test_the_sidecar_command_line_is_one_curfew_sidecar_accepts(
+    app_chart: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curfew.cli import build_parser
+    from curfew.sidecar.settings import SidecarSettings
+
+    sidecar = _sidecar(_render_app(app_chart, "appPort=3000"))
+    args = build_parser().parse_args(sidecar["args"])
+    assert args.command == "sidecar"
+    # The kubelet resolves the Secret references into these two variables.
+    monkeypatch.setenv("REDIS_URL", "redis://redis.shop.svc:6379/0")
+    monkeypatch.setenv("CURFEW_SESSION_KEY", "k" * 32)
+    settings = SidecarSettings(
+        config=args.config, listen=args.listen, ops_listen=args.ops_listen,
+        upstream=args.upstream, mode=args.mode,
+    )
+    assert str(settings.config) == "/etc/curfew/policy.json"
+    assert settings.listen == "0.0.0.0:8080"
+    assert settings.ops_listen == "0.0.0.0:9469"
+    assert settings.upstream == "http://127.0.0.1:3000"
+    assert settings.mode == "proxy"
+    assert settings.redis_url is not None
+    assert settings.session_key is not None
