@@ -27,6 +27,9 @@ DAY = 24 * HOUR
 MAX_DURATION = 366 * DAY
 """Longest duration accepted anywhere in a policy."""
 
+MAX_TEXT = 64
+"""Longest duration string accepted (the CRD's maxLength, which bounds its CEL rules' cost)."""
+
 _UNITS = {"ns": NANOSECOND, "us": MICROSECOND, "µs": MICROSECOND, "ms": MILLISECOND,
           "s": SECOND, "m": MINUTE, "h": HOUR}
 
@@ -58,6 +61,8 @@ class Duration:
             raise DurationError(f"empty duration: expected {ALLOWED}")
         if raw.startswith("-"):
             raise DurationError(f"negative duration {text!r}: durations must be positive")
+        if len(raw) > MAX_TEXT:
+            raise DurationError(f"duration {text[:20]!r}... is longer than {MAX_TEXT} characters")
         if not _WHOLE.fullmatch(raw):
             raise DurationError(f"invalid duration {text!r}: expected {ALLOWED}")
         total = Decimal(0)
