@@ -407,6 +407,8 @@ def describe_errors(errors: list[Any]) -> list[str]:
         msg = str(err.get("msg", ""))
         msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
         loc = tuple(err.get("loc", ()))
+        if loc[-1:] == ("[key]",):  # a bad map key: the message names it, the path is the map
+            loc = loc[:-2]
         named = _FIELD_PREFIX.match(msg)
         if named:
             loc, msg = (*loc, named.group(1)), named.group(2)

@@ -43,6 +43,8 @@ def obj(timeouts: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
         (obj(selector={"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
          "spec.selector.matchExpressions[0].values: operator Exists takes no values"),
         (obj(priority=5000), "spec.priority: Input should be less than or equal to 1000"),
+        (obj(selector={"matchLabels": {"bad key!": "x"}}),
+         "spec.selector.matchLabels: invalid label key 'bad key!'"),
         (obj(timeouts={"idle": "15m"}), "spec.timeouts.absolute: Field required"),
         (obj(extra=True), "spec.extra: Extra inputs are not permitted"),
     ],
@@ -52,7 +54,8 @@ def obj(timeouts: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
         "a warning lead as long as idle names warningLead",
         "cookie and header together name the session", "a header prefix alone names itself",
         "In without values names values", "Exists with values names values",
-        "an out-of-range priority names priority", "a missing timeout names it",
+        "an out-of-range priority names priority", "an invalid label key names its map",
+        "a missing timeout names it",
         "an unknown field names it",
     ],
 )
