@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real: redis-server (single and Cluster),
-# wrk (sidecar benchmark), chromium + chromium-driver (browser tests). Skips what is present.
+# wrk (sidecar benchmark), nginx-light (the sidecar's documented auth_request config, run for
+# real), chromium + chromium-driver (browser tests). Skips what is present.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || need+=(nginx-light)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${need[*]} (run: sudo apt-get install -y ${need[*]})" >&2

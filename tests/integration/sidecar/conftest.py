@@ -3,9 +3,9 @@
 import logging
 
 import pytest
-from sidecar_harness import http, start_sidecar, upstream
+from sidecar_harness import http, own_redis, start_sidecar, upstream
 
-__all__ = ["http", "start_sidecar", "upstream"]
+__all__ = ["http", "own_redis", "start_sidecar", "upstream"]
 
 
 @pytest.fixture(autouse=True)

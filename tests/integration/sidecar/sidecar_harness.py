@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from curfew.sessions.store import SessionStore
 from curfew.sidecar.reload import load_policy
 from curfew.sidecar.server import Sidecar
 from curfew.sidecar.settings import SidecarSettings
+from fixtures.redis_servers import RedisServer
 
 KEY = b"integration-test-session-key-0123456789"
 
@@ -159,6 +160,14 @@ async def upstream() -> AsyncIterator[str]:
     host, port = runner.addresses[0][:2]
     yield f"http://{host}:{port}"
     await runner.cleanup()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of the test's own, to kill and start again."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -15,14 +14,6 @@ from sidecar_harness import StartSidecar, audit_events, policy_doc, sealed_json
 from fixtures.redis_servers import RedisServer
 
 JSON_ACCEPT = {"Accept": "application/json"}
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A Redis of this test's own, to stop and start."""
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 async def test_fail_closed_answers_503_while_redis_is_down_and_recovers(

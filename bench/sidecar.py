@@ -1,0 +1,231 @@
+"""Benchmark: what the enforcement sidecar costs in front of an app, measured in one run.
+
+Starts a real Redis, a minimal upstream app (aiohttp low-level server on uvloop, one process)
+and ``curfew sidecar`` in proxy mode in front of it, then drives both with ``wrk`` (HTTP/1.1
+keep-alive), every request carrying one of ``--sessions`` session cookies:
+
+1. throughput: ``--connections`` connections as fast as they go, direct vs through the sidecar;
+2. latency: a light load (``--latency-connections``), direct vs through the sidecar; the added
+   p50 / p99 are the differences (the direct p99 shows the upstream alone serves this load fast);
+3. Redis calls per proxied request, from ``INFO commandstats`` before and after (every command
+   but INFO itself).
+
+Ends with one line: ``RESULT direct_rps=… proxied_rps=… rps_ratio=… added_p50_ms=…
+added_p99_ms=… redis_calls_per_request=…``.
+
+Usage: ``python bench/sidecar.py [--duration 8] [--connections 64] [--sessions 1000]``.
+Everything shares this machine's cores (wrk included): compare figures within one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "bench-session-key-0123456789abcdef"
+
+WRK_SCRIPT = """
+local n = {sessions}
+local i = 0
+request = function()
+  i = (i + 1) % n
+  return wrk.format("GET", "/bench", {{["Cookie"] = "session=bench-" .. i}})
+end
+done = function(summary, latency, requests)
+  io.write(string.format("JSON {{\\"requests\\": %d, \\"seconds\\": %f, \\"errors\\": %d, "
+    .. "\\"p50_ms\\": %f, \\"p99_ms\\": %f}}\\n",
+    summary.requests, summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.status + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+POLICY: dict[str, Any] = {
+    "schemaVersion": 1,
+    "workload": {"kind": "Deployment", "namespace": "bench", "name": "web"},
+    "sources": ["bench/policy"],
+    "enforcement": "Enforce",
+    "timeouts": {"idleSeconds": 900, "absoluteSeconds": 28800, "warningLeadSeconds": 60},
+    "session": {"cookieName": "session"},
+    "activity": {"excludePaths": ["/healthz"], "excludeMethods": ["OPTIONS", "HEAD"]},
+    "reauthentication": {"loginURL": "https://login.example.com/", "returnToParameter": "r"},
+    "store": {"format": "curfew", "keyPrefix": "curfew:",
+              "redisSecretRef": {"name": "r", "key": "url"},
+              "sessionKeySecretRef": {"name": "r", "key": "session-key"}},
+}
+
+
+def serve_upstream(port: int) -> None:
+    """The app behind the sidecar: as little work per request as aiohttp allows."""
+    import asyncio
+
+    import uvloop
+    from aiohttp import web
+
+    body = b"ok: a small response from the app\n"
+
+    async def handler(request: web.BaseRequest) -> web.Response:
+        return web.Response(body=body, content_type="text/plain")
+
+    async def main() -> None:
+        server = web.Server(handler, access_log=None)
+        runner = web.ServerRunner(server)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()
+
+    uvloop.run(main())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(port: int, path: str = "/", timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                if s.recv(12).startswith(b"HTTP/1.1 2"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"nothing answered on port {port}")
+
+
+def wrk(port: int, connections: int, seconds: float, script: Path) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+         "-s", str(script), f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    match = re.search(r"^JSON (.*)$", out, re.M)
+    if match is None:
+        raise SystemExit(f"wrk printed no summary:\n{out}")
+    result: dict[str, float] = json.loads(match.group(1))
+    if result["errors"]:
+        raise SystemExit(f"wrk saw {result['errors']} errors:\n{out}")
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def _script_commands() -> frozenset[str]:
+    """Commands the store's Lua scripts issue: Redis counts them in commandstats too."""
+    names = set()
+    for script in (ROOT / "operator/curfew/sessions/lua").glob("*.lua"):
+        names.update(m.lower() for m in re.findall(r"redis\.call\('(\w+)'", script.read_text()))
+    return frozenset(names)
+
+
+def redis_calls(client: redis.Redis) -> dict[str, int]:
+    """Calls per command that reached Redis from a client (not from inside a script)."""
+    inner = _script_commands()
+    stats = client.info("commandstats")
+    return {
+        name: int(v["calls"])
+        for k, v in stats.items()
+        if (name := k.removeprefix("cmdstat_")) != "info" and name not in inner
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=8, help="seconds per measured run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--latency-connections", type=int, default=4)
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--upstream-server", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.upstream_server:
+        serve_upstream(args.upstream_server)
+        return 0
+    for tool in ("wrk", "redis-server"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (make system-deps)")
+
+    tmp = Path(tempfile.mkdtemp(prefix="curfew-bench-"))
+    script = tmp / "sessions.lua"
+    script.write_text(WRK_SCRIPT.format(sessions=args.sessions))
+    sys.path.insert(0, str(ROOT / "operator"))
+    from curfew.api.config import UnifiedConfig
+
+    config = tmp / "policy.json"
+    config.write_text(UnifiedConfig.model_validate(POLICY).sealed().to_json())
+    redis_port, app_port, sidecar_port, ops_port = (free_port() for _ in range(4))
+    procs: list[subprocess.Popen[bytes]] = []
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    try:
+        procs.append(subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(tmp)], **quiet))
+        procs.append(subprocess.Popen(
+            [sys.executable, __file__, "--upstream-server", str(app_port)], **quiet))
+        env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+               "CURFEW_SESSION_KEY": KEY}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "curfew", "sidecar", "--config", str(config),
+             "--listen", f"127.0.0.1:{sidecar_port}", "--ops-listen", f"127.0.0.1:{ops_port}",
+             "--upstream", f"http://127.0.0.1:{app_port}", "--log-level", "WARNING"],
+            env=env, **quiet))
+        wait_http(app_port)
+        wait_http(ops_port, "/readyz")
+        client = redis.Redis(port=redis_port)
+
+        short = max(2.0, args.duration / 4)
+        wrk(app_port, args.connections, short, script)  # warm-up
+        wrk(sidecar_port, args.connections, short, script)  # warm-up: sessions created
+        direct = wrk(app_port, args.connections, args.duration, script)
+        before = redis_calls(client)
+        proxied = wrk(sidecar_port, args.connections, args.duration, script)
+        after = redis_calls(client)
+        by_command = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+        calls = sum(by_command.values())
+        light_direct = wrk(app_port, args.latency_connections, args.duration, script)
+        light_proxied = wrk(sidecar_port, args.latency_connections, args.duration, script)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"throughput, {args.connections} connections: direct {direct['rps']:.0f} rps "
+          f"(p50 {direct['p50_ms']:.2f} ms, p99 {direct['p99_ms']:.2f} ms), "
+          f"proxied {proxied['rps']:.0f} rps (p50 {proxied['p50_ms']:.2f} ms, "
+          f"p99 {proxied['p99_ms']:.2f} ms)")
+    print(f"latency, {args.latency_connections} connections: direct {light_direct['rps']:.0f} rps "
+          f"p50 {light_direct['p50_ms']:.3f} ms p99 {light_direct['p99_ms']:.3f} ms; proxied "
+          f"{light_proxied['rps']:.0f} rps p50 {light_proxied['p50_ms']:.3f} ms "
+          f"p99 {light_proxied['p99_ms']:.3f} ms")
+    print(f"redis: {calls} client commands {by_command} for {proxied['requests']:.0f} "
+          f"proxied requests (commands run inside the Lua script are not round trips)")
+    print(
+        f"RESULT direct_rps={direct['rps']:.0f} proxied_rps={proxied['rps']:.0f} "
+        f"rps_ratio={proxied['rps'] / direct['rps']:.3f} "
+        f"added_p50_ms={light_proxied['p50_ms'] - light_direct['p50_ms']:.3f} "
+        f"added_p99_ms={light_proxied['p99_ms'] - light_direct['p99_ms']:.3f} "
+        f"redis_calls_per_request={calls / proxied['requests']:.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""The nginx configuration of docs/sidecar.md, run by a real nginx in front of a real app with
+the sidecar in authz mode: what the docs print is what works.
+
+The ``nginx`` block is read from the docs; only its addresses are replaced by the test's ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+from sidecar_harness import RunningSidecar, StartSidecar, sid_of
+
+from fixtures.redis_servers import RedisServer, free_port
+from fixtures.sessions import plant
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "sidecar.md"
+MIN = 60_000
+
+
+def nginx_server_block(listen: int, sidecar: int, app: int) -> str:
+    [block] = re.findall(r"```nginx\n(.*?)```", DOCS.read_text(), re.S)
+    return (block.replace("listen 80;", f"listen 127.0.0.1:{listen};")
+                 .replace("127.0.0.1:8080", f"127.0.0.1:{sidecar}")
+                 .replace("127.0.0.1:3000", f"127.0.0.1:{app}"))
+
+
+class Nginx:
+    """A real nginx in the foreground, serving one ``server`` block, from a directory of its own."""
+
+    def __init__(self, tmp: Path, server: str) -> None:
+        self.tmp = tmp
+        temp_paths = "\n".join(f"  {kind}_temp_path {tmp}/{kind};"
+                               for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        conf = tmp / "nginx.conf"
+        conf.write_text(f"""
+daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 128; }}
+http {{
+  access_log off;
+{temp_paths}
+{server}
+}}
+""")
+        self.proc = subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> str:
+        """Stop nginx; its error log."""
+        self.proc.terminate()
+        self.proc.wait(10)
+        log = self.tmp / "error.log"
+        return log.read_text() if log.exists() else ""
+
+
+Front = Callable[..., Awaitable[tuple[RunningSidecar, str]]]
+
+
+@pytest.fixture
+async def front(
+    start_sidecar: StartSidecar, upstream: str, tmp_path: Path
+) -> AsyncIterator[Front]:
+    """``await front(redis_url=None)``: the sidecar in authz mode behind the documented nginx;
+    returns the sidecar and nginx's base URL."""
+    if shutil.which("nginx") is None:
+        pytest.skip("nginx is not installed (make system-deps)")
+    started: list[Nginx] = []
+
+    async def start(redis_url: str | None = None) -> tuple[RunningSidecar, str]:
+        extra = {"redis_url": redis_url} if redis_url else {}
+        running = await start_sidecar(mode="authz", ops_listen=None, **extra)
+        port = free_port()
+        server = nginx_server_block(port, int(running.url.rsplit(":", 1)[1]),
+                                    int(upstream.rsplit(":", 1)[1]))
+        started.append(Nginx(tmp_path, server))
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        async with aiohttp.ClientSession() as probe:
+            while True:
+                try:
+                    async with probe.get(base + "/.curfew/healthz") as r:
+                        if r.status == 200:
+                            return running, base
+                except aiohttp.ClientConnectionError:
+                    pass
+                assert time.monotonic() < deadline, "nginx never came up"
+                await asyncio.sleep(0.05)
+
+    yield start
+    for nginx in started:
+        errors = nginx.stop()
+        assert "[emerg]" not in errors, errors
+
+
+def _sent(echo: dict[str, object]) -> dict[str, str]:
+    return {k.lower(): v for k, v in echo["headers"]}  # type: ignore[attr-defined]
+
+
+async def test_nginx_with_the_documented_config_enforces_the_policy(
+    front: Front, http: aiohttp.ClientSession
+) -> None:
+    running, base = await front()
+    async with http.get(base + "/login", headers={"Curfew-Idle-Remaining": "99999"}) as r:
+        assert r.status == 200
+        sent = _sent(await r.json())
+    assert "curfew-idle-remaining" not in sent, "a forged header must not reach the app"
+
+    async with http.get(base + "/cart", headers={"Cookie": "session=raw-ng1"}) as r:
+        assert r.status == 200
+        assert r.headers["Curfew-Idle-Remaining"] == "900"
+        sent = _sent(await r.json())
+    assert sent["curfew-idle-remaining"] == "900"
+    assert sent["curfew-absolute-remaining"] == "28800"
+
+    async with http.get(base + "/.curfew/session",
+                        headers={"Cookie": "session=raw-ng1"}) as r:
+        assert (await r.json())["absoluteRemainingSeconds"] <= 28800
+
+    await plant(running.store, sid_of("raw-ng2"), created_ago_ms=20 * MIN,
+                last_ago_ms=16 * MIN)
+    async with http.get(base + "/cart?item=3", allow_redirects=False,
+                        headers={"Cookie": "session=raw-ng2", "Accept": "text/html"}) as r:
+        assert r.status == 302
+        location = urlsplit(r.headers["Location"])
+        assert r.headers["Set-Cookie"].startswith("session=; Path=/; Max-Age=0")
+    assert location.netloc == "login.example.com"
+    assert parse_qs(location.query) == {"return_to": ["/cart?item=3"]}
+
+    await plant(running.store, sid_of("raw-ng3"), created_ago_ms=481 * MIN,
+                last_ago_ms=1 * MIN)
+    async with http.post(base + "/api/orders", data=b"{}",
+                         headers={"Cookie": "session=raw-ng3",
+                                  "Accept": "application/json"}) as r:
+        assert r.status == 401
+        assert json.loads(await r.text()) == {"error": "session_expired",
+                                              "reason": "absolute"}
+        assert r.headers["WWW-Authenticate"].startswith("Session")
+        assert r.headers["Set-Cookie"].startswith("session=;")
+
+
+async def test_nginx_with_the_documented_config_fails_closed_without_the_store(
+    front: Front, http: aiohttp.ClientSession, own_redis: RedisServer
+) -> None:
+    _, base = await front(own_redis.url)
+    own_redis.kill()
+    async with http.get(base + "/cart", headers={"Cookie": "session=raw-ng4"}) as r:
+        assert r.status == 503
+        assert json.loads(await r.text()) == {"error": "session_store_unavailable"}
+    async with http.get(base + "/login") as r:
+        assert r.status == 200
