@@ -40,3 +40,19 @@ def test_the_chart_app_version_is_the_package_version() -> None:
     assert chart["appVersion"] == project["version"]
     library = yaml.safe_load((SIDECAR_CHART / "Chart.yaml").read_text())
     assert library["appVersion"] == project["version"]
+
+
+def test_the_packaged_chart_holds_the_crds_and_templates_but_not_the_test_values(
+    tmp_path: Path,
+) -> None:
+    import tarfile
+
+    proc = run_helm("package", str(CHART), "--destination", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    (archive,) = tmp_path.glob("curfew-*.tgz")
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert "curfew/crds/sessionpolicies.curfew.dev.yaml" in names
+    assert "curfew/values.schema.json" in names
+    assert "curfew/templates/NOTES.txt" in names
+    assert not [name for name in names if name.startswith("curfew/ci/")]
