@@ -1,0 +1,243 @@
+"""A small asynchronous Kubernetes API client: the only door through which Curfew writes objects.
+
+kopf watches; this client lists, creates, patches and deletes what the operator manages, with one
+shared connection pool and a bound on concurrent requests. Errors are reduced to :class:`ApiError`
+(with ``retryable`` telling a conflict, throttling, a server error or a timeout from a mistake),
+so the operator can translate them at one boundary.
+
+Exception tree::
+
+    ApiError                 an API request failed (status 0: no response at all)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+
+MERGE_PATCH: Final = "application/merge-patch+json"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One API resource: ``group`` is ``""`` for the core group."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None = None, name: str | None = None,
+             subresource: str | None = None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if namespace is not None:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{name}"
+            if subresource is not None:
+                base += f"/{subresource}"
+        return base
+
+
+CONFIG_MAPS: Final = Resource("", "v1", "configmaps", "ConfigMap")
+PODS: Final = Resource("", "v1", "pods", "Pod")
+CRON_JOBS: Final = Resource("batch", "v1", "cronjobs", "CronJob")
+JOBS: Final = Resource("batch", "v1", "jobs", "Job")
+DEPLOYMENTS: Final = Resource("apps", "v1", "deployments", "Deployment")
+STATEFUL_SETS: Final = Resource("apps", "v1", "statefulsets", "StatefulSet")
+DAEMON_SETS: Final = Resource("apps", "v1", "daemonsets", "DaemonSet")
+SESSION_POLICIES: Final = Resource("curfew.dev", "v1alpha1", "sessionpolicies", "SessionPolicy")
+
+
+class ApiError(Exception):
+    """A Kubernetes API request that failed; ``status`` 0 means no HTTP response arrived."""
+
+    def __init__(self, status: int, reason: str, message: str, request: str) -> None:
+        super().__init__(f"{request}: {status} {reason}: {message}".strip())
+        self.status = status
+        self.reason = reason
+        self.request = request
+
+    @property
+    def retryable(self) -> bool:
+        """Conflicts, throttling, server errors and timeouts pass; anything else needs a fix."""
+        return self.status in (0, 409, 429) or self.status >= 500
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the API server is and how to authenticate to it (never logged)."""
+
+    server: str
+    token: str | None = None
+    token_path: str | None = None
+    ca_path: str | None = None
+    insecure: bool = False
+    certificate_path: str | None = None
+    private_key_path: str | None = None
+
+    def build_ssl_context(self) -> ssl.SSLContext | bool:
+        if not self.server.startswith("https"):
+            return False
+        context = ssl.create_default_context(cafile=self.ca_path)
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.certificate_path:
+            context.load_cert_chain(self.certificate_path, self.private_key_path)
+        return context
+
+    def bearer_token(self) -> str | None:
+        # Projected service-account tokens rotate: read the file each time rather than once.
+        if self.token_path:
+            with open(self.token_path, encoding="utf-8") as file:
+                return file.read().strip()
+        return self.token
+
+
+def load_connection(kubeconfig: str | None = None, context: str | None = None) -> Connection:
+    """The in-cluster service account if there is one, else the kubeconfig file (or $KUBECONFIG)."""
+    import os
+
+    import kubernetes.config
+
+    in_cluster_token = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    config = kubernetes.client.Configuration()
+    if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        loader = kubernetes.config.incluster_config.InClusterConfigLoader(
+            token_filename=in_cluster_token,
+            cert_filename="/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+        )
+        loader.load_and_set(config)
+        return Connection(server=config.host, token_path=in_cluster_token,
+                          ca_path=config.ssl_ca_cert)
+    path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    kubernetes.config.load_kube_config(config_file=path, context=context,
+                                       client_configuration=config)
+    header = (config.get_api_key_with_prefix("BearerToken")
+              or config.get_api_key_with_prefix("authorization") or "")
+    token = header.split(" ", 1)[-1] if header else None
+    return Connection(
+        server=config.host, token=token or None, ca_path=config.ssl_ca_cert or None,
+        insecure=not config.verify_ssl, certificate_path=config.cert_file or None,
+        private_key_path=config.key_file or None,
+    )
+
+
+class KubeClient:
+    """List, get, create, patch and delete objects; at most ``concurrency`` requests at once."""
+
+    def __init__(self, connection: Connection, *, concurrency: int = 16,
+                 timeout: float = 30.0) -> None:
+        self._connection = connection
+        self._limit = asyncio.Semaphore(concurrency)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self.requests = 0
+        """Requests issued so far (a cheap counter for metrics and benchmarks)."""
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=self._connection.build_ssl_context(), limit=64)
+            self._session = aiohttp.ClientSession(
+                base_url=self._connection.server.rstrip("/") + "/",
+                connector=connector, timeout=self._timeout,
+            )
+        return self._session
+
+    async def request(self, method: str, path: str, *, body: Any = None,
+                      params: Mapping[str, str] | None = None,
+                      content_type: str = "application/json") -> Any:
+        headers = {"Accept": "application/json"}
+        token = self._connection.bearer_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body)
+        what = f"{method} {path}"
+        async with self._limit:
+            self.requests += 1
+            try:
+                session = self._ensure_session()
+                async with session.request(method, path.lstrip("/"), data=data, headers=headers,
+                                           params=params) as response:
+                    text = await response.text()
+                    if response.status >= 400:
+                        reason, message = _status_details(text, response.reason or "")
+                        raise ApiError(response.status, reason, message, what)
+                    return json.loads(text) if text else None
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                raise ApiError(0, type(exc).__name__, str(exc), what) from exc
+
+    async def list(self, resource: Resource, namespace: str | None = None, *,
+                   label_selector: str | None = None) -> list[dict[str, Any]]:
+        params = {"labelSelector": label_selector} if label_selector else None
+        result = await self.request("GET", resource.path(namespace), params=params)
+        items: list[dict[str, Any]] = result.get("items", []) if result else []
+        return items
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = await self.request("GET", resource.path(namespace, name))
+        return obj
+
+    async def create(self, resource: Resource, namespace: str | None,
+                     body: Mapping[str, Any]) -> dict[str, Any]:
+        obj: dict[str, Any] = await self.request("POST", resource.path(namespace), body=body)
+        return obj
+
+    async def patch(self, resource: Resource, namespace: str | None, name: str,
+                    patch: Mapping[str, Any], *, subresource: str | None = None) -> dict[str, Any]:
+        obj: dict[str, Any] = await self.request(
+            "PATCH", resource.path(namespace, name, subresource), body=patch,
+            content_type=MERGE_PATCH,
+        )
+        return obj
+
+    async def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
+        """Delete, with dependents removed in the background; an absent object is not an error."""
+        try:
+            await self.request("DELETE", resource.path(namespace, name),
+                               body={"propagationPolicy": "Background"})
+        except ApiError as exc:
+            if not exc.not_found:
+                raise
+
+
+def _status_details(text: str, fallback: str) -> tuple[str, str]:
+    try:
+        status = json.loads(text)
+        return str(status.get("reason", fallback)), str(status.get("message", ""))[:300]
+    except (ValueError, AttributeError):
+        return fallback, text[:300]
