@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("render", "print the objects the operator would write for policies and workloads"),
     "validate": ("validate", "check SessionPolicies: schema, cross-field rules, compliance"),
     "sidecar": ("sidecar", "run the enforcement sidecar: reverse proxy or ext_authz/auth_request"),
+    "operator": ("operator", "run the operator: keep ConfigMaps, CronJobs and status in step"),
 }
 """Subcommands: name -> (module under ``curfew.cli``, help line)."""
 

@@ -123,16 +123,17 @@ def load_connection(kubeconfig: str | None = None, context: str | None = None) -
     in_cluster_token = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     config = kubernetes.client.Configuration()
     if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        loader = kubernetes.config.incluster_config.InClusterConfigLoader(
+        loader = kubernetes.config.incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
             token_filename=in_cluster_token,
             cert_filename="/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
         )
-        loader.load_and_set(config)
+        loader.load_and_set(config)  # type: ignore[no-untyped-call]
         return Connection(server=config.host, token_path=in_cluster_token,
                           ca_path=config.ssl_ca_cert)
     path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-    kubernetes.config.load_kube_config(config_file=path, context=context,
-                                       client_configuration=config)
+    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=path, context=context,
+        client_configuration=config)
     header = (config.get_api_key_with_prefix("BearerToken")
               or config.get_api_key_with_prefix("authorization") or "")
     token = header.split(" ", 1)[-1] if header else None
@@ -198,7 +199,7 @@ class KubeClient:
                         reason, message = _status_details(text, response.reason or "")
                         raise ApiError(response.status, reason, message, what)
                     return json.loads(text) if text else None
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise ApiError(0, type(exc).__name__, str(exc), what) from exc
 
     async def list(self, resource: Resource, namespace: str | None = None, *,

@@ -26,6 +26,7 @@ PURGE_SUCCEEDED: Final = "PurgeSucceeded"
 PURGE_FAILING: Final = "PurgeFailing"
 PURGE_ABORTED: Final = "PurgeAborted"
 PURGE_SUSPENDED: Final = "PurgeSuspended"
+PURGE_RETRYING: Final = "PurgeRetrying"
 
 # --- condition messages ---------------------------------------------------------------------------
 MSG_RECONCILED: Final = "{count} workload(s) selected; their configs are applied"

@@ -83,7 +83,9 @@ class OperatorSettings(BaseSettings):
         default=600.0,
         description="Server-side timeout of watch requests; watches are re-established after it.",
     )
-    event_batch_window_seconds: float = Field(
-        default=0.1, ge=0,
-        description="How long kopf batches a burst of watch events of one object.",
+    scan_cluster: bool = Field(
+        default=True,
+        description="Follow CRDs and namespaces appearing while running (kopf's cluster "
+        "scanning); off, the API is discovered once at startup and namespaces are taken "
+        "literally.",
     )

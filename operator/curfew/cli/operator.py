@@ -1,0 +1,48 @@
+"""``curfew operator``: run the operator (kopf) until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", "--namespace", action="append", dest="namespaces", default=None,
+                        metavar="NS", help="watch this namespace (repeatable; default: all)")
+    parser.add_argument("--standalone", action="store_true", default=None,
+                        help="run without peering (a single replica)")
+    parser.add_argument("--peering-name", default=None, help="kopf peering object name")
+    parser.add_argument("--priority", type=int, default=None, help="peering priority")
+    parser.add_argument("--kubeconfig", default=None, help="kubeconfig file outside a cluster")
+    parser.add_argument("--purge-image", default=None, help="image of the purge CronJobs")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="Prometheus metrics port (0 disables)")
+    parser.add_argument("--liveness-port", type=int, default=None,
+                        help="liveness endpoint port (0 disables)")
+    parser.add_argument("--log-format", choices=("json", "text"), default=None)
+    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        default=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import sys
+
+    from pydantic import ValidationError
+
+    from curfew.api.policy import describe_errors
+    from curfew.operator.runner import configure_logging, run_operator
+    from curfew.operator.settings import OperatorSettings
+
+    overrides = {k: v for k, v in vars(args).items()
+                 if k in OperatorSettings.model_fields and v is not None}
+    try:
+        settings = OperatorSettings(**overrides)
+    except ValidationError as exc:
+        print(f"curfew operator: invalid settings: {'; '.join(describe_errors(exc.errors()))}",
+              file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_operator(settings))
+    return 0

@@ -1,0 +1,147 @@
+"""Every kopf decorator of the operator, in one thin module: each handler is a few lines that
+hand the namespace to the one level-based :meth:`Reconciler.reconcile`.
+
+Workloads are never written to and never get finalizers or annotations: they are only indexed
+(their pod-template labels) and watched through ``on.event``, which stores nothing on them.
+Policies need no finalizer either: what a deleted policy owned is found and removed by the next
+pass over its namespace, which its deletion triggers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from curfew.api import GROUP, PLURAL, VERSION
+from curfew.operator.reconciler import PassFailed
+from curfew.operator.runtime import (
+    Runtime,
+    build_policy_record,
+    build_workload_record,
+    configure_kopf,
+    start_runtime,
+    stop_runtime,
+)
+from curfew.render import MANAGED_BY, MANAGER
+
+POLICY = (GROUP, VERSION, PLURAL)
+
+
+@kopf.on.startup()
+async def startup(*, settings: kopf.OperatorSettings, memo: Any, **kw: Any) -> None:
+    configure_kopf(settings, memo.settings)
+    memo.runtime = await start_runtime(memo.settings)
+    memo.runtime.sources.bind(kw)
+
+
+@kopf.on.cleanup()
+async def cleanup(*, memo: Any, **_: Any) -> None:
+    await stop_runtime(memo.runtime)
+
+
+@kopf.on.login()
+def login(*, memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    conn = memo.runtime.connection
+    return kopf.ConnectionInfo(
+        server=conn.server, token=conn.bearer_token(), ca_path=conn.ca_path,
+        insecure=conn.insecure, certificate_path=conn.certificate_path,
+        private_key_path=conn.private_key_path, scheme="Bearer" if conn.token_path or
+        conn.token else None,
+    )
+
+
+# --- indexes: what a pass reads instead of listing the API ------------------------------------
+
+@kopf.index(*POLICY, id="policy_index")
+def policy_index(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {namespace or "default": build_policy_record(body)}
+
+
+@kopf.index("apps", "v1", "deployments", id="deployment_index")
+def deployment_index(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {namespace or "default": build_workload_record(body, "Deployment")}
+
+
+@kopf.index("apps", "v1", "statefulsets", id="statefulset_index")
+def statefulset_index(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {namespace or "default": build_workload_record(body, "StatefulSet")}
+
+
+@kopf.index("apps", "v1", "daemonsets", id="daemonset_index")
+def daemonset_index(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {namespace or "default": build_workload_record(body, "DaemonSet")}
+
+
+# --- policies -----------------------------------------------------------------------------------
+
+async def _policy_pass(runtime: Runtime, namespace: str, name: str,
+                       indexes: dict[str, Any]) -> None:
+    runtime.sources.bind(indexes)
+    try:
+        result = await runtime.reconciler.reconcile(namespace)
+    except PassFailed as exc:
+        raise kopf.TemporaryError(str(exc), delay=runtime.settings.retry_min_seconds) from None
+    error = result.invalid.get(f"{namespace}/{name}")
+    if error is not None:
+        raise kopf.PermanentError(f"invalid spec: {error}")
+
+
+@kopf.on.resume(*POLICY, id="policy")
+async def policy_resumed(*, namespace: str | None, name: str, memo: Any,
+                  **kw: Any) -> None:
+    await _policy_pass(memo.runtime, namespace or "default", name, kw)
+
+
+@kopf.on.create(*POLICY, id="policy")
+async def policy_created(*, namespace: str | None, name: str, memo: Any,
+                  **kw: Any) -> None:
+    await _policy_pass(memo.runtime, namespace or "default", name, kw)
+
+
+@kopf.on.update(*POLICY, id="policy")
+async def policy_updated(*, namespace: str | None, name: str, memo: Any,
+                  **kw: Any) -> None:
+    await _policy_pass(memo.runtime, namespace or "default", name, kw)
+
+
+@kopf.on.event(*POLICY, id="policy_deleted", when=lambda type, **_: type == "DELETED")
+async def policy_deleted(*, namespace: str | None, memo: Any, **kw: Any) -> None:
+    memo.runtime.sources.bind(kw)
+    await memo.runtime.reconcile_quietly(namespace or "default")
+
+
+# --- workloads and purge Jobs ------------------------------------------------------------------
+
+async def _workload_event(runtime: Runtime, event: dict[str, Any], kind: str,
+                          indexes: dict[str, Any]) -> None:
+    runtime.sources.bind(indexes)
+    body = build_workload_record(event.get("object") or {}, kind)
+    if runtime.reconciler.workload_changed(body, deleted=event.get("type") == "DELETED"):
+        await runtime.reconcile_quietly(body["metadata"]["namespace"])
+
+
+@kopf.on.event("apps", "v1", "deployments", id="deployment")
+async def deployment_event(*, event: Any, memo: Any, **kw: Any) -> None:
+    await _workload_event(memo.runtime, event, "Deployment", kw)
+
+
+@kopf.on.event("apps", "v1", "statefulsets", id="statefulset")
+async def statefulset_event(*, event: Any, memo: Any, **kw: Any) -> None:
+    await _workload_event(memo.runtime, event, "StatefulSet", kw)
+
+
+@kopf.on.event("apps", "v1", "daemonsets", id="daemonset")
+async def daemonset_event(*, event: Any, memo: Any, **kw: Any) -> None:
+    await _workload_event(memo.runtime, event, "DaemonSet", kw)
+
+
+@kopf.on.event("batch", "v1", "jobs", id="purge_job", labels={MANAGED_BY: MANAGER})
+async def purge_job_event(*, event: Any, memo: Any, **kw: Any) -> None:
+    runtime: Runtime = memo.runtime
+    runtime.sources.bind(kw)
+    job = event.get("object") or {}
+    if event.get("type") != "DELETED" and await runtime.record_job(job):
+        await runtime.reconcile_quietly(job["metadata"]["namespace"])
+
+

@@ -1,0 +1,556 @@
+"""The one level-based ``reconcile``: gather a namespace's policies and workloads (from kopf's
+indexes), let ``curfew.render`` decide, write only what differs, then patch each policy's status
+when it changed and emit one Event per change.
+
+Every trigger (a policy created, updated or resumed, a resync timer, a workload relabelled, a
+purge Job finished) asks for a pass over one namespace. Passes of a namespace never overlap, and
+requests that arrive while one runs are coalesced into the next one, so a burst of thousands of
+workload events becomes a couple of passes, not thousands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from curfew.api import InvalidPolicy, LastPurge, SessionPolicy, check_compliance, parse_policy
+from curfew.k8s.client import CONFIG_MAPS, CRON_JOBS, JOBS, PODS, SESSION_POLICIES, ApiError
+from curfew.k8s.events import EVENTS, build_event
+from curfew.operator import messages as m
+from curfew.operator.metrics import Metrics
+from curfew.operator.plan import Action, Plan, build_plan, is_per_workload
+from curfew.operator.settings import OperatorSettings
+from curfew.operator.status import (
+    Outcome,
+    WorkloadEntry,
+    build_last_purge,
+    build_purge_record,
+    build_status,
+)
+from curfew.render import (
+    LABEL_POLICY,
+    MANAGED_BY,
+    MANAGER,
+    Rendered,
+    RenderSettings,
+    build_config_map_name,
+    build_label_value,
+    pod_template_labels,
+    render,
+    selects,
+)
+
+log = logging.getLogger("curfew.operator")
+
+MANAGED_SELECTOR = f"{MANAGED_BY}={MANAGER}"
+
+
+class Api(Protocol):
+    """What the reconciler needs of an API client (``curfew.k8s.KubeClient``)."""
+
+    async def list(self, resource: Any, namespace: str | None = None, *,
+                   label_selector: str | None = None) -> list[dict[str, Any]]: ...
+    async def get(self, resource: Any, namespace: str | None, name: str) -> dict[str, Any]: ...
+    async def create(self, resource: Any, namespace: str | None,
+                     body: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def patch(self, resource: Any, namespace: str | None, name: str,
+                    patch: Mapping[str, Any], *,
+                    subresource: str | None = None) -> dict[str, Any]: ...
+    async def delete(self, resource: Any, namespace: str | None, name: str) -> None: ...
+
+
+class Sources(Protocol):
+    """Where a pass reads the cluster from: kopf's indexes in the operator."""
+
+    def namespaces(self) -> list[str]: ...
+    def policies(self, namespace: str) -> list[Mapping[str, Any]]: ...
+    def workloads(self, namespace: str) -> list[Mapping[str, Any]]: ...
+
+
+class PassFailed(Exception):
+    """A pass could not apply everything; ``cause`` is the first API error."""
+
+    def __init__(self, cause: ApiError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+@dataclass
+class PassResult:
+    """What one pass over a namespace did (for handlers, tests and benchmarks)."""
+
+    namespace: str
+    invalid: dict[str, str] = field(default_factory=dict)
+    writes: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class _Namespace:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pending: asyncio.Future[PassResult] | None = None
+    retry: asyncio.Task[None] | None = None
+    failures: int = 0
+    selected: set[str] = field(default_factory=set)
+
+
+def _utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _key(body: Mapping[str, Any]) -> str:
+    meta = body.get("metadata", {})
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+class Reconciler:
+    """Coalesced, level-based namespace passes; one instance per operator run."""
+
+    def __init__(self, settings: OperatorSettings, api: Api, sources: Sources, *,
+                 metrics: Metrics | None = None,
+                 render_settings: RenderSettings | None = None,
+                 clock: Callable[[], str] = _utcnow) -> None:
+        self.settings = settings
+        self.api = api
+        self.sources = sources
+        self._outbox: list[dict[str, Any]] = []
+        self.metrics = metrics or Metrics()
+        self.render_settings = render_settings or RenderSettings()
+        self.clock = clock
+        self._namespaces: dict[str, _Namespace] = {}
+        self._written_status: dict[str, dict[str, Any]] = {}
+        self._purge_results: dict[str, LastPurge] = {}
+
+    def _ns(self, namespace: str) -> _Namespace:
+        return self._namespaces.setdefault(namespace, _Namespace())
+
+    # --- triggers ---------------------------------------------------------------------------
+
+    async def reconcile(self, namespace: str) -> PassResult:
+        """Run (or join) the next pass over ``namespace`` and return its result.
+
+        Raises :class:`PassFailed` when an API request failed; a retry is already scheduled.
+        """
+        state = self._ns(namespace)
+        if state.pending is not None:
+            return await asyncio.shield(state.pending)
+        future: asyncio.Future[PassResult] = asyncio.get_running_loop().create_future()
+        state.pending = future
+        async with state.lock:
+            state.pending = None
+            try:
+                if self.settings.batch_delay_seconds:
+                    await asyncio.sleep(self.settings.batch_delay_seconds)
+                result = await self._pass(namespace)
+            except PassFailed as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved: joiners re-raise it, nobody else must
+                self._schedule_retry(namespace)
+                raise
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+            except Exception as exc:
+                future.set_exception(exc)
+                future.exception()
+                raise
+            state.failures = 0
+            future.set_result(result)
+            return result
+
+    def workload_changed(self, workload: Mapping[str, Any], *, deleted: bool = False) -> bool:
+        """Whether a workload event concerns any policy (it is, or was, selected by one)."""
+        meta = workload.get("metadata", {})
+        namespace = str(meta.get("namespace") or "default")
+        ident = f"{workload.get('kind')}/{meta.get('name')}"
+        if ident in self._ns(namespace).selected:
+            return True
+        if deleted:
+            return False
+        labels = pod_template_labels(workload)
+        for body in self.sources.policies(namespace):
+            try:
+                policy = parse_policy(body)
+            except InvalidPolicy:
+                continue
+            if selects(policy.spec.selector, labels):
+                return True
+        return False
+
+    async def record_job(self, job: Mapping[str, Any]) -> bool:
+        """Read a finished purge Job's summary for its policy; whether it was new."""
+        meta = job.get("metadata", {})
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        finished = _finished(job)
+        if finished is None:
+            return False
+        failed, finished_at = finished
+        body = self._policy_of_job(namespace, job)
+        if body is None:
+            return False
+        key = _key(body)
+        last = (self._base_status(body).get("lastPurge") or {})
+        pending = self._purge_results.get(key)
+        seen = [(last.get("job"), str(last.get("time", "")))]
+        if pending is not None:
+            seen.append((pending.job, pending.time))
+        if any(job_name == name or time_ >= finished_at for job_name, time_ in seen):
+            return False
+        pods = await self.api.list(PODS, namespace, label_selector=f"job-name={name}")
+        message = _termination_message(pods, name)
+        result = build_last_purge(message, job=name, finished_at=finished_at, job_failed=failed)
+        log.info("purge job %s/%s finished: %s", namespace, name, result.outcome,
+                 extra={"policy": key, "job": name, "outcome": result.outcome})
+        self._purge_results[key] = result
+        return True
+
+    async def resync_forever(self) -> None:
+        """Every ``resync_seconds``, a pass over each namespace with policies: repairs drift
+        (an edited or deleted object) and writes nothing when there is none."""
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            for namespace in self.sources.namespaces():
+                with contextlib.suppress(PassFailed):  # logged, and retried
+                    await self.reconcile(namespace)
+
+    def _schedule_retry(self, namespace: str) -> None:
+        state = self._ns(namespace)
+        state.failures += 1
+        if state.retry is not None and not state.retry.done():
+            return
+        delay = min(self.settings.retry_max_seconds,
+                    self.settings.retry_min_seconds * 2 ** (state.failures - 1))
+
+        async def retry() -> None:
+            await asyncio.sleep(delay)
+            state.retry = None
+            with contextlib.suppress(PassFailed):  # a failed pass schedules the next retry
+                await self.reconcile(namespace)
+
+        state.retry = asyncio.get_running_loop().create_task(retry())
+        log.info("retrying namespace %s in %.1fs", namespace, delay,
+                 extra={"namespace": namespace, "delay": delay})
+
+    # --- one pass ---------------------------------------------------------------------------
+
+    async def _pass(self, namespace: str) -> PassResult:
+        started = time.monotonic()
+        result = PassResult(namespace)
+        bodies = {_key(b): b for b in self.sources.policies(namespace)}
+        valid: dict[str, SessionPolicy] = {}
+        for key, body in sorted(bodies.items()):
+            try:
+                valid[key] = parse_policy(body)
+            except InvalidPolicy as exc:
+                result.invalid[key] = str(exc)
+        rendered = render(valid.values(), self.sources.workloads(namespace),
+                          settings=self.render_settings)
+        error: ApiError | None = None
+        plan = Plan()
+        done: list[Action] = []
+        try:
+            current_cms = await self.api.list(CONFIG_MAPS, namespace,
+                                              label_selector=MANAGED_SELECTOR)
+            current_cjs = await self.api.list(CRON_JOBS, namespace,
+                                              label_selector=MANAGED_SELECTOR)
+            plan = build_plan(
+                namespace, config_maps=rendered.config_maps,
+                purge_config_maps=rendered.purge_config_maps, cron_jobs=rendered.cron_jobs,
+                current_config_maps=current_cms, current_cron_jobs=current_cjs,
+                invalid_policies=result.invalid,
+            )
+            # ConfigMaps first: a CronJob (and a Job started from it) mounts its purge ConfigMap.
+            for role_group in (("config", "purge-config"), ("cron-job",)):
+                actions = [a for a in plan.actions if a.role in role_group]
+                done += await self._execute(actions)
+            for key in sorted(plan.tightened):
+                if key in valid:
+                    await self._start_purge(rendered, valid[key], bodies[key], current_cjs)
+            managed = sum(1 for o in current_cms if is_per_workload(o))
+            managed += sum(1 for a in done if a.role == "config" and a.verb == "create")
+            managed -= sum(1 for a in done if a.role == "config" and a.verb == "delete")
+            self.metrics.managed.labels(namespace).set(managed)
+        except ApiError as exc:
+            error = exc
+        result.writes = len(done)
+        self._ns(namespace).selected = {
+            f"{w.kind}/{w.name}" for ws in rendered.selections.values() for w in ws
+        } | plan.held_workloads
+        self._emit_actions(done, bodies)
+        status_error = await self._write_statuses(namespace, bodies, valid, result.invalid,
+                                                  rendered, error)
+        error = error or status_error
+        await self._post_events()
+        result.seconds = time.monotonic() - started
+        self.metrics.duration.observe(result.seconds)
+        if error is not None:
+            self.metrics.reconciles.labels("error").inc()
+            self.metrics.errors.labels("api").inc()
+            log.warning("pass over namespace %s failed: %s", namespace, error,
+                        extra={"namespace": namespace, "status": error.status})
+            raise PassFailed(error)
+        self.metrics.reconciles.labels("ok").inc()
+        if result.invalid:
+            self.metrics.errors.labels("invalid").inc(len(result.invalid))
+        log.debug("pass over namespace %s: %d write(s) in %.3fs", namespace, result.writes,
+                  result.seconds)
+        return result
+
+    async def _execute(self, actions: list[Action]) -> list[Action]:
+        """Run ``actions`` concurrently (the client bounds concurrency); the first API error is
+        raised after the others finished, so one failure does not waste the rest."""
+        outcomes = await asyncio.gather(*(self._apply(a) for a in actions),
+                                        return_exceptions=True)
+        done: list[Action] = []
+        first: BaseException | None = None
+        for action, outcome in zip(actions, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                first = first or outcome
+            elif outcome:
+                done.append(action)
+        if first is not None:
+            raise first
+        return done
+
+    async def _apply(self, action: Action) -> bool:
+        """Do one write; ``False`` when it turned out to be needless (a concurrent twin)."""
+        ns, name = action.namespace, action.name
+        if action.verb == "delete":
+            await self.api.delete(action.resource, ns, name)
+        elif action.verb == "create":
+            assert action.body is not None
+            try:
+                await self.api.create(action.resource, ns, action.body)
+            except ApiError as exc:
+                if not exc.conflict:
+                    raise
+                # Created meanwhile (or our list was stale): make it right on the next pass.
+                log.info("%s %s/%s already exists", action.resource.kind, ns, name)
+                return False
+        else:
+            assert action.body is not None
+            await self.api.patch(action.resource, ns, name, action.body)
+        self.metrics.writes.labels(action.verb, action.resource.kind).inc()
+        log.info("%s %s %s/%s", _past(action.verb), action.resource.kind, ns, name,
+                 extra={"verb": action.verb, "kind": action.resource.kind, "namespace": ns,
+                        "name": name, "workload": action.workload,
+                        "policies": ",".join(action.policies)})
+        return True
+
+    async def _start_purge(self, rendered: Rendered, policy: SessionPolicy,
+                           body: Mapping[str, Any], current_cjs: list[dict[str, Any]]) -> None:
+        """Start a purge Job from the policy's CronJob at once (its limits were tightened)."""
+        cron = next((c for c in rendered.cron_jobs
+                     if c["metadata"].get("annotations", {}).get("curfew.dev/policy")
+                     == policy.key), None)
+        if cron is None:
+            return
+        name = cron["metadata"]["name"]
+        config_hash = rendered.purge_configs[policy.key].hash
+        job_name = f"{name}-{config_hash.split(':')[-1][:10]}"
+        template = cron["spec"]["jobTemplate"]
+        metadata: dict[str, Any] = {
+            "name": job_name, "namespace": policy.metadata.namespace,
+            "labels": dict(template.get("metadata", {}).get("labels", {})),
+            "annotations": {"cronjob.kubernetes.io/instantiate": "manual",
+                            "curfew.dev/policy": policy.key},
+        }
+        uid = next((c["metadata"].get("uid") for c in current_cjs
+                    if c["metadata"]["name"] == name), None)
+        if uid:
+            metadata["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "CronJob",
+                                            "name": name, "uid": uid, "controller": True,
+                                            "blockOwnerDeletion": True}]
+        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata,
+               "spec": template["spec"]}
+        try:
+            await self.api.create(JOBS, policy.metadata.namespace, job)
+        except ApiError as exc:
+            if not exc.conflict:
+                raise
+            return  # this tightening's Job was started before
+        self.metrics.writes.labels("create", "Job").inc()
+        log.info("started Job %s/%s", policy.metadata.namespace, job_name,
+                 extra={"verb": "create", "kind": "Job", "policies": policy.key})
+        self._emit(body, "Normal", m.EV_PURGE_STARTED, m.EVM_PURGE_STARTED.format(name=job_name))
+
+    # --- status and Events ------------------------------------------------------------------
+
+    def _emit(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        self._outbox.append(build_event(body, type_, reason, message))
+
+    async def _post_events(self) -> None:
+        """Post the pass's Events; a lost Event is logged, never worth failing a pass for."""
+        events, self._outbox = self._outbox, []
+        outcomes = await asyncio.gather(
+            *(self.api.create(EVENTS, e["metadata"]["namespace"], e) for e in events),
+            return_exceptions=True)
+        for event, outcome in zip(events, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.warning("could not post Event %s: %s", event["reason"], outcome)
+
+    def _base_status(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        uid = str(body.get("metadata", {}).get("uid", ""))
+        return self._written_status.get(uid) or body.get("status") or {}
+
+    async def _write_statuses(self, namespace: str, bodies: Mapping[str, Mapping[str, Any]],
+                              valid: Mapping[str, SessionPolicy], invalid: Mapping[str, str],
+                              rendered: Rendered, error: ApiError | None) -> ApiError | None:
+        status_error: ApiError | None = None
+        for key, body in sorted(bodies.items()):
+            current = dict(self._base_status(body))
+            purge = self._purge_results.get(key)
+            if purge is not None:
+                current.update(build_purge_record(current, purge))
+            outcome = self._outcome(key, body, valid.get(key), invalid.get(key), rendered, error)
+            status = build_status(current, outcome, now=self.clock(),
+                                  purge_failure_threshold=self.settings.purge_failure_threshold)
+            if key in valid:
+                self.metrics.selected.labels(namespace, body["metadata"]["name"]).set(
+                    status["selectedWorkloads"])
+            before = self._base_status(body)
+            if all(before.get(k) == v for k, v in status.items()):
+                continue
+            try:
+                await self.api.patch(SESSION_POLICIES, namespace, body["metadata"]["name"],
+                                     {"status": status}, subresource="status")
+            except ApiError as exc:
+                if not exc.not_found:
+                    status_error = status_error or exc
+                continue
+            self._written_status[str(body["metadata"].get("uid", ""))] = status
+            self._purge_results.pop(key, None)
+            log.info("updated status of SessionPolicy %s", key,
+                     extra={"verb": "patch", "kind": "SessionPolicy", "policies": key})
+            old = {c.get("type", ""): c for c in before.get("conditions") or []}
+            self._emit_transitions(body, old, status, purge)
+        return status_error
+
+    def _outcome(self, key: str, body: Mapping[str, Any], policy: SessionPolicy | None,
+                 invalid: str | None, rendered: Rendered, error: ApiError | None) -> Outcome:
+        generation = body.get("metadata", {}).get("generation")
+        if policy is None:
+            return Outcome(generation=generation, invalid=invalid or "invalid spec")
+        workloads = [
+            WorkloadEntry(kind=w.kind, name=w.name, config_map=build_config_map_name(w),
+                          config_hash=rendered.configs[w].hash)
+            for w in rendered.selections.get(key, ())
+        ]
+        return Outcome(
+            generation=generation,
+            apply_error=str(error) if error is not None else None,
+            workloads=workloads,
+            overlaps=rendered.overlaps.get(key, ()),
+            violations=check_compliance(policy),
+            profiles=list(policy.spec.compliance.profiles),
+            purge_suspended=policy.spec.purge.suspend,
+        )
+
+    def _emit_actions(self, done: Iterable[Action], bodies: Mapping[str, Mapping[str, Any]]
+                      ) -> None:
+        for action in done:
+            reason, message = _event_for(action)
+            for key in action.policies:
+                if key in bodies:
+                    self._emit(bodies[key], "Normal", reason, message)
+
+    def _emit_transitions(self, body: Mapping[str, Any], old: Mapping[str, Mapping[str, Any]],
+                          status: Mapping[str, Any], purge: LastPurge | None) -> None:
+        new: dict[str, Mapping[str, Any]] = {c["type"]: c for c in status["conditions"]}
+
+        def changed(type_: str) -> Mapping[str, Any] | None:
+            cond = new.get(type_)
+            before = old.get(type_) or {}
+            if cond is None or (before.get("status"), before.get("reason"),
+                                before.get("message")) == (cond["status"], cond["reason"],
+                                                           cond["message"]):
+                return None
+            return cond
+
+        ready = changed(m.READY)
+        if ready is not None and ready["reason"] == m.INVALID_SPEC:
+            self._emit(body, "Warning", m.EV_INVALID_SPEC, ready["message"])
+        if ready is not None and ready["reason"] == m.APPLY_FAILED:
+            self._emit(body, "Warning", m.EV_APPLY_FAILED, ready["message"])
+        overlap = changed(m.OVERLAPPING)
+        if overlap is not None and overlap["status"] == "True":
+            self._emit(body, "Normal", m.EV_OVERLAPPING, overlap["message"])
+        compliant = changed(m.COMPLIANT)
+        if compliant is not None and compliant["status"] == "False":
+            self._emit(body, "Warning", m.EV_NONCOMPLIANT, compliant["message"])
+        if purge is not None:
+            expired = purge.expired.idle + purge.expired.absolute + purge.expired.tightened
+            text = m.EVM_PURGE_RESULT.format(job=purge.job, outcome=purge.outcome,
+                                             scanned=purge.scanned, expired=expired,
+                                             message=purge.message)
+            if purge.outcome == "ok":
+                self._emit(body, "Normal", m.EV_PURGE_SUCCEEDED, text)
+            else:
+                self._emit(body, "Warning", m.EV_PURGE_FAILED, text)
+
+    def _policy_of_job(self, namespace: str, job: Mapping[str, Any]
+                       ) -> Mapping[str, Any] | None:
+        meta = job.get("metadata", {})
+        annotated = (meta.get("annotations") or {}).get("curfew.dev/policy")
+        label = (meta.get("labels") or {}).get(LABEL_POLICY)
+        for body in self.sources.policies(namespace):
+            if annotated == _key(body) or (
+                    label is not None and build_label_value(body["metadata"]["name"]) == label):
+                return dict(body)
+        return None
+
+
+def _finished(job: Mapping[str, Any]) -> tuple[bool, str] | None:
+    """``(failed, finished_at)`` of a finished Job, ``None`` while it runs."""
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
+            at = status.get("completionTime") or cond.get("lastTransitionTime") or ""
+            return cond["type"] == "Failed", str(at)
+    return None
+
+
+def _termination_message(pods: list[dict[str, Any]], job: str) -> str | None:
+    """The purge container's termination message of the Job's latest pod."""
+    mine = [p for p in pods
+            if (p.get("metadata", {}).get("labels") or {}).get("job-name") == job
+            or (p.get("metadata", {}).get("labels") or {}).get(
+                "batch.kubernetes.io/job-name") == job]
+    mine.sort(key=lambda p: str(p.get("metadata", {}).get("creationTimestamp", "")))
+    for pod in reversed(mine):
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (cs.get("state") or {}).get("terminated") or {}
+            if terminated.get("message"):
+                return str(terminated["message"])
+    return None
+
+
+def _past(verb: str) -> str:
+    return {"create": "created", "patch": "updated", "delete": "deleted"}[verb]
+
+
+def _event_for(action: Action) -> tuple[str, str]:
+    reasons = {
+        ("config", "create"): m.EV_CONFIGMAP_CREATED,
+        ("config", "patch"): m.EV_CONFIGMAP_UPDATED,
+        ("config", "delete"): m.EV_CONFIGMAP_DELETED,
+        ("purge-config", "create"): m.EV_PURGE_CONFIG_CREATED,
+        ("purge-config", "patch"): m.EV_PURGE_CONFIG_UPDATED,
+        ("purge-config", "delete"): m.EV_CONFIGMAP_DELETED,
+        ("cron-job", "create"): m.EV_CRONJOB_CREATED,
+        ("cron-job", "patch"): m.EV_CRONJOB_UPDATED,
+        ("cron-job", "delete"): m.EV_CRONJOB_DELETED,
+    }
+    reason = reasons[(action.role, action.verb)]
+    if action.role == "config":
+        template = m.EVM_CONFIGMAP_DELETED if action.verb == "delete" else m.EVM_CONFIGMAP
+        return reason, template.format(name=action.name, workload=action.workload)
+    if action.role == "purge-config":
+        return reason, m.EVM_PURGE_CONFIG.format(name=action.name)
+    return reason, m.EVM_CRONJOB.format(name=action.name)

@@ -1,0 +1,71 @@
+"""Run the operator: logging, kopf's registry of :mod:`curfew.operator.handlers`, and the liveness
+endpoint, in the current event loop until ``stop_flag`` is raised."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import kopf
+
+from curfew.operator.settings import OperatorSettings
+
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        doc.update({k: v for k, v in record.__dict__.items()
+                    if k not in _RESERVED and not k.startswith("_")
+                    and isinstance(v, str | int | float | bool)})
+        if record.exc_info and record.levelno >= logging.ERROR:
+            doc["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(doc, default=str)
+
+
+def configure_logging(settings: OperatorSettings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    # kopf narrates every handler call at INFO; keep its warnings and errors only.
+    logging.getLogger("kopf").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def run_operator(settings: OperatorSettings, *, stop_flag: Any = None,
+                       ready_flag: Any = None) -> None:
+    """Run until ``stop_flag`` (an asyncio/threading Event or Future) is raised."""
+    from curfew.operator import handlers  # registers the handlers with kopf
+
+    registry = kopf.get_default_registry()
+    assert handlers.POLICY  # the import above is for its side effect
+    liveness = None
+    if settings.liveness_port:
+        liveness = f"http://{settings.liveness_host}:{settings.liveness_port}/healthz"
+    await kopf.operator(
+        registry=registry,
+        standalone=settings.standalone,
+        priority=settings.priority,
+        peering_name=settings.peering_name,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=liveness,
+        memo=kopf.Memo(settings=settings),
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )

@@ -1,0 +1,160 @@
+"""What one operator run holds (settings, API client, metrics, the reconciler) and how kopf is
+configured for it: storage under ``curfew.dev/`` annotations, no worker limit, quiet Events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from aiohttp import web
+
+from curfew.k8s.client import ApiError, Connection, KubeClient, load_connection
+from curfew.operator.metrics import Metrics, start_metrics_server
+from curfew.operator.reconciler import PassFailed, Reconciler
+from curfew.operator.settings import OperatorSettings
+from curfew.render import RenderSettings
+
+log = logging.getLogger("curfew.operator")
+
+INDEX_POLICIES = "policy_index"
+INDEX_WORKLOADS = ("deployment_index", "statefulset_index", "daemonset_index")
+
+
+def build_policy_record(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a SessionPolicy a pass reads (a plain copy, safe to keep in an index)."""
+    meta = body.get("metadata", {})
+    return {
+        "apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+        "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "generation",
+                                               "creationTimestamp", "resourceVersion")
+                     if meta.get(k) is not None},
+        "spec": _plain(body.get("spec") or {}),
+        "status": _plain(body.get("status") or {}),
+    }
+
+
+def build_workload_record(body: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """A workload reduced to what selection needs: identity, uid and pod-template labels."""
+    meta = body.get("metadata", {})
+    template_meta = ((body.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    return {
+        "apiVersion": "apps/v1", "kind": kind,
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace") or "default",
+                     "uid": meta.get("uid")},
+        "spec": {"template": {"metadata": {"labels": dict(template_meta.get("labels") or {})}}},
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class KopfSources:
+    """The reconciler's view of the cluster: kopf's indexes, bound from handler arguments."""
+
+    def __init__(self) -> None:
+        self._indexes: dict[str, Any] = {}
+
+    def bind(self, kwargs: Mapping[str, Any]) -> None:
+        if not self._indexes:
+            names = (INDEX_POLICIES, *INDEX_WORKLOADS)
+            self._indexes = {n: kwargs[n] for n in names if n in kwargs}
+
+    def namespaces(self) -> list[str]:
+        index = self._indexes.get(INDEX_POLICIES)
+        return sorted(index) if index is not None else []
+
+    def policies(self, namespace: str) -> list[Mapping[str, Any]]:
+        index = self._indexes.get(INDEX_POLICIES)
+        return list(index.get(namespace, [])) if index is not None else []
+
+    def workloads(self, namespace: str) -> list[Mapping[str, Any]]:
+        out: list[Mapping[str, Any]] = []
+        for name in INDEX_WORKLOADS:
+            index = self._indexes.get(name)
+            if index is not None:
+                out.extend(index.get(namespace, []))
+        return out
+
+
+@dataclass
+class Runtime:
+    settings: OperatorSettings
+    connection: Connection
+    client: KubeClient
+    metrics: Metrics
+    sources: KopfSources
+    reconciler: Reconciler
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    servers: list[web.AppRunner] = field(default_factory=list)
+
+    async def reconcile_quietly(self, namespace: str) -> None:
+        """A pass for a trigger kopf cannot retry (an event): failures retry inside."""
+        with contextlib.suppress(PassFailed):
+            await self.reconciler.reconcile(namespace)
+
+    async def record_job(self, job: Mapping[str, Any]) -> bool:
+        try:
+            return await self.reconciler.record_job(job)
+        except ApiError as exc:
+            raise kopf.TemporaryError(str(exc), delay=self.settings.retry_min_seconds) from None
+
+
+def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:
+    """kopf's settings for Curfew."""
+    persistence = kopf_settings.persistence
+    persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="curfew.dev")
+    persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="curfew.dev", key="last-handled-configuration")
+    persistence.finalizer = "curfew.dev/finalizer"
+    # Indexing holds every object's worker until all indexes are filled: a worker limit below
+    # the number of watched objects would deadlock startup. API load is bounded by our client.
+    kopf_settings.queueing.worker_limit = None
+    # Curfew posts its own Events; kopf's are kept for warnings and errors only.
+    kopf_settings.posting.level = logging.WARNING
+    kopf_settings.posting.reporting_component = "curfew-operator"
+    kopf_settings.watching.server_timeout = settings.watch_timeout_seconds
+    kopf_settings.scanning.disabled = not settings.scan_cluster
+    kopf_settings.peering.name = settings.peering_name
+    kopf_settings.peering.priority = settings.priority
+    kopf_settings.peering.standalone = settings.standalone
+
+
+async def start_runtime(settings: OperatorSettings) -> Runtime:
+    connection = await asyncio.to_thread(load_connection, settings.kubeconfig)
+    client = KubeClient(connection, concurrency=settings.api_concurrency,
+                        timeout=settings.api_timeout_seconds)
+    metrics = Metrics()
+    sources = KopfSources()
+    render_settings = RenderSettings(image=settings.purge_image) if settings.purge_image \
+        else RenderSettings()
+    reconciler = Reconciler(settings, client, sources, metrics=metrics,
+                            render_settings=render_settings)
+    runtime = Runtime(settings, connection, client, metrics, sources, reconciler)
+    runtime.tasks.append(asyncio.get_running_loop().create_task(reconciler.resync_forever()))
+    if settings.metrics_port:
+        runtime.servers.append(
+            await start_metrics_server(metrics, settings.metrics_host, settings.metrics_port))
+    log.info("operator started", extra={"namespaces": ",".join(settings.namespaces) or "*",
+                                        "standalone": settings.standalone})
+    return runtime
+
+
+async def stop_runtime(runtime: Runtime) -> None:
+    for task in runtime.tasks:
+        task.cancel()
+    for task in runtime.tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for server in runtime.servers:
+        await server.cleanup()
+    await runtime.client.close()
