@@ -21,7 +21,10 @@ from typing import Any, Final
 
 import aiohttp
 
+from curfew import __version__
+
 MERGE_PATCH: Final = "application/merge-patch+json"
+USER_AGENT: Final = f"curfew-operator/{__version__}"
 
 
 @dataclass(frozen=True)
@@ -148,8 +151,9 @@ class KubeClient:
     """List, get, create, patch and delete objects; at most ``concurrency`` requests at once."""
 
     def __init__(self, connection: Connection, *, concurrency: int = 16,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, user_agent: str = USER_AGENT) -> None:
         self._connection = connection
+        self._user_agent = user_agent
         self._limit = asyncio.Semaphore(concurrency)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -179,7 +183,7 @@ class KubeClient:
     async def request(self, method: str, path: str, *, body: Any = None,
                       params: Mapping[str, str] | None = None,
                       content_type: str = "application/json") -> Any:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
         token = self._connection.bearer_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"

@@ -339,7 +339,7 @@ class Reconciler:
         self.metrics.writes.labels(action.verb, action.resource.kind).inc()
         log.info("%s %s %s/%s", _past(action.verb), action.resource.kind, ns, name,
                  extra={"verb": action.verb, "kind": action.resource.kind, "namespace": ns,
-                        "name": name, "workload": action.workload,
+                        "object": name, "workload": action.workload,
                         "policies": ",".join(action.policies)})
         return True
 

@@ -1,0 +1,1 @@
+"""Integration tests: real servers (Redis, the kmock API server, HTTP, helm)."""

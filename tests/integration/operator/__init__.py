@@ -1,0 +1,1 @@
+"""Integration tests of the operator against the kmock API server."""
