@@ -157,6 +157,7 @@ class KubeClient:
         self._limit = asyncio.Semaphore(concurrency)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
         self.requests = 0
         """Requests issued so far (a cheap counter for metrics and benchmarks)."""
 
@@ -167,11 +168,14 @@ class KubeClient:
         await self.close()
 
     async def close(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise aiohttp.ClientConnectionError("the client is closed")
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=self._connection.build_ssl_context(), limit=64)
             self._session = aiohttp.ClientSession(

@@ -210,6 +210,12 @@ class Reconciler:
         self._purge_results[key] = result
         return True
 
+    def stop(self) -> None:
+        """Cancel the scheduled retries (the operator is stopping)."""
+        for state in self._namespaces.values():
+            if state.retry is not None:
+                state.retry.cancel()
+
     async def resync_forever(self) -> None:
         """Every ``resync_seconds``, a pass over each namespace with policies: repairs drift
         (an edited or deleted object) and writes nothing when there is none."""
@@ -319,20 +325,15 @@ class Reconciler:
         return done
 
     async def _apply(self, action: Action) -> bool:
-        """Do one write; ``False`` when it turned out to be needless (a concurrent twin)."""
+        """Do one write (deleting an absent object counts as done)."""
         ns, name = action.namespace, action.name
         if action.verb == "delete":
             await self.api.delete(action.resource, ns, name)
         elif action.verb == "create":
+            # A 409 means our list was stale (or a peer raced us): the pass fails and the
+            # retry lists again, finding the object to compare instead of creating it.
             assert action.body is not None
-            try:
-                await self.api.create(action.resource, ns, action.body)
-            except ApiError as exc:
-                if not exc.conflict:
-                    raise
-                # Created meanwhile (or our list was stale): make it right on the next pass.
-                log.info("%s %s/%s already exists", action.resource.kind, ns, name)
-                return False
+            await self.api.create(action.resource, ns, action.body)
         else:
             assert action.body is not None
             await self.api.patch(action.resource, ns, name, action.body)
@@ -425,7 +426,8 @@ class Reconciler:
                     status_error = status_error or exc
                 continue
             self._written_status[str(body["metadata"].get("uid", ""))] = status
-            self._purge_results.pop(key, None)
+            if purge is not None and self._purge_results.get(key) is purge:
+                del self._purge_results[key]
             log.info("updated status of SessionPolicy %s", key,
                      extra={"verb": "patch", "kind": "SessionPolicy", "policies": key})
             old = {c.get("type", ""): c for c in before.get("conditions") or []}

@@ -150,6 +150,7 @@ async def start_runtime(settings: OperatorSettings) -> Runtime:
 
 
 async def stop_runtime(runtime: Runtime) -> None:
+    runtime.reconciler.stop()
     for task in runtime.tasks:
         task.cancel()
     for task in runtime.tasks:

@@ -154,10 +154,11 @@ class KubeEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         self.faults.append(fault)
         return fault
 
-    def writes(self, since: int = 0) -> list[Call]:
-        """Successful writes by the operator since call number ``since`` (Events excluded)."""
+    def writes(self, since: int = 0, *, events: bool = False) -> list[Call]:
+        """Successful writes by the operator since call number ``since``."""
         return [c for c in self.calls[since:]
-                if c.write and c.status < 400 and c.resource != "events" and not c.by_test]
+                if c.write and c.status < 400 and not c.by_test
+                and (events or c.resource != "events")]
 
     def operator_calls(self, since: int = 0) -> list[Call]:
         return [c for c in self.calls[since:] if not c.by_test]
@@ -412,11 +413,11 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 10.0,
 async def quiet(api: KubeEmulator, *, settle: float = 0.5, timeout: float = 15.0) -> int:
     """Wait until the operator has written nothing for ``settle`` seconds; the call count."""
     deadline = time.monotonic() + timeout
-    seen = len(api.writes())
+    seen = len(api.writes(events=True))
     quiet_since = time.monotonic()
     while time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-        now = len(api.writes())
+        now = len(api.writes(events=True))
         if now != seen:
             seen, quiet_since = now, time.monotonic()
         elif time.monotonic() - quiet_since >= settle:
@@ -493,7 +494,20 @@ def rbac_triples(calls: Iterable[Call]) -> frozenset[tuple[str, str, str]]:
 
 
 __all__ = [
-    "Call", "Cluster", "Fault", "KubeEmulator", "OperatorThread", "build_policy",
-    "build_test_settings", "build_workload", "condition", "eventually", "events_for",
-    "observed_rbac", "quiet", "rbac_triples", "run_representative_scenario", "running_cluster",
+    "Call",
+    "Cluster",
+    "Fault",
+    "KubeEmulator",
+    "OperatorThread",
+    "build_policy",
+    "build_test_settings",
+    "build_workload",
+    "condition",
+    "events_for",
+    "eventually",
+    "observed_rbac",
+    "quiet",
+    "rbac_triples",
+    "run_representative_scenario",
+    "running_cluster",
 ]
