@@ -334,6 +334,7 @@ async def test_a_finished_purge_jobs_summary_lands_in_last_purge(cluster: Cluste
     assert condition(policy, "PurgeHealthy")["reason"] == "PurgeFailing"
     assert "without a summary" in condition(policy, "PurgeHealthy")["message"]
     assert policy["status"]["purgeFailures"] == 2
+    await quiet(cluster.api)
     reasons = [r for r, _ in events_for(cluster.api, "store")]
     assert reasons.count("PurgeSucceeded") == 1
     assert reasons.count("PurgeFailed") == 2
