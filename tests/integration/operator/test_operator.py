@@ -376,7 +376,7 @@ async def test_a_tightened_policy_starts_a_purge_job_at_once(cluster: Cluster) -
     purge = json.loads(cluster.api.object(CONFIG_MAPS, "shop", "curfew-purge-store")["data"]
                        ["purge.json"])
     assert purge["timeouts"]["idleSeconds"] == 1200
-    assert "PurgeStarted" in [r for r, _ in events_for(cluster.api, "store")]
+    await eventually(lambda: "PurgeStarted" in [r for r, _ in events_for(cluster.api, "store")])
     # Loosening starts nothing.
     await cluster.client.patch(SESSION_POLICIES, "shop", "store",
                                {"spec": {"timeouts": {"idle": "25m"}}})
