@@ -146,6 +146,12 @@ def redis_calls(client: redis.Redis) -> dict[str, int]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=8, help="seconds per measured run")
@@ -194,7 +200,9 @@ def main() -> int:
         wrk(sidecar_port, args.connections, short, script)  # warm-up: sessions created
         direct = wrk(app_port, args.connections, args.duration, script)
         before = redis_calls(client)
+        cpu_before = cpu_seconds(procs[2].pid)
         proxied = wrk(sidecar_port, args.connections, args.duration, script)
+        sidecar_cpu = cpu_seconds(procs[2].pid) - cpu_before
         after = redis_calls(client)
         by_command = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
         calls = sum(by_command.values())
@@ -215,6 +223,8 @@ def main() -> int:
           f"p50 {light_direct['p50_ms']:.3f} ms p99 {light_direct['p99_ms']:.3f} ms; proxied "
           f"{light_proxied['rps']:.0f} rps p50 {light_proxied['p50_ms']:.3f} ms "
           f"p99 {light_proxied['p99_ms']:.3f} ms")
+    print(f"sidecar CPU: {sidecar_cpu / proxied['requests'] * 1e6:.0f} us per proxied request "
+          f"({sidecar_cpu / proxied['seconds']:.2f} cores busy during the throughput run)")
     print(f"redis: {calls} client commands {by_command} for {proxied['requests']:.0f} "
           f"proxied requests (commands run inside the Lua script are not round trips)")
     print(

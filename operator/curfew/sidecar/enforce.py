@@ -130,7 +130,7 @@ class Enforcer:
                            policy=policy.policy)
             self.metrics.count(decision.value, "forwarded")
             headers = build_remaining_headers(
-                policy, verdict.idle_remaining, verdict.absolute_remaining
+                policy, verdict.idle_remaining, verdict.absolute_remaining, verdict.renewal_due
             )
             return Outcome(True, headers, verdict=verdict, decision=decision.value)
         return await self._expired(policy, facts, sid, app_key, verdict, api)

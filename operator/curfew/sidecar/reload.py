@@ -107,6 +107,13 @@ class ConfigWatcher:
             audit.emit(audit.CONFIG_REJECTED, kept=old, error=self.error)
             self._on_change(self.policy, self.error)
             return False
+        if policy.hash == old:
+            # Back to the config in force after a rejected one: nothing to reload, but the
+            # rejection no longer stands.
+            if self.error is not None:
+                self.error = None
+                self._on_change(self.policy, None)
+            return False
         self.policy, self.error = policy, None
         audit.emit(audit.CONFIG_RELOADED, previous=old, hash=policy.hash,
                    enforcement=policy.config.enforcement, workload=policy.workload)

@@ -23,12 +23,13 @@ HEADER_IDLE_REMAINING: Final = "Curfew-Idle-Remaining"
 HEADER_ABSOLUTE_REMAINING: Final = "Curfew-Absolute-Remaining"
 HEADER_WARNING: Final = "Curfew-Warning"
 HEADER_AUDIT_EXPIRED: Final = "Curfew-Audit-Expired"
+HEADER_RENEWAL_DUE: Final = "Curfew-Renewal-Due"
 HEADER_REASON: Final = "Curfew-Reason"
 HEADER_REDIRECT: Final = "Curfew-Redirect"
 CURFEW_HEADERS: Final = frozenset(
     h.lower()
     for h in (HEADER_IDLE_REMAINING, HEADER_ABSOLUTE_REMAINING, HEADER_WARNING,
-              HEADER_AUDIT_EXPIRED, HEADER_REASON, HEADER_REDIRECT)
+              HEADER_AUDIT_EXPIRED, HEADER_RENEWAL_DUE, HEADER_REASON, HEADER_REDIRECT)
 )
 """Headers only the sidecar may set: stripped from client requests so none can be forged."""
 
@@ -217,9 +218,13 @@ def warning_reason(
 
 
 def build_remaining_headers(
-    policy: SidecarPolicy, idle_remaining: float, absolute_remaining: float
+    policy: SidecarPolicy,
+    idle_remaining: float,
+    absolute_remaining: float,
+    renewal_due: bool = False,
 ) -> dict[str, str]:
-    """The headers of an allowed request: whole seconds left, rounded down (never promise more)."""
+    """The headers of an allowed request: whole seconds left, rounded down (never promise more);
+    the warning window; and, past ``renewalSeconds``, that the app should re-issue the id."""
     headers = {
         HEADER_IDLE_REMAINING: str(math.floor(idle_remaining)),
         HEADER_ABSOLUTE_REMAINING: str(math.floor(absolute_remaining)),
@@ -227,6 +232,8 @@ def build_remaining_headers(
     warning = warning_reason(policy, idle_remaining, absolute_remaining)
     if warning is not None:
         headers[HEADER_WARNING] = warning
+    if renewal_due:
+        headers[HEADER_RENEWAL_DUE] = "true"
     return headers
 
 

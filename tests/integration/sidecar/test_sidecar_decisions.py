@@ -238,3 +238,16 @@ async def test_metrics_count_decisions_and_show_the_config_hash(
     assert "curfew_sidecar_added_latency_seconds_count 4.0" in text
     assert f'hash="{running.sidecar.watcher.policy.hash}"' in text
     assert "curfew_sidecar_config_valid 1.0" in text
+
+
+async def test_a_session_past_its_renewal_interval_is_flagged_for_the_app(
+    start_sidecar: StartSidecar, http: aiohttp.ClientSession
+) -> None:
+    running = await start_sidecar(policy_doc(timeouts={
+        "idleSeconds": 900, "absoluteSeconds": 28800, "renewalSeconds": 3600}))
+    await plant(running.store, sid_of("raw-old"), created_ago_ms=61 * MIN, last_ago_ms=1 * MIN)
+    async with http.get(running.url + "/x", headers={"Cookie": "session=raw-old"}) as r:
+        assert r.headers["Curfew-Renewal-Due"] == "true"
+        assert ["Curfew-Renewal-Due", "true"] in (await r.json())["headers"]
+    async with http.get(running.url + "/x", headers={"Cookie": "session=raw-young"}) as r:
+        assert "Curfew-Renewal-Due" not in r.headers

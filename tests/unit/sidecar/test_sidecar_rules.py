@@ -10,6 +10,7 @@ import pytest
 from curfew.sidecar.rules import (
     HEADER_ABSOLUTE_REMAINING,
     HEADER_IDLE_REMAINING,
+    HEADER_RENEWAL_DUE,
     HEADER_WARNING,
     SidecarPolicy,
     build_clear_cookie,
@@ -178,6 +179,12 @@ def test_remaining_headers_round_down_and_flag_the_warning_window(
     assert headers[HEADER_IDLE_REMAINING] == str(int(idle))
     assert headers[HEADER_ABSOLUTE_REMAINING] == str(int(absolute))
     assert headers.get(HEADER_WARNING) == warning
+
+
+def test_a_due_renewal_is_announced_to_the_app(make_policy: MakePolicy) -> None:
+    assert build_remaining_headers(make_policy(), 10, 10, renewal_due=True)[
+        HEADER_RENEWAL_DUE] == "true"
+    assert HEADER_RENEWAL_DUE not in build_remaining_headers(make_policy(), 10, 10)
 
 
 def test_without_a_warning_lead_there_is_never_a_warning(make_policy: MakePolicy) -> None:
