@@ -1,0 +1,300 @@
+"""The sidecar-injection webhook served by the operator: kopf's ``@kopf.on.mutate`` handlers for
+pod CREATE, their HTTPS server, and its TLS set-up.
+
+The handlers are adapters: they read the policies of the pod's namespace from a kopf index and
+hand everything to the pure :func:`curfew.render.injection.build_injection`. The config is
+computed from the policies at admission time rather than read from the workload's ConfigMap,
+because a new Deployment's first pods are admitted before the operator has written it.
+
+Two webhooks share the handler and differ by how the pod opted in: ``/inject-pod`` is called
+for pods labelled ``curfew.dev/inject: "true"``, ``/inject-namespace`` for any pod of a namespace
+so labelled (the MutatingWebhookConfiguration's selectors decide which is called).
+
+Nothing here is registered unless injection is enabled (:func:`register_injection`): kopf
+refuses to start with admission handlers and no server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import kopf
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from curfew.api import GROUP, PLURAL, VERSION, SessionPolicy, parse_policy
+from curfew.api.errors import InvalidPolicy
+from curfew.operator.certificates import (
+    TlsBundle,
+    build_renewed_bundle,
+    build_service_names,
+    build_tls_bundle,
+)
+from curfew.render.injection import (
+    Decision,
+    InjectionRefused,
+    InjectionSettings,
+    Outcome,
+    build_injection,
+)
+
+log = logging.getLogger("curfew.injection")
+
+INDEX = "injection_policies"
+WEBHOOK_POD = "inject-pod"
+WEBHOOK_NAMESPACE = "inject-namespace"
+
+
+class InjectionWebhookSettings(BaseSettings):
+    """The injection webhook's part of ``curfew operator``, from ``CURFEW_INJECTION_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="CURFEW_INJECTION_", extra="forbid")
+
+    enabled: bool = Field(default=False, description="Serve the sidecar-injection webhook.")
+    host: str = Field(default="0.0.0.0", description="Address the webhook server listens on.")
+    port: int = Field(default=9443, ge=1, le=65535,
+                      description="HTTPS port of the webhook server (the Service targets it).")
+    service: str = Field(
+        default="curfew-webhook",
+        description="Name of the webhook's Service: the serving certificate is made for its "
+        "DNS names.")
+    namespace: str = Field(
+        default="curfew",
+        description="The operator's namespace: where the Service and the TLS Secret live.")
+    extra_names: list[str] = Field(
+        default_factory=list,
+        description="More DNS names or IP addresses for the self-signed serving certificate.")
+    tls_dir: str = Field(
+        default="",
+        description="Directory holding tls.crt and tls.key (and ca.crt) issued by cert-manager; "
+        "files are re-read when they change. Empty: the operator makes its own CA.")
+    tls_secret: str = Field(
+        default="",
+        description="Secret (in `namespace`) where the self-made CA and serving certificate are "
+        "kept, so every replica and restart serves the same CA. Empty: kept in memory only.")
+    webhook_configuration: str = Field(
+        default="",
+        description="MutatingWebhookConfiguration whose caBundle is set to the self-made CA at "
+        "startup. Empty: none is patched (cert-manager's CA injector does it, or tests).")
+    kubeconfig: str | None = Field(
+        default=None,
+        description="Kubeconfig for the TLS Secret and caBundle calls outside a cluster "
+        "(default: the in-cluster service account, else $KUBECONFIG).")
+    image: str = Field(default="curfew:0.1.0", description="Image of the injected sidecar.")
+    image_pull_policy: str = Field(
+        default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$",
+        description="imagePullPolicy of the injected sidecar.")
+    ops_port: int = Field(default=9469, ge=1, le=65535,
+                          description="Port of the sidecar's /healthz, /readyz and /metrics.")
+    run_as_user: int = Field(default=65532, ge=1,
+                             description="Non-root uid (and gid) of the injected sidecar.")
+    resources: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {"requests": {"cpu": "50m", "memory": "64Mi"},
+                                 "limits": {"memory": "128Mi"}},
+        description="Resources of the injected sidecar (JSON: requests and limits).")
+
+    def sidecar(self) -> InjectionSettings:
+        return InjectionSettings(image=self.image, image_pull_policy=self.image_pull_policy,
+                                 ops_port=self.ops_port, run_as_user=self.run_as_user,
+                                 resources=self.resources)
+
+
+def find_review_problem(review: Any) -> str | None:
+    """Why ``review`` is not an AdmissionReview kopf can serve, or None when it is."""
+    if not isinstance(review, Mapping):
+        return "the body is not a JSON object"
+    if review.get("kind") != "AdmissionReview" or review.get("apiVersion") not in (
+            "admission.k8s.io/v1", "admission.k8s.io/v1beta1"):
+        return "the body is not an admission.k8s.io/v1 AdmissionReview"
+    request = review.get("request")
+    if not isinstance(request, Mapping):
+        return "request: required"
+    if not isinstance(request.get("uid"), str) or not request["uid"]:
+        return "request.uid: required"
+    resource = request.get("resource")
+    if not isinstance(resource, Mapping) or not all(
+            isinstance(resource.get(k), str) for k in ("group", "version", "resource")):
+        return "request.resource: group, version and resource are required"
+    if not isinstance(request.get("userInfo"), Mapping):
+        return "request.userInfo: required"
+    if not isinstance(request.get("object"), Mapping):
+        return "request.object: required, a Pod"
+    return None
+
+
+def _refusal(review: Any, message: str) -> dict[str, Any]:
+    request = review.get("request") if isinstance(review, Mapping) else None
+    uid = request.get("uid") if isinstance(request, Mapping) else None
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "response": {"uid": uid if isinstance(uid, str) else "", "allowed": False,
+                         "status": {"code": 400, "message": f"curfew: {message}"}}}
+
+
+class GuardedWebhookServer(kopf.WebhookServer):
+    """kopf's HTTPS server, answering malformed reviews with a clean refusal instead of an
+    internal error, and giving the pod the request's namespace when it has none yet."""
+
+    async def __call__(self, fn: Any) -> AsyncIterator[Any]:
+        async def guarded(request: Any, *, webhook: str | None = None,
+                          headers: dict[str, str] | None = None,
+                          sslpeer: dict[str, Any] | None = None) -> Any:
+            problem = find_review_problem(request)
+            if problem is not None:
+                log.warning("malformed admission review", extra={"problem": problem})
+                return _refusal(request, problem)
+            payload = request["request"]
+            metadata = payload["object"].setdefault("metadata", {})
+            if isinstance(metadata, dict) and not metadata.get("namespace") \
+                    and isinstance(payload.get("namespace"), str):
+                metadata["namespace"] = payload["namespace"]
+            return await fn(request, webhook=webhook, headers=headers, sslpeer=sslpeer)
+
+        async for client_config in super().__call__(guarded):
+            yield client_config
+
+
+def _write_private(directory: Path, name: str, data: bytes) -> Path:
+    path = directory / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    return path
+
+
+def _shared_bundle(settings: InjectionWebhookSettings, names: list[str]) -> TlsBundle:
+    """The self-made CA and serving certificate, kept in (and read from) the TLS Secret."""
+    from curfew.k8s.webhook import apply_tls_secret, build_api_client, read_tls_secret
+
+    api = build_api_client(settings.kubeconfig)
+    try:
+        stored = read_tls_secret(api, settings.namespace, settings.tls_secret)
+        if stored is None:
+            bundle = build_tls_bundle(names)
+            stored = apply_tls_secret(api, settings.namespace, settings.tls_secret,
+                                      _files(bundle), replace=False)
+        current = TlsBundle(stored["ca.crt"], stored["ca.key"], stored["tls.crt"],
+                            stored["tls.key"])
+        renewed = build_renewed_bundle(current, names)
+        if renewed != current:
+            apply_tls_secret(api, settings.namespace, settings.tls_secret, _files(renewed),
+                             replace=True)
+        return renewed
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+
+
+def _files(bundle: TlsBundle) -> dict[str, bytes]:
+    return {"ca.crt": bundle.ca_cert, "ca.key": bundle.ca_key, "tls.crt": bundle.cert,
+            "tls.key": bundle.key}
+
+
+def _patch_ca_bundle(settings: InjectionWebhookSettings, ca_pem: bytes) -> int:
+    from curfew.k8s.webhook import apply_ca_bundle, build_api_client
+
+    api = build_api_client(settings.kubeconfig)
+    try:
+        return apply_ca_bundle(api, settings.webhook_configuration, ca_pem)
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+
+
+async def build_webhook_server(settings: InjectionWebhookSettings) -> GuardedWebhookServer:
+    """The HTTPS server: cert-manager's files when ``tls_dir`` is set, else a self-made CA (kept
+    in ``tls_secret`` when set) whose certificate is patched into the webhook configuration."""
+    if settings.tls_dir:
+        directory = Path(settings.tls_dir)
+        ca_file = directory / "ca.crt"
+        return GuardedWebhookServer(
+            addr=settings.host, port=settings.port, certfile=directory / "tls.crt",
+            pkeyfile=directory / "tls.key", cafile=ca_file if ca_file.exists() else None)
+    names = [*build_service_names(settings.service, settings.namespace), *settings.extra_names]
+    if settings.tls_secret:
+        bundle = await asyncio.to_thread(_shared_bundle, settings, names)
+    else:
+        bundle = build_tls_bundle(names)
+    directory = Path(tempfile.mkdtemp(prefix="curfew-webhook-"))
+    certfile = _write_private(directory, "tls.crt", bundle.cert)
+    pkeyfile = _write_private(directory, "tls.key", bundle.key)
+    if settings.webhook_configuration:
+        changed = await asyncio.to_thread(_patch_ca_bundle, settings, bundle.ca_cert)
+        log.info("webhook caBundle checked", extra={
+            "configuration": settings.webhook_configuration, "patched": changed})
+    return GuardedWebhookServer(addr=settings.host, port=settings.port, certfile=certfile,
+                                pkeyfile=pkeyfile, cadata=bundle.ca_cert)
+
+
+def index_policy(body: Mapping[str, Any]) -> SessionPolicy | None:
+    """A policy as the webhook selects with it; None (not indexed) when its spec is invalid,
+    which the operator reports on the policy itself."""
+    try:
+        return parse_policy(body)
+    except InvalidPolicy:
+        return None
+
+
+def decide(
+    body: Mapping[str, Any], policies: Any, settings: InjectionSettings, *,
+    namespace_opted_in: bool,
+) -> Decision:
+    """The injection decision for an admitted pod, given the policy index's entries."""
+    namespace = str((body.get("metadata") or {}).get("namespace") or "default")
+    return build_injection(body, namespace, list(policies.get(namespace, [])), settings,
+                           namespace_opted_in=namespace_opted_in)
+
+
+def _mutate(settings: InjectionSettings, *, namespace_opted_in: bool) -> Any:
+    def inject(*, body: kopf.Body, patch: kopf.Patch, warnings: list[str],
+               dryrun: bool, **kwargs: Any) -> None:
+        raw = dict(body)
+        try:
+            decision = decide(raw, kwargs[INDEX], settings,
+                              namespace_opted_in=namespace_opted_in)
+        except InjectionRefused as exc:
+            log.warning("pod refused", extra={"reason": str(exc)})
+            raise kopf.AdmissionError(f"curfew injection: {exc}", code=400) from None
+        if decision.outcome is Outcome.INJECTED:
+            ops = decision.patch
+            patch.fns.append(lambda target: jsonpatch.apply_patch(target, ops, in_place=True))
+        elif decision.workload is not None:
+            warnings.append(f"curfew: sidecar not injected: {decision.reason}")
+        if not dryrun:
+            log.info("injection decided", extra={
+                "outcome": decision.outcome.value, "reason": decision.reason,
+                "workload": str(decision.workload or "")})
+
+    return inject
+
+
+def register_injection(
+    registry: kopf.OperatorRegistry, settings: InjectionWebhookSettings | None = None
+) -> InjectionWebhookSettings:
+    """Add the webhook's index, startup and mutate handlers to ``registry`` when injection is
+    enabled (``settings``, default read from the environment); returns the settings."""
+    settings = settings if settings is not None else InjectionWebhookSettings()
+    if not settings.enabled:
+        return settings
+    sidecar = settings.sidecar()
+
+    def policy_index(*, body: kopf.Body, namespace: str | None,
+                     **_: Any) -> dict[str, SessionPolicy] | None:
+        parsed = index_policy(body)
+        return {namespace or "default": parsed} if parsed is not None else None
+
+    async def start_webhook(*, settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.admission.server = await build_webhook_server(webhook_settings)
+        settings.admission.managed = None
+
+    webhook_settings = settings
+    kopf.index(GROUP, VERSION, PLURAL, id=INDEX, registry=registry)(policy_index)
+    kopf.on.startup(id="injection-webhook", registry=registry)(start_webhook)
+    for webhook_id, by_namespace in ((WEBHOOK_POD, False), (WEBHOOK_NAMESPACE, True)):
+        kopf.on.mutate(group="", version="v1", plural="pods", id=webhook_id, operations=["CREATE"],
+                       registry=registry)(_mutate(sidecar, namespace_opted_in=by_namespace))
+    return settings

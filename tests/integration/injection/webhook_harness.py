@@ -1,0 +1,166 @@
+"""The injection webhook running for real: kopf's HTTPS server with Curfew's handlers, in its own
+thread and event loop, against a kmock API server on loopback that holds the SessionPolicies,
+the MutatingWebhookConfiguration whose caBundle the operator patches, and the TLS Secret.
+
+Only the injection part of the operator is registered (a fresh kopf registry), so these tests
+prove the webhook alone: policies are read through kopf's index, as in the full operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kmock
+import kopf
+import pytest
+import yaml
+
+from curfew.operator.injection import InjectionWebhookSettings, register_injection
+
+CONFIGURATION = "curfew-injection"
+SECRET = "curfew-webhook-tls"
+NAMESPACE = "curfew"
+VERBS = {"get", "list", "watch", "create", "patch", "delete"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def webhook_configuration() -> dict[str, Any]:
+    """The two webhooks as the chart renders them, with an empty caBundle."""
+    def hook(name: str, path: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Ignore",
+            "timeoutSeconds": 5,
+            "clientConfig": {"service": {"name": "curfew-webhook", "namespace": NAMESPACE,
+                                         "path": path, "port": 443}},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                       "resources": ["pods"], "scope": "Namespaced"}],
+        }
+    return {"apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": CONFIGURATION},
+            "webhooks": [hook("pods.inject.curfew.dev", "/inject-pod"),
+                         hook("namespaces.inject.curfew.dev", "/inject-namespace")]}
+
+
+@dataclass
+class Webhook:
+    """A running webhook server and the API server it reads policies from."""
+
+    url: str
+    api: str
+    ca: bytes
+    emulator: Any
+    loop: asyncio.AbstractEventLoop
+
+    def post_to_api(self, path: str, body: dict[str, Any]) -> None:
+        async def post() -> None:
+            async with aiohttp.ClientSession() as session, \
+                    session.post(f"{self.api}{path}", json=body) as response:
+                assert response.status < 300, await response.text()
+        asyncio.run_coroutine_threadsafe(post(), self.loop).result(10)
+
+
+def _run(ready: threading.Event, stop: threading.Event, box: dict[str, Any],
+         tmp: Path) -> None:
+    async def main() -> None:
+        async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
+            for key, kind, namespaced in (
+                # kopf waits for both in discovery before it watches anything
+                ("v1/namespaces", "Namespace", False),
+                ("apiextensions.k8s.io/v1/customresourcedefinitions",
+                 "CustomResourceDefinition", False),
+                ("curfew.dev/v1alpha1/sessionpolicies", "SessionPolicy", True),
+                ("v1/pods", "Pod", True),
+                ("v1/secrets", "Secret", True),
+                ("admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+                 "MutatingWebhookConfiguration", False),
+            ):
+                emulator.resources[key] = kmock.ResourceInfo(kind=kind, namespaced=namespaced,
+                                                             verbs=VERBS)
+            api = str(server.url)
+            async with aiohttp.ClientSession() as session:
+                await session.post(
+                    f"{api}/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+                    json=webhook_configuration())
+            kubeconfig = tmp / "kubeconfig"
+            kubeconfig.write_text(yaml.safe_dump({
+                "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
+                "clusters": [{"name": "kmock", "cluster": {"server": api}}],
+                "users": [{"name": "kmock", "user": {}}],
+                "contexts": [{"name": "kmock", "context": {"cluster": "kmock",
+                                                           "user": "kmock"}}]}))
+            port = _free_port()
+            settings = InjectionWebhookSettings(
+                enabled=True, host="127.0.0.1", port=port, namespace=NAMESPACE,
+                extra_names=["127.0.0.1"], tls_secret=SECRET,
+                webhook_configuration=CONFIGURATION, kubeconfig=str(kubeconfig),
+                image="registry.example.com/curfew:0.1.0")
+            registry = kopf.OperatorRegistry()
+            register_injection(registry, settings)
+
+            @kopf.on.login(registry=registry)
+            def login(**_: Any) -> kopf.ConnectionInfo:
+                return kopf.ConnectionInfo(server=api, insecure=True)
+
+            @kopf.on.startup(registry=registry)
+            def quiet(settings: kopf.OperatorSettings, **_: Any) -> None:
+                settings.scanning.disabled = True  # kmock has no CRDs to scan
+                settings.watching.server_timeout = 10
+
+            box.update(api=api, port=port, emulator=emulator, loop=asyncio.get_running_loop())
+            ready.set()
+            await kopf.operator(registry=registry, standalone=True, clusterwide=True,
+                                stop_flag=stop)
+
+    try:
+        asyncio.run(main())
+    except BaseException as exc:
+        box["error"] = exc
+        ready.set()
+
+
+def _wait_for_port(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"the webhook server never listened on port {port}")
+
+
+@pytest.fixture(scope="module")
+def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
+    ready, stop, box = threading.Event(), threading.Event(), {}
+    thread = threading.Thread(target=_run, args=(ready, stop, box,
+                                                 tmp_path_factory.mktemp("injection")),
+                              daemon=True)
+    thread.start()
+    assert ready.wait(30), "the API server did not start"
+    if "error" in box:
+        raise box["error"]
+    _wait_for_port(box["port"], time.monotonic() + 30)
+    emulator = box["emulator"]
+    key = (kmock.resource(group="admissionregistration.k8s.io", version="v1",
+                          plural="mutatingwebhookconfigurations"), None, CONFIGURATION)
+    bundle = emulator.objects[key].raw["webhooks"][0]["clientConfig"]["caBundle"]
+    yield Webhook(url=f"https://127.0.0.1:{box['port']}", api=box["api"],
+                  ca=base64.b64decode(bundle), emulator=emulator, loop=box["loop"])
+    stop.set()
+    thread.join(30)
