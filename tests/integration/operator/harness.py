@@ -431,7 +431,8 @@ def build_policy(name: str, namespace: str = "shop", *, selector: Mapping[str, s
                  idle: str = "15m", absolute: str = "8h", priority: int = 0,
                  **spec: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "selector": {"matchLabels": dict(selector or {"app.kubernetes.io/part-of": name})},
+        "selector": {"matchLabels": dict(selector if selector is not None
+                                         else {"app.kubernetes.io/part-of": name})},
         "priority": priority,
         "timeouts": {"idle": idle, "absolute": absolute},
         "store": {"redisSecretRef": {"name": "sessions-redis", "key": "url"}},

@@ -1,0 +1,117 @@
+"""build_status: conditions in metav1.Condition shape, transition times kept when nothing
+changed, purge health from the summaries of finished purge runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from curfew.api import PROFILES, Violation
+from curfew.operator.status import (
+    Outcome,
+    WorkloadEntry,
+    build_last_purge,
+    build_purge_record,
+    build_status,
+)
+
+T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z"
+WEB = WorkloadEntry("Deployment", "web", "curfew-deployment-web", "sha256:1")
+
+
+def _conditions(status: dict) -> dict[str, dict]:
+    return {c["type"]: c for c in status["conditions"]}
+
+
+def test_a_reconciled_policy_is_ready_with_its_generation_and_workloads() -> None:
+    status = build_status({}, Outcome(generation=3, workloads=[WEB]), now=T0,
+                          purge_failure_threshold=3)
+    conds = _conditions(status)
+    assert status["observedGeneration"] == 3
+    assert status["selectedWorkloads"] == 1
+    assert status["workloads"] == [{"kind": "Deployment", "name": "web",
+                                    "configMap": "curfew-deployment-web",
+                                    "configHash": "sha256:1"}]
+    assert [c["type"] for c in status["conditions"]] == ["Ready", "Overlapping", "Compliant",
+                                                         "PurgeHealthy"]
+    assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("True", "Reconciled")
+    assert conds["Ready"]["observedGeneration"] == 3
+    assert conds["PurgeHealthy"]["status"] == "Unknown"
+
+
+def test_the_same_outcome_later_builds_an_identical_status() -> None:
+    outcome = Outcome(generation=1, workloads=[WEB], overlaps=["shop/b"])
+    first = build_status({}, outcome, now=T0, purge_failure_threshold=3)
+    assert build_status(first, outcome, now=T1, purge_failure_threshold=3) == first
+
+
+def test_a_status_change_moves_the_transition_time_and_a_message_change_does_not() -> None:
+    first = build_status({}, Outcome(generation=1, workloads=[WEB], overlaps=["shop/b"]),
+                         now=T0, purge_failure_threshold=3)
+    other = build_status(first, Outcome(generation=2, workloads=[WEB], overlaps=["shop/c"]),
+                         now=T1, purge_failure_threshold=3)
+    assert _conditions(other)["Overlapping"]["lastTransitionTime"] == T0
+    assert "shop/c" in _conditions(other)["Overlapping"]["message"]
+    gone = build_status(other, Outcome(generation=3, workloads=[WEB]), now=T1,
+                        purge_failure_threshold=3)
+    assert _conditions(gone)["Overlapping"]["lastTransitionTime"] == T1
+
+
+def test_an_invalid_spec_keeps_the_last_workloads_and_says_which_field() -> None:
+    good = build_status({}, Outcome(generation=1, workloads=[WEB]), now=T0,
+                        purge_failure_threshold=3)
+    bad = build_status(good, Outcome(generation=2, invalid="spec.timeouts.idle: bad"), now=T1,
+                       purge_failure_threshold=3)
+    ready = _conditions(bad)["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert ready["message"].startswith("spec.timeouts.idle: bad")
+    assert bad["workloads"] == good["workloads"]
+    assert bad["observedGeneration"] == 2
+
+
+def test_violated_profiles_make_the_policy_non_compliant() -> None:
+    profile = PROFILES["pci-dss-4.0"]
+    assert profile.max_idle is not None
+    violation = Violation("pci-dss-4.0", "timeouts.idle", profile.max_idle, profile.max_idle)
+    status = build_status({}, Outcome(generation=1, workloads=[], violations=[violation],
+                                      profiles=["pci-dss-4.0"]), now=T0,
+                          purge_failure_threshold=3)
+    compliant = _conditions(status)["Compliant"]
+    assert (compliant["status"], compliant["reason"]) == ("False", "ProfileViolated")
+    assert "pci-dss-4.0" in compliant["message"]
+
+
+@pytest.mark.parametrize(("outcomes", "status", "reason"), [
+    (["ok"], "True", "PurgeSucceeded"),
+    (["failed"], "True", "PurgeRetrying"),
+    (["failed", "failed"], "False", "PurgeFailing"),
+    (["failed", "failed", "ok"], "True", "PurgeSucceeded"),
+    (["aborted"], "False", "PurgeAborted"),
+])
+def test_purge_health_follows_consecutive_outcomes(outcomes: list[str], status: str,
+                                                   reason: str) -> None:
+    current: dict = {}
+    for i, outcome in enumerate(outcomes):
+        summary = json.dumps({"outcome": outcome, "scanned": 5, "message": "m"})
+        result = build_last_purge(summary, job=f"j{i}", finished_at=T0, job_failed=False)
+        current = {**current, **build_purge_record(current, result)}
+    built = build_status(current, Outcome(generation=1, workloads=[]), now=T0,
+                         purge_failure_threshold=2)
+    healthy = _conditions(built)["PurgeHealthy"]
+    assert (healthy["status"], healthy["reason"]) == (status, reason)
+
+
+def test_the_summary_is_read_from_the_last_json_line_of_the_termination_message() -> None:
+    message = "starting\n" + json.dumps({
+        "outcome": "ok", "scanned": 10, "expired": {"idle": 1, "absolute": 2, "tightened": 3},
+        "repaired": 4, "durationSeconds": 1.5, "message": "done"})
+    last = build_last_purge(message, job="j", finished_at=T0, job_failed=False)
+    assert (last.outcome, last.scanned, last.repaired, last.duration_seconds) == ("ok", 10, 4, 1.5)
+    assert (last.expired.idle, last.expired.absolute, last.expired.tightened) == (1, 2, 3)
+
+
+def test_a_pod_that_left_no_summary_is_a_failed_run() -> None:
+    last = build_last_purge("OOMKilled", job="j", finished_at=T0, job_failed=True)
+    assert last.outcome == "failed"
+    assert "without a summary" in last.message
