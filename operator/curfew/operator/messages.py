@@ -64,6 +64,11 @@ EV_APPLY_FAILED: Final = "ApplyFailed"
 # --- Event messages -----------------------------------------------------------------------------
 EVM_CONFIGMAP: Final = "ConfigMap {name} for {workload}"
 EVM_CONFIGMAP_DELETED: Final = "ConfigMap {name}: {workload} is no longer selected"
+EVM_MANY: Final = "{count} ConfigMaps, for {workloads}"
+"""One Event for all ConfigMaps of one kind of change in one pass (a rollout touching 1000
+workloads gives one Event, not 1000)."""
+EVM_MANY_DELETED: Final = "{count} ConfigMaps, for workloads no longer selected: {workloads}"
+EVM_MORE: Final = " and {count} more"
 EVM_PURGE_CONFIG: Final = "purge ConfigMap {name}"
 EVM_CRONJOB: Final = "purge CronJob {name}"
 EVM_PURGE_STARTED: Final = "timeouts were tightened: started purge Job {name} now"

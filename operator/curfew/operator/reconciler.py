@@ -456,11 +456,15 @@ class Reconciler:
 
     def _emit_actions(self, done: Iterable[Action], bodies: Mapping[str, Mapping[str, Any]]
                       ) -> None:
+        """One Event per policy and kind of change in this pass."""
+        grouped: dict[tuple[str, str], list[Action]] = {}
         for action in done:
-            reason, message = _event_for(action)
+            reason = _event_reason(action)
             for key in action.policies:
                 if key in bodies:
-                    self._emit(bodies[key], "Normal", reason, message)
+                    grouped.setdefault((key, reason), []).append(action)
+        for (key, reason), actions in grouped.items():
+            self._emit(bodies[key], "Normal", reason, _event_message(actions))
 
     def _emit_transitions(self, body: Mapping[str, Any], old: Mapping[str, Mapping[str, Any]],
                           status: Mapping[str, Any], purge: LastPurge | None) -> None:
@@ -537,22 +541,36 @@ def _past(verb: str) -> str:
     return {"create": "created", "patch": "updated", "delete": "deleted"}[verb]
 
 
-def _event_for(action: Action) -> tuple[str, str]:
-    reasons = {
-        ("config", "create"): m.EV_CONFIGMAP_CREATED,
-        ("config", "patch"): m.EV_CONFIGMAP_UPDATED,
-        ("config", "delete"): m.EV_CONFIGMAP_DELETED,
-        ("purge-config", "create"): m.EV_PURGE_CONFIG_CREATED,
-        ("purge-config", "patch"): m.EV_PURGE_CONFIG_UPDATED,
-        ("purge-config", "delete"): m.EV_CONFIGMAP_DELETED,
-        ("cron-job", "create"): m.EV_CRONJOB_CREATED,
-        ("cron-job", "patch"): m.EV_CRONJOB_UPDATED,
-        ("cron-job", "delete"): m.EV_CRONJOB_DELETED,
-    }
-    reason = reasons[(action.role, action.verb)]
-    if action.role == "config":
-        template = m.EVM_CONFIGMAP_DELETED if action.verb == "delete" else m.EVM_CONFIGMAP
-        return reason, template.format(name=action.name, workload=action.workload)
-    if action.role == "purge-config":
-        return reason, m.EVM_PURGE_CONFIG.format(name=action.name)
-    return reason, m.EVM_CRONJOB.format(name=action.name)
+_REASONS = {
+    ("config", "create"): m.EV_CONFIGMAP_CREATED,
+    ("config", "patch"): m.EV_CONFIGMAP_UPDATED,
+    ("config", "delete"): m.EV_CONFIGMAP_DELETED,
+    ("purge-config", "create"): m.EV_PURGE_CONFIG_CREATED,
+    ("purge-config", "patch"): m.EV_PURGE_CONFIG_UPDATED,
+    ("purge-config", "delete"): m.EV_CONFIGMAP_DELETED,
+    ("cron-job", "create"): m.EV_CRONJOB_CREATED,
+    ("cron-job", "patch"): m.EV_CRONJOB_UPDATED,
+    ("cron-job", "delete"): m.EV_CRONJOB_DELETED,
+}
+_LISTED = 5
+
+
+def _event_reason(action: Action) -> str:
+    return _REASONS[(action.role, action.verb)]
+
+
+def _event_message(actions: list[Action]) -> str:
+    first = actions[0]
+    if len(actions) == 1 or first.role != "config":
+        if first.role == "config":
+            template = m.EVM_CONFIGMAP_DELETED if first.verb == "delete" else m.EVM_CONFIGMAP
+            return template.format(name=first.name, workload=first.workload)
+        if first.role == "purge-config":
+            return m.EVM_PURGE_CONFIG.format(name=first.name)
+        return m.EVM_CRONJOB.format(name=first.name)
+    names = sorted(a.workload for a in actions)
+    listed = ", ".join(names[:_LISTED])
+    if len(names) > _LISTED:
+        listed += m.EVM_MORE.format(count=len(names) - _LISTED)
+    template = m.EVM_MANY_DELETED if first.verb == "delete" else m.EVM_MANY
+    return template.format(count=len(names), workloads=listed)
