@@ -16,7 +16,14 @@ helm_version="v3.17.3"
 helm_sha256="c16af303055cfe1c1e64652b547cfdbed924e89fd2a20d8632d797978c14def3"
 kubectl_version="v1.31.9"
 kubectl_sha256="720d31a15368ad56993c127a7d4fa2688a8520029c2e6be86b1a877ad6f92624"
-python="${PYTHON:-python3}"
+# The project's virtualenv has pip even where the system python3 does not (Debian without
+# python3-pip); `make setup` creates it before calling this script.
+venv_python="$(dirname "$0")/../.venv/bin/python"
+if [ -z "${PYTHON:-}" ] && [ -x "$venv_python" ]; then
+  python="$venv_python"
+else
+  python="${PYTHON:-python3}"
+fi
 
 sum_of() { sha256sum "$1" | cut -d' ' -f1; }
 
