@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import json
 import os
@@ -132,6 +133,28 @@ async def _redirect(request: web.Request) -> web.Response:
     raise web.HTTPFound("/somewhere-else")
 
 
+async def _no_content(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
+async def _not_modified(request: web.Request) -> web.Response:
+    return web.Response(status=304, headers={"ETag": '"v1"'})
+
+
+async def _cookies(request: web.Request) -> web.Response:
+    response = web.Response(text="two cookies")
+    response.headers.add("Set-Cookie", "a=1; Path=/")
+    response.headers.add("Set-Cookie", "b=2; Path=/")
+    return response
+
+
+async def _gzip(request: web.Request) -> web.Response:
+    return web.Response(body=GZIP_BODY, headers={"Content-Encoding": "gzip"})
+
+
+GZIP_BODY = gzip.compress(b"compressed by the app")
+
+
 async def _ws(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=("chat.v1",))
     await ws.prepare(request)
@@ -152,6 +175,10 @@ async def upstream() -> AsyncIterator[str]:
     app.router.add_get("/slow", _slow)
     app.router.add_get("/redirect", _redirect)
     app.router.add_get("/ws", _ws)
+    app.router.add_get("/no-content", _no_content)
+    app.router.add_get("/not-modified", _not_modified)
+    app.router.add_get("/cookies", _cookies)
+    app.router.add_get("/gzip", _gzip)
     app.router.add_route("*", "/{tail:.*}", _echo)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

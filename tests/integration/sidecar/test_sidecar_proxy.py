@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sidecar_harness import StartSidecar, audit_events, sid_of
+from sidecar_harness import GZIP_BODY, StartSidecar, audit_events, sid_of
 from yarl import URL
 
 
@@ -139,6 +139,25 @@ async def test_redirects_from_the_app_are_relayed_not_followed(
     async with http.get(running.url + "/redirect", allow_redirects=False) as r:
         assert r.status == 302
         assert r.headers["Location"] == "/somewhere-else"
+
+
+async def test_bodiless_statuses_repeated_cookies_and_compressed_bodies_pass_as_sent(
+    start_sidecar: StartSidecar, http: aiohttp.ClientSession
+) -> None:
+    running = await start_sidecar()
+    for _ in range(2):  # twice: the pooled connection must survive a bodiless response
+        async with http.get(running.url + "/no-content") as r:
+            assert r.status == 204
+            assert await r.read() == b""
+        async with http.get(running.url + "/not-modified") as r:
+            assert r.status == 304
+            assert r.headers["ETag"] == '"v1"'
+    async with http.get(running.url + "/cookies", headers={"Cookie": "session=raw-c"}) as r:
+        assert r.headers.getall("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/"]
+        assert r.headers["Curfew-Idle-Remaining"] == "900"
+    async with http.get(running.url + "/gzip", auto_decompress=False) as r:
+        assert r.headers["Content-Encoding"] == "gzip"
+        assert await r.read() == GZIP_BODY
 
 
 async def test_an_unreachable_app_is_a_bad_gateway(
