@@ -91,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
             "running on the fixed --insecure-dev-key: session hashes are guessable; "
             "never do this in production"
         )
-    from curfew.sidecar.main import serve
+    from curfew.sessions.errors import StoreError
+    from curfew.sidecar.main import open_store, serve
 
-    return serve(settings, policy)
+    try:
+        store = open_store(settings, policy)
+    except StoreError as err:
+        print(f"curfew sidecar: --redis-url / REDIS_URL: {err}", file=sys.stderr)
+        return 1
+    return serve(settings, policy, store)

@@ -28,9 +28,10 @@ def open_store(settings: SidecarSettings, policy: SidecarPolicy) -> SessionStore
     )
 
 
-async def run_sidecar(settings: SidecarSettings, policy: SidecarPolicy) -> None:
+async def run_sidecar(
+    settings: SidecarSettings, policy: SidecarPolicy, store: SessionStore
+) -> None:
     """Serve until a termination signal arrives."""
-    store = open_store(settings, policy)
     sidecar = Sidecar(settings, policy, store)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -45,7 +46,7 @@ async def run_sidecar(settings: SidecarSettings, policy: SidecarPolicy) -> None:
     _log.info("stopped")
 
 
-def serve(settings: SidecarSettings, policy: SidecarPolicy) -> int:
+def serve(settings: SidecarSettings, policy: SidecarPolicy, store: SessionStore) -> int:
     """Run the sidecar on uvloop where available; the process exit code."""
     try:
         import uvloop
@@ -54,7 +55,7 @@ def serve(settings: SidecarSettings, policy: SidecarPolicy) -> int:
     else:
         runner = uvloop.run
     try:
-        runner(run_sidecar(settings, policy))
+        runner(run_sidecar(settings, policy, store))
     except StoreError as err:
         _log.error("session store: %s", err)
         return 1

@@ -69,6 +69,9 @@ def test_it_refuses_a_short_key_a_missing_upstream_and_a_bad_config(
     assert "timeouts.idleSeconds" in line
     line = _refusal(["--config", str(tmp_path / "missing.json"), "--mode", "authz"], env)
     assert "missing.json: cannot read" in line
+    line = _refusal(["--config", str(mounted.path), "--mode", "authz",
+                     "--redis-url", "memcached://127.0.0.1:1"], env)
+    assert line.startswith("curfew sidecar: --redis-url / REDIS_URL: store URL: unsupported scheme")
 
 
 async def test_a_real_run_finishes_requests_in_flight_on_sigterm_and_logs_no_raw_ids(
