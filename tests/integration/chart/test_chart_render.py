@@ -108,6 +108,7 @@ def test_by_default_one_standalone_replica_watches_every_namespace() -> None:
     # kopf discovers the chart's CRDs once: no cluster-wide CRD or namespace watching.
     assert env["CURFEW_OPERATOR_SCAN_CLUSTER"] == "false"
     assert not by_kind(objects, "ClusterKopfPeering")
+    assert not by_kind(objects, "PodDisruptionBudget")
     assert len(by_kind(objects, "ClusterRole")) == 1
     assert not by_kind(objects, "Role")
 
@@ -123,6 +124,8 @@ def test_more_than_one_replica_turns_on_kopf_peering_with_a_cluster_peering_obje
     peering = one(objects, "ClusterKopfPeering")
     assert peering["metadata"]["name"] == "curfew"
     _assert_matches_peering_crd(peering)
+    budget = one(objects, "PodDisruptionBudget")["spec"]
+    assert budget == {"maxUnavailable": 1, "selector": deployment["spec"]["selector"]}
     anti = _pod_spec(objects)["affinity"]["podAntiAffinity"]
     term = anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
     assert term["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
