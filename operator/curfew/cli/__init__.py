@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "check SessionPolicies: schema, cross-field rules, compliance"),
     "sidecar": ("sidecar", "run the enforcement sidecar: reverse proxy or ext_authz/auth_request"),
     "operator": ("operator", "run the operator: keep ConfigMaps, CronJobs and status in step"),
+    "purge": ("purge", "remove sessions past their limits from the shared store (the CronJob)"),
 }
 """Subcommands: name -> (module under ``curfew.cli``, help line)."""
 

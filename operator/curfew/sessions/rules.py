@@ -235,7 +235,16 @@ def decide(
     return verdict, current
 
 
-def judge(record: SessionRecord, current: Limits | None, now_ms: int) -> Reason | None:
+@dataclass(frozen=True)
+class Expiry:
+    """The purge job's judgement of an expired session."""
+
+    reason: Reason
+    limit: Decision
+    """The limit that ran out under the effective limits (what the tombstone records)."""
+
+
+def judge(record: SessionRecord, current: Limits | None, now_ms: int) -> Expiry | None:
     """Why the purge job should remove ``record`` at ``now_ms``, or None to keep it.
 
     ``current`` is the current limits of the record's workload when the purge config lists it.
@@ -245,7 +254,7 @@ def judge(record: SessionRecord, current: Limits | None, now_ms: int) -> Reason 
         return None
     recorded = expiry_of(record, now_ms)
     if recorded is not None:
-        return Reason(recorded.value)
+        return Expiry(Reason(recorded.value), recorded)
     if current is None:
         return None
     effective = replace(
@@ -253,4 +262,5 @@ def judge(record: SessionRecord, current: Limits | None, now_ms: int) -> Reason 
         idle_ms=min(record.idle_ms, current.idle_ms),
         absolute_ms=min(record.absolute_ms, current.absolute_ms),
     )
-    return Reason.TIGHTENED if expiry_of(effective, now_ms) is not None else None
+    limit = expiry_of(effective, now_ms)
+    return Expiry(Reason.TIGHTENED, limit) if limit is not None else None

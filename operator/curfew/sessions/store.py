@@ -355,20 +355,26 @@ class SessionStore:
             return sum(int(n) for n in await pipe.execute())
 
     async def limit_classes(self, now_ms: int) -> list[tuple[int, int]]:
-        """The (idle ms, absolute ms) pairs live records were recorded with; drops stale ones."""
+        """The (idle ms, absolute ms) pairs that records still live were recorded with."""
         classes: set[tuple[int, int]] = set()
         with translate_errors():
             pipe = self._client.pipeline(transaction=False)
             for shard in range(keys.SHARDS):
-                key = keys.limits_key(self.namespace, shard)
-                pipe.zremrangebyscore(key, "-inf", f"({now_ms}")
-                pipe.zrange(key, 0, -1)
+                pipe.zrangebyscore(keys.limits_key(self.namespace, shard), now_ms, "+inf")
             replies = await pipe.execute()
-        for members in replies[1::2]:
+        for members in replies:
             for member in members:
                 idle, _, absolute = _text(member).partition(":")
                 classes.add((int(idle), int(absolute)))
         return sorted(classes)
+
+    async def prune_limit_classes(self, now_ms: int) -> None:
+        """Drop the limit classes whose last record is past its absolute deadline."""
+        with translate_errors():
+            pipe = self._client.pipeline(transaction=False)
+            for shard in range(keys.SHARDS):
+                pipe.zremrangebyscore(keys.limits_key(self.namespace, shard), "-inf", f"({now_ms}")
+            await pipe.execute()
 
     async def list_due(
         self, shard: int, until_ms: int, *, offset: int, count: int

@@ -16,6 +16,6 @@ def store_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[SessionStore]:
-    s = SessionStore.from_url(store_url, key_prefix="curfew:", socket_timeout=2)
+    s = SessionStore.from_url(store_url, key_prefix="curfew:", socket_timeout=5)
     yield s
     await s.aclose()

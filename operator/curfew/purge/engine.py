@@ -1,0 +1,336 @@
+"""One purge run: gather what expired, check the safety cap, then remove, each removal guarded.
+
+Gather reads only: Curfew's records through the sharded ``due`` indexes (cost follows the
+number of expired sessions, not the store's size) and, for app formats, the app's keyspace by
+SCAN. Nothing is removed until the whole run is judged, so the cap (``maxPurgeFraction``) can
+abort a run that would log out too many users while removing nothing. Every removal re-checks
+atomically that the session did not move since it was judged (``purge_record.lua``,
+``delete_if_unchanged.lua``), so runs are idempotent, two overlapping runs are safe, and a
+session touched during the run keeps living.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from curfew.purge.report import Audit, Progress, Summary
+from curfew.purge.target import PurgeTarget
+from curfew.sessions import keys
+from curfew.sessions.apps import AppSession, AppSessions
+from curfew.sessions.errors import StoreError
+from curfew.sessions.identity import session_hash
+from curfew.sessions.rules import Decision, Reason, SessionRecord, judge
+from curfew.sessions.store import SessionStore
+
+
+@dataclass(frozen=True)
+class RecordCandidate:
+    """A Curfew record judged expired."""
+
+    sid: str
+    last_activity_ms: int
+    reason: Reason
+    limit: Decision
+    policy: str
+    workload: str
+
+
+@dataclass(frozen=True)
+class AppCandidate:
+    """An app session judged expired, with the Curfew record to end with it, if live."""
+
+    session: AppSession
+    sid: str
+    reason: Reason
+    limit: Decision
+    record_last_ms: int | None
+    policy: str
+    workload: str
+
+
+@dataclass
+class Plan:
+    """What gathering found; nothing of it has been removed yet."""
+
+    index_total: int = 0
+    app_scanned: int = 0
+    records: list[RecordCandidate] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)
+    apps: list[AppCandidate] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+
+    @property
+    def scanned(self) -> int:
+        return self.index_total if not self.app_scanned else self.app_scanned
+
+    @property
+    def expiring(self) -> int:
+        return len(self.apps) if self.app_scanned else len(self.records)
+
+
+T = TypeVar("T")
+
+
+def _batches(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class Purge:
+    """One run over one store for one target."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        target: PurgeTarget,
+        *,
+        audit: Audit,
+        progress: Progress,
+        session_key: bytes | None = None,
+        dry_run: bool = False,
+        batch_size: int = 1000,
+        scan_count: int = 1000,
+    ) -> None:
+        self.store = store
+        self.target = target
+        self.audit = audit
+        self.progress = progress
+        self.session_key = session_key
+        self.dry_run = dry_run or target.audit_only
+        self.batch_size = batch_size
+        self.scan_count = scan_count
+        self.apps = (
+            AppSessions(store.client, format=target.format, prefix=target.key_prefix)
+            if target.format != keys.CURFEW_FORMAT
+            else None
+        )
+        if self.apps is not None and session_key is None:
+            raise ValueError(
+                f"store.format {target.format} needs the session key (CURFEW_SESSION_KEY) to "
+                "match the app's sessions with Curfew's records"
+            )
+        self.summary = Summary()
+
+    async def run(self) -> Summary:
+        started = time.monotonic()
+        try:
+            await self._run()
+        except StoreError as error:
+            removed = sum(self.summary.expired.values())
+            self.summary.outcome = "failed"
+            self.summary.message = (
+                f"{error}; stopped after removing {removed} sessions, the next run continues"
+            )
+        finally:
+            self.progress.done()
+            self.summary.duration_seconds = time.monotonic() - started
+        return self.summary
+
+    async def _run(self) -> None:
+        await self.store.load_scripts()
+        now = await self.store.server_time_ms()
+        plan = Plan()
+        if self.apps is not None:
+            await self._gather_apps(plan, now)
+        await self._gather_index(plan, now)
+        self.summary.scanned = plan.scanned
+        cap = self.target.max_purge_fraction
+        if plan.scanned and plan.expiring / plan.scanned > cap:
+            self.summary.outcome = "aborted"
+            self.summary.message = (
+                f"would remove {plan.expiring} of {plan.scanned} sessions "
+                f"({plan.expiring / plan.scanned:.0%}), more than purge.maxPurgeFraction "
+                f"({cap:.0%}) allows: nothing was removed; check the policy's timeouts"
+            )
+            return
+        if self.dry_run:
+            self._report_dry_run(plan)
+            return
+        if self.apps is not None:
+            await self._remove_apps(plan, self.apps)
+        await self._remove_records(plan)
+        await self.store.prune_limit_classes(now)
+        self.summary.message = f"removed {sum(self.summary.expired.values())} sessions"
+
+    async def _gather_index(self, plan: Plan, now: int) -> None:
+        plan.index_total = await self.store.count_sessions()
+        slack = self._tightening_slack(await self.store.limit_classes(now))
+        seen_by_app = {c.sid for c in plan.apps}
+        for shard in range(keys.SHARDS):
+            offset = 0
+            while True:
+                rows = await self.store.list_due(
+                    shard, now + slack, offset=offset, count=self.batch_size
+                )
+                offset += len(rows)
+                sids = [sid for sid, _ in rows]
+                for sid, record in zip(sids, await self.store.read_records(sids), strict=True):
+                    if record is None:
+                        plan.vanished.append(sid)
+                        continue
+                    expiry = judge(record, self.target.current_limits(record.workload), now)
+                    if expiry is None or sid in seen_by_app:
+                        continue
+                    plan.records.append(
+                        RecordCandidate(
+                            sid,
+                            record.last_activity_ms,
+                            expiry.reason,
+                            expiry.limit,
+                            record.policy,
+                            record.workload,
+                        )
+                    )
+                self.progress.show("index", plan.index_total, len(plan.records))
+                if len(rows) < self.batch_size:
+                    break
+
+    def _tightening_slack(self, classes: list[tuple[int, int]]) -> int:
+        """How far past now to read the index so sessions recorded with longer limits than the
+        current ones are judged too (zero unless some workload's limits shrank)."""
+        slack = 0
+        min_idle, min_abs = self.target.min_idle_ms, self.target.min_absolute_ms
+        for idle, absolute in classes:
+            if min_idle is not None:
+                slack = max(slack, idle - min_idle)
+            if min_abs is not None:
+                slack = max(slack, absolute - min_abs)
+        return slack
+
+    async def _gather_apps(self, plan: Plan, now: int) -> None:
+        assert self.apps is not None
+        assert self.session_key is not None
+        async for batch in self.apps.walk(count=self.scan_count):
+            plan.orphans.extend(batch.orphans)
+            plan.app_scanned += len(batch.sessions)
+            sids = [session_hash(self.session_key, s.raw_id) for s in batch.sessions]
+            records = await self.store.read_records(sids)
+            for session, sid, record in zip(batch.sessions, sids, records, strict=True):
+                candidate = self._judge_app(session, sid, record, now)
+                if candidate is not None:
+                    plan.apps.append(candidate)
+            self.progress.show("app sessions", plan.app_scanned, len(plan.apps))
+
+    def _judge_app(
+        self, session: AppSession, sid: str, record: SessionRecord | None, now: int
+    ) -> AppCandidate | None:
+        policy = self.target.policy
+        own_idle_ms = None
+        if session.spring is not None and (session.spring.max_inactive_seconds or 0) > 0:
+            own_idle_ms = (session.spring.max_inactive_seconds or 0) * 1000
+        if record is not None:
+            if record.expired is not None:
+                reason = Reason(record.expired.value)
+                return AppCandidate(
+                    session, sid, reason, record.expired, None, record.policy, record.workload
+                )
+            expiry = judge(record, self.target.current_limits(record.workload), now)
+            if expiry is not None:
+                return AppCandidate(
+                    session,
+                    sid,
+                    expiry.reason,
+                    expiry.limit,
+                    record.last_activity_ms,
+                    record.policy,
+                    record.workload,
+                )
+            spring = session.spring
+            if spring and own_idle_ms and now >= spring.last_accessed_ms + own_idle_ms:
+                return AppCandidate(
+                    session,
+                    sid,
+                    Reason.IDLE,
+                    Decision.EXPIRED_IDLE,
+                    record.last_activity_ms,
+                    record.policy,
+                    record.workload,
+                )
+            return None
+        # No Curfew record: the app's own timestamps against the policy's limits.
+        idle_ms = self.target.limits.idle_ms
+        if own_idle_ms is not None:
+            idle_ms = min(idle_ms, own_idle_ms)
+        last: int | None = None
+        created: int | None = None
+        if session.spring is not None:
+            last, created = session.spring.last_accessed_ms, session.spring.created_ms
+        elif session.connect is not None:
+            last = session.connect.last_activity_ms
+        idle_due = last + idle_ms if last is not None else None
+        abs_due = created + self.target.limits.absolute_ms if created is not None else None
+        dues = [(d, r) for d, r in ((idle_due, Reason.IDLE), (abs_due, Reason.ABSOLUTE)) if d]
+        if not dues:
+            return None
+        due, reason = min(dues, key=lambda d: d[0])
+        if now < due:
+            return None
+        return AppCandidate(session, sid, reason, Decision(reason.value), None, policy, "")
+
+    def _report_dry_run(self, plan: Plan) -> None:
+        for app in plan.apps:
+            self.summary.expired[app.reason] += 1
+            self.audit.expired(
+                session=app.sid, reason=app.reason, policy=app.policy, workload=app.workload
+            )
+        for rec in plan.records:
+            if self.apps is None:
+                self.summary.expired[rec.reason] += 1
+                self.audit.expired(
+                    session=rec.sid, reason=rec.reason, policy=rec.policy, workload=rec.workload
+                )
+        why = "enforcement is Audit" if self.target.audit_only else "dry run"
+        would = sum(self.summary.expired.values())
+        self.summary.message = f"{why}: would remove {would} sessions, removed nothing"
+
+    async def _remove_apps(self, plan: Plan, apps: AppSessions) -> None:
+        for batch in _batches(plan.apps, self.batch_size):
+            # The Curfew record goes first: if the sidecar touched it since it was judged, the
+            # user is back and the app's session must stay.
+            live = [c for c in batch if c.record_last_ms is not None]
+            outcomes = await self.store.purge_records(
+                [(c.sid, c.record_last_ms, c.limit) for c in live]
+            )
+            touched = {c.sid for c, o in zip(live, outcomes, strict=True) if o == "touched"}
+            go = [c for c in batch if c.sid not in touched]
+            deleted = await apps.remove([c.session for c in go])
+            for candidate, gone in zip(go, deleted, strict=True):
+                if gone:
+                    self.summary.expired[candidate.reason] += 1
+                    self.audit.expired(
+                        session=candidate.sid,
+                        reason=candidate.reason,
+                        policy=candidate.policy,
+                        workload=candidate.workload,
+                    )
+            self.progress.show("removing", plan.scanned, sum(self.summary.expired.values()))
+        self.summary.repaired += await apps.delete_keys(plan.orphans)
+
+    async def _remove_records(self, plan: Plan) -> None:
+        for batch in _batches(plan.records, self.batch_size):
+            outcomes = await self.store.purge_records(
+                [(c.sid, c.last_activity_ms, c.limit) for c in batch]
+            )
+            for candidate, outcome in zip(batch, outcomes, strict=True):
+                if outcome == "gone":
+                    self.summary.repaired += 1
+                elif outcome == "removed" and self.apps is not None:
+                    # With an app format the sessions are the app's: a Curfew record whose app
+                    # session is already gone is cleanup.
+                    self.summary.repaired += 1
+                elif outcome == "removed":
+                    self.summary.expired[candidate.reason] += 1
+                    self.audit.expired(
+                        session=candidate.sid,
+                        reason=candidate.reason,
+                        policy=candidate.policy,
+                        workload=candidate.workload,
+                    )
+            self.progress.show("removing", plan.scanned, sum(self.summary.expired.values()))
+        for sids in _batches(plan.vanished, self.batch_size):
+            outcomes = await self.store.purge_records(
+                [(sid, None, Decision.EXPIRED_IDLE) for sid in sids]
+            )
+            self.summary.repaired += sum(1 for o in outcomes if o == "gone")

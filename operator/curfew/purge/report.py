@@ -1,0 +1,114 @@
+"""What a purge run says: an audit event per removed session, a progress line on a terminal,
+and the summary line of the purge summary contract."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, TextIO
+
+from curfew.sessions.rules import Reason
+
+Outcome = Literal["ok", "aborted", "failed"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_ABORTED = 3
+
+
+@dataclass
+class Summary:
+    """The run's result: printed last on stdout and written to the termination message file."""
+
+    outcome: Outcome = "ok"
+    scanned: int = 0
+    expired: Counter[Reason] = field(default_factory=Counter)
+    repaired: int = 0
+    duration_seconds: float = 0.0
+    message: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return {"ok": EXIT_OK, "aborted": EXIT_ABORTED, "failed": EXIT_FAILED}[self.outcome]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "outcome": self.outcome,
+                "scanned": self.scanned,
+                "expired": {r.value: self.expired[r] for r in Reason},
+                "repaired": self.repaired,
+                "durationSeconds": round(self.duration_seconds, 3),
+                "message": self.message,
+            },
+            separators=(", ", ": "),
+        )
+
+
+def emit_summary(summary: Summary, termination_log: Path | None, out: TextIO) -> None:
+    line = summary.to_json()
+    print(line, file=out, flush=True)
+    if termination_log is not None:
+        try:
+            termination_log.write_text(line + "\n", "utf-8")
+        except OSError as error:
+            print(
+                f"curfew purge: cannot write the termination log {termination_log}: "
+                f"{error.strerror}",
+                file=sys.stderr,
+            )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Audit:
+    """Audit events as JSON lines: keyed session hashes only, never a session id."""
+
+    def __init__(self, out: TextIO, *, dry_run: bool, store_format: str) -> None:
+        self.out = out
+        self.dry_run = dry_run
+        self.store_format = store_format
+
+    def expired(self, *, session: str, reason: Reason, policy: str, workload: str) -> None:
+        event = {
+            "time": _now(),
+            "event": "session.wouldExpire" if self.dry_run else "session.expired",
+            "reason": reason.value,
+            "policy": policy,
+            "workload": workload,
+            "session": session,
+            "store": self.store_format,
+        }
+        self.out.write(json.dumps(event, separators=(",", ":")) + "\n")
+
+
+class Progress:
+    """A one-line progress display on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, enabled: bool, stream: TextIO = sys.stderr) -> None:
+        self.enabled = enabled
+        self.stream = stream
+        self._last = 0.0
+
+    def show(self, stage: str, scanned: int, expired: int, *, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < 0.1:
+            return
+        self._last = now
+        self.stream.write(f"\r\x1b[Kpurge: {stage}: scanned {scanned}, expired {expired}")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()

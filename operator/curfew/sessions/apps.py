@@ -1,0 +1,174 @@
+"""The apps' own sessions in the shared store (spring-session, connect-redis, generic): walked by
+SCAN in batches and removed with a guard, for the purge job.
+
+A walk never uses KEYS or another blocking command: SCAN with COUNT >= 1000, and one pipeline
+per batch to read what was found. A removal deletes the session only if the field the purge job
+judged still holds the bytes it read, so a session the app touched meanwhile survives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from redis import exceptions as rexc
+
+from curfew.sessions import keys
+from curfew.sessions.formats import (
+    ConnectSession,
+    SpringSession,
+    read_connect_session,
+    read_spring_session,
+    write_spring_string,
+)
+from curfew.sessions.store import DELETE_IF_UNCHANGED, translate_errors
+
+MIN_SCAN_COUNT: Final = 1000
+_SPRING_FIELDS: Final = (
+    "creationTime",
+    "lastAccessedTime",
+    "maxInactiveInterval",
+    keys.SPRING_PRINCIPAL_ATTR,
+)
+
+
+@dataclass(frozen=True)
+class AppSession:
+    """One app session found by a walk. ``raw_id`` stays in memory: never stored or logged."""
+
+    key: str
+    raw_id: str
+    guard_field: str | None
+    """The field whose bytes guard the removal ('' for a string value, None: no guard)."""
+    guard_value: bytes | None
+    spring: SpringSession | None = None
+    connect: ConnectSession | None = None
+
+
+@dataclass(frozen=True)
+class AppBatch:
+    """One batch of a walk: the sessions read, and Spring expiry keys left without a session
+    (by a run that stopped between its two deletes)."""
+
+    sessions: list[AppSession]
+    orphans: list[str]
+
+
+class AppSessions:
+    """The sessions an app of ``format`` keeps under ``prefix``, on the store's client."""
+
+    def __init__(self, client: Any, *, format: str, prefix: str) -> None:
+        if format not in ("spring-session", "connect-redis", "generic"):
+            raise ValueError(f"no app sessions for format {format!r}")
+        self._client = client
+        self.format = format
+        self.prefix = prefix
+        self.curfew_namespace = keys.curfew_namespace(format, prefix)
+
+    async def walk(self, *, count: int = MIN_SCAN_COUNT) -> AsyncIterator[AppBatch]:
+        """The app's sessions, in batches of about ``count`` keys."""
+        count = max(count, MIN_SCAN_COUNT)
+        pattern = keys.app_scan_pattern(self.format, self.prefix)
+        expires_head = self.prefix + keys.SPRING_EXPIRES
+        batch: list[tuple[str, str]] = []
+        expiry_keys: list[str] = []
+        with translate_errors():
+            async for raw_key in self._client.scan_iter(match=pattern, count=count):
+                key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
+                if key.startswith(self.curfew_namespace):
+                    continue  # an empty app prefix matches Curfew's own keys too
+                raw_id = keys.app_raw_id(self.format, self.prefix, key)
+                if raw_id is not None:
+                    batch.append((key, raw_id))
+                elif self.format == "spring-session" and key.startswith(expires_head):
+                    expiry_keys.append(key)
+                if len(batch) + len(expiry_keys) >= count:
+                    yield await self._read(batch, expiry_keys)
+                    batch, expiry_keys = [], []
+            if batch or expiry_keys:
+                yield await self._read(batch, expiry_keys)
+
+    async def _read(self, found: Sequence[tuple[str, str]], expiry_keys: Sequence[str]) -> AppBatch:
+        if self.format == "generic":
+            return AppBatch([AppSession(key, raw_id, None, None) for key, raw_id in found], [])
+        pipe = self._client.pipeline(transaction=False)
+        for key, _ in found:
+            if self.format == "spring-session":
+                pipe.hmget(key, *_SPRING_FIELDS)
+            else:
+                pipe.get(key)
+        head = len(self.prefix + keys.SPRING_EXPIRES)
+        for key in expiry_keys:
+            pipe.exists(f"{self.prefix}{keys.SPRING_SESSIONS}{key[head:]}")
+        replies = await pipe.execute(raise_on_error=False)
+        alive = replies[len(found) :]
+        orphans = [k for k, a in zip(expiry_keys, alive, strict=True) if a == 0]
+        replies = replies[: len(found)]
+        sessions = []
+        for (key, raw_id), reply in zip(found, replies, strict=True):
+            if isinstance(reply, Exception) or reply is None:
+                continue  # another type under the prefix (WRONGTYPE), or gone since SCAN
+            if self.format == "spring-session":
+                spring = read_spring_session(*reply)
+                if spring is not None:
+                    sessions.append(AppSession(key, raw_id, "lastAccessedTime", reply[1], spring))
+            else:
+                connect = read_connect_session(reply)
+                if connect is not None:
+                    sessions.append(AppSession(key, raw_id, "", reply, connect=connect))
+        return AppBatch(sessions, orphans)
+
+    async def remove(self, sessions: Sequence[AppSession]) -> list[bool]:
+        """Delete each session unless it changed since it was read; True where deleted.
+
+        A removed Spring session also loses its ``sessions:expires:<id>`` key, its member of
+        the ``expirations:<minute>`` set and of its principal index set.
+        """
+        if not sessions:
+            return []
+        with translate_errors():
+            pipe = self._client.pipeline(transaction=False)
+            for s in sessions:
+                if s.guard_field is None:
+                    pipe.delete(s.key)
+                else:
+                    pipe.execute_command(
+                        "EVALSHA", DELETE_IF_UNCHANGED.sha, 1, s.key, s.guard_field, s.guard_value
+                    )
+            try:
+                replies = await pipe.execute()
+            except rexc.NoScriptError:
+                await self._client.script_load(DELETE_IF_UNCHANGED.source)
+                return await self.remove(sessions)
+            deleted = [int(r) == 1 for r in replies]
+            spring = [s for s, d in zip(sessions, deleted, strict=True) if d and s.spring]
+            if spring:
+                await self._clean_spring(spring)
+        return deleted
+
+    async def _clean_spring(self, sessions: Sequence[AppSession]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for s in sessions:
+            assert s.spring is not None
+            pipe.delete(keys.spring_expires_key(self.prefix, s.raw_id))
+            minute = s.spring.expirations_minute_ms
+            if minute is not None:
+                member = write_spring_string("expires:" + s.raw_id, s.spring.serializer)
+                pipe.srem(keys.spring_expirations_key(self.prefix, minute), member)
+            if s.spring.principal:
+                pipe.srem(
+                    keys.spring_principal_index_key(self.prefix, s.spring.principal),
+                    write_spring_string(s.raw_id, s.spring.serializer),
+                )
+        await pipe.execute()
+
+    async def delete_keys(self, keys_: Sequence[str]) -> int:
+        """Delete ``keys_`` (orphaned Spring expiry keys); returns how many existed."""
+        if not keys_:
+            return 0
+        with translate_errors():
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys_:
+                pipe.delete(key)
+            return sum(int(n) for n in await pipe.execute())

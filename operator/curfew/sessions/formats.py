@@ -1,0 +1,148 @@
+"""Reading the apps' own session records as their libraries write them (pure: bytes in, values
+out).
+
+- Spring Session Data Redis keeps a hash per session whose values are written by the
+  template's value serializer: by default the JDK serializer (``java.lang.Long`` and
+  ``java.lang.Integer`` objects, ``TC_STRING`` strings), or a JSON one (plain numbers, or
+  ``["java.lang.Long", n]`` with default typing). Set members (the ``expirations`` sets, the
+  principal index) use the same serializer, so removing them means writing the same bytes back.
+- connect-redis (express-session) keeps one JSON string per session with ``cookie.expires``
+  (ISO 8601) and ``cookie.originalMaxAge`` (ms): a rolling session's last activity is
+  ``expires - originalMaxAge``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Final
+
+JDK_MAGIC: Final = b"\xac\xed\x00\x05"
+_TC_STRING: Final = 0x74
+_JDK_LONG: Final = b"java.lang.Long"
+_JDK_INTEGER: Final = b"java.lang.Integer"
+
+
+class Serializer(StrEnum):
+    """How a Spring Session hash value or set member is encoded."""
+
+    JDK = "jdk"
+    JSON = "json"
+
+
+def serializer_of(value: bytes) -> Serializer:
+    return Serializer.JDK if value.startswith(JDK_MAGIC) else Serializer.JSON
+
+
+def read_spring_number(value: bytes) -> int | None:
+    """A Long or Integer as Spring Session stored it, or None if it is neither."""
+    if value.startswith(JDK_MAGIC):
+        if _JDK_LONG in value and len(value) >= 8:
+            return int(struct.unpack(">q", value[-8:])[0])
+        if _JDK_INTEGER in value and len(value) >= 4:
+            return int(struct.unpack(">i", value[-4:])[0])
+        return None
+    try:
+        parsed = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(parsed, list) and len(parsed) == 2 and isinstance(parsed[0], str):
+        parsed = parsed[1]
+    if isinstance(parsed, int) and not isinstance(parsed, bool):
+        return parsed
+    return None
+
+
+def read_spring_string(value: bytes) -> str | None:
+    """A String as Spring Session stored it (JDK ``TC_STRING`` or JSON), or None."""
+    if value.startswith(JDK_MAGIC):
+        body = value[len(JDK_MAGIC) :]
+        if len(body) >= 3 and body[0] == _TC_STRING:
+            (length,) = struct.unpack(">H", body[1:3])
+            return body[3 : 3 + length].decode("utf-8", "replace")
+        return None
+    try:
+        parsed = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return parsed if isinstance(parsed, str) else None
+
+
+def write_spring_string(text: str, serializer: Serializer) -> bytes:
+    """A String encoded as Spring Session's serializer writes it (for set members)."""
+    if serializer is Serializer.JDK:
+        data = text.encode("utf-8")
+        return JDK_MAGIC + bytes([_TC_STRING]) + struct.pack(">H", len(data)) + data
+    return json.dumps(text).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class SpringSession:
+    """What the purge job needs from one Spring Session hash."""
+
+    created_ms: int
+    last_accessed_ms: int
+    max_inactive_seconds: int | None
+    serializer: Serializer
+    principal: str | None = None
+
+    @property
+    def expirations_minute_ms(self) -> int | None:
+        """The ``expirations:<minute>`` set Spring filed the session under: its expiry rounded
+        up to the next whole minute (Spring's ``roundUpToNextMinute``)."""
+        if self.max_inactive_seconds is None or self.max_inactive_seconds < 0:
+            return None
+        expires = self.last_accessed_ms + self.max_inactive_seconds * 1000
+        return (expires // 60_000 + 1) * 60_000
+
+
+def read_spring_session(
+    created: bytes | None,
+    last_accessed: bytes | None,
+    max_inactive: bytes | None,
+    principal: bytes | None = None,
+) -> SpringSession | None:
+    """A Spring Session from its hash fields, or None when they are missing or unreadable."""
+    if created is None or last_accessed is None:
+        return None
+    c, la = read_spring_number(created), read_spring_number(last_accessed)
+    if c is None or la is None:
+        return None
+    mi = read_spring_number(max_inactive) if max_inactive is not None else None
+    return SpringSession(
+        created_ms=c,
+        last_accessed_ms=la,
+        max_inactive_seconds=mi,
+        serializer=serializer_of(created),
+        principal=read_spring_string(principal) if principal is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class ConnectSession:
+    """What the purge job needs from one connect-redis session."""
+
+    last_activity_ms: int | None
+    """``cookie.expires - cookie.originalMaxAge``; None for a browser-session cookie."""
+
+
+def read_connect_session(value: bytes) -> ConnectSession | None:
+    """A connect-redis session from its JSON string, or None if it is not one."""
+    try:
+        doc = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("cookie"), dict):
+        return None
+    cookie = doc["cookie"]
+    expires, max_age = cookie.get("expires"), cookie.get("originalMaxAge")
+    if not isinstance(expires, str) or not isinstance(max_age, int | float):
+        return ConnectSession(last_activity_ms=None)
+    try:
+        expires_at = datetime.fromisoformat(expires.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return ConnectSession(last_activity_ms=round(expires_at.timestamp() * 1000 - max_age))

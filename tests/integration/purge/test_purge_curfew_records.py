@@ -1,0 +1,210 @@
+"""`curfew purge` over Curfew's own records: reasons, repairs, idempotence, dry run, Audit,
+the cap, and the summary line on stdout and in the termination message file."""
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from curfew.sessions import keys
+from curfew.sessions.identity import session_hash
+from curfew.sessions.rules import Decision
+from curfew.sessions.store import SessionStore
+from fixtures.purge import WEB, curfew_purge, purge_config, write_config
+from fixtures.sessions import MIN, plant, read
+
+KEY = b"purge-test-session-key-0123456789"
+
+
+def sid(raw: str) -> str:
+    return session_hash(KEY, raw)
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[SessionStore]:
+    s = SessionStore.from_url(store_url, key_prefix="curfew:", socket_timeout=5)
+    yield s
+    await s.aclose()
+
+
+async def populate(store: SessionStore) -> dict[str, list[str]]:
+    """10 live sessions, 3 idle, 2 absolute, 1 expired only by the workload's shorter limit,
+    and 2 index entries whose records Redis already dropped."""
+    groups: dict[str, list[str]] = {k: [] for k in ("live", "idle", "absolute", "tightened")}
+    for i in range(10):
+        groups["live"].append(s := sid(f"live-{i}"))
+        await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=2 * MIN, workload=WEB)
+    for i in range(3):
+        groups["idle"].append(s := sid(f"idle-{i}"))
+        await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=16 * MIN, workload=WEB)
+    for i in range(2):
+        groups["absolute"].append(s := sid(f"absolute-{i}"))
+        await plant(store, s, created_ago_ms=481 * MIN, last_ago_ms=1 * MIN, workload=WEB)
+    # Recorded with a 30-minute idle limit; the workload's current limit is 15 minutes.
+    groups["tightened"].append(s := sid("tightened"))
+    await plant(
+        store, s, created_ago_ms=60 * MIN, last_ago_ms=20 * MIN, idle_ms=30 * MIN, workload=WEB
+    )
+    for i in range(2):
+        gone = sid(f"vanished-{i}")
+        due_key = keys.due_key(store.namespace, keys.shard_of(gone))
+        await store.client.zadd(due_key, {gone: 1})
+    return groups
+
+
+async def test_a_purge_expires_each_session_for_its_reason_and_keeps_the_live_ones(
+    store: SessionStore, store_url: str, tmp_path: Path
+) -> None:
+    groups = await populate(store)
+    log = tmp_path / "termination-log"
+    run = curfew_purge(
+        write_config(tmp_path, purge_config()), store_url, "--termination-log", str(log)
+    )
+    assert run.code == 0, run.stderr
+    summary = run.summary
+    assert summary["outcome"] == "ok"
+    assert summary["expired"] == {"idle": 3, "absolute": 2, "tightened": 1}
+    assert summary["repaired"] == 2
+    assert summary["scanned"] == 18
+    assert set(summary) == {
+        "outcome", "scanned", "expired", "repaired", "durationSeconds", "message"
+    }
+    assert json.loads(log.read_text()) == summary
+    for s in groups["live"]:
+        rec = await read(store, s)
+        assert rec is not None
+        assert rec.expired is None
+    for name, decision in (("idle", Decision.EXPIRED_IDLE), ("absolute", Decision.EXPIRED_ABSOLUTE),
+                           ("tightened", Decision.EXPIRED_IDLE)):
+        for s in groups[name]:
+            rec = await read(store, s)
+            assert rec is not None, name
+            assert rec.expired is decision, name
+    assert await store.count_sessions() == 10
+
+
+async def test_each_removed_session_has_an_audit_event_with_its_keyed_hash_only(
+    store: SessionStore, store_url: str, tmp_path: Path
+) -> None:
+    groups = await populate(store)
+    run = curfew_purge(write_config(tmp_path, purge_config()), store_url)
+    events = run.events
+    assert sorted(e["session"] for e in events) == sorted(
+        groups["idle"] + groups["absolute"] + groups["tightened"]
+    )
+    assert {e["reason"] for e in events} == {"idle", "absolute", "tightened"}
+    assert all(e["event"] == "session.expired" and e["workload"] == WEB for e in events)
+    assert all(e["policy"] == "shop/storefront" and e["time"].endswith("Z") for e in events)
+    assert "live-" not in run.stdout + run.stderr
+    assert "idle-" not in run.stdout + run.stderr
+
+
+async def test_a_second_run_finds_nothing_left_to_do(
+    store: SessionStore, store_url: str, tmp_path: Path
+) -> None:
+    await populate(store)
+    config = write_config(tmp_path, purge_config())
+    assert curfew_purge(config, store_url).code == 0
+    again = curfew_purge(config, store_url)
+    assert again.code == 0
+    assert again.summary["expired"] == {"idle": 0, "absolute": 0, "tightened": 0}
+    assert again.summary["repaired"] == 0
+    assert again.summary["scanned"] == 10
+    assert again.events == []
+
+
+async def _snapshot(store: SessionStore) -> dict[bytes, bytes]:
+    client = store.client
+    snapshot = {}
+    nodes = client.get_primaries() if store.cluster else [None]
+    for node in nodes:
+        kwargs = {"target_nodes": node} if node is not None else {}
+        for key in await client.keys("*", **kwargs):
+            snapshot[key] = await client.dump(key)
+    return snapshot
+
+
+@pytest.mark.parametrize(
+    ("how", "args", "enforcement", "says"),
+    [
+        ("--dry-run", ("--dry-run",), "Enforce", "dry run"),
+        ("enforcement: Audit", (), "Audit", "enforcement is Audit"),
+    ],
+)
+async def test_a_dry_run_reports_what_it_would_remove_and_removes_nothing(
+    store: SessionStore,
+    store_url: str,
+    tmp_path: Path,
+    how: str,
+    args: tuple[str, ...],
+    enforcement: str,
+    says: str,
+) -> None:
+    await populate(store)
+    before = await _snapshot(store)
+    run = curfew_purge(
+        write_config(tmp_path, purge_config(enforcement=enforcement)), store_url, *args
+    )
+    assert run.code == 0, how
+    assert run.summary["expired"] == {"idle": 3, "absolute": 2, "tightened": 1}
+    assert says in run.summary["message"]
+    assert {e["event"] for e in run.events} == {"session.wouldExpire"}
+    assert await _snapshot(store) == before
+
+
+async def test_the_cap_aborts_a_run_that_would_remove_too_many_and_removes_nothing(
+    store: SessionStore, store_url: str, tmp_path: Path
+) -> None:
+    await populate(store)
+    before = await _snapshot(store)
+    # A policy misconfigured to a 1-minute idle limit would log out every session.
+    config = write_config(tmp_path, purge_config(workloads=(("web", 60, 28800),)))
+    run = curfew_purge(config, store_url)
+    assert run.code == 3
+    assert run.summary["outcome"] == "aborted"
+    assert "maxPurgeFraction" in run.summary["message"]
+    assert "nothing was removed" in run.summary["message"]
+    assert "maxPurgeFraction" in run.stderr
+    assert await _snapshot(store) == before
+
+
+async def test_the_cap_lets_a_run_below_the_fraction_through(
+    store: SessionStore, store_url: str, tmp_path: Path
+) -> None:
+    await populate(store)
+    # 6 of 18 expire (33%): under a 40% cap, over a 30% one.
+    assert curfew_purge(write_config(tmp_path, purge_config(max_fraction=0.3)), store_url).code == 3
+    assert curfew_purge(write_config(tmp_path, purge_config(max_fraction=0.4)), store_url).code == 0
+
+
+async def test_a_policy_json_is_accepted_as_the_config_too(
+    store: SessionStore, store_url: str, tmp_path: Path
+) -> None:
+    from curfew.api.config import (
+        ConfigSecretRef,
+        ConfigSession,
+        ConfigStore,
+        ConfigTimeouts,
+        UnifiedConfig,
+        WorkloadId,
+    )
+
+    groups = await populate(store)
+    doc = UnifiedConfig(
+        workload=WorkloadId(kind="Deployment", namespace="shop", name="web"),
+        sources=("shop/storefront",),
+        enforcement="Enforce",
+        timeouts=ConfigTimeouts(idle_seconds=900, absolute_seconds=28800),
+        session=ConfigSession(cookie_name="session"),
+        store=ConfigStore(
+            format="curfew",
+            key_prefix="curfew:",
+            redis_secret_ref=ConfigSecretRef(name="r", key="url"),
+            session_key_secret_ref=ConfigSecretRef(name="r", key="session-key"),
+        ),
+    ).sealed()
+    run = curfew_purge(write_config(tmp_path, doc, "policy.json"), store_url)
+    assert run.code == 0, run.stderr
+    assert run.summary["expired"] == {"idle": 3, "absolute": 2, "tightened": 1}
+    assert len(groups["live"]) == await store.count_sessions()
