@@ -103,6 +103,19 @@ def translate_errors() -> Iterator[None]:
         if str(error).startswith(("LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")):
             raise StoreUnavailable(_describe(error)) from error
         raise StoreDataError(f"Redis refused a command: {error}") from error
+    except AttributeError as error:
+        # redis-py 8.1's asyncio connections can lose their writer to a concurrent disconnect
+        # (seen on a Cluster under load): a broken connection, not a bug of the caller.
+        if not _raised_in_redis(error):
+            raise
+        raise StoreUnavailable(_describe(error)) from error
+
+
+def _raised_in_redis(error: BaseException) -> bool:
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("redis.")
 
 
 def _text(value: bytes | str) -> str:

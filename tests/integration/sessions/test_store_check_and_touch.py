@@ -259,6 +259,7 @@ async def test_a_redis_that_accepts_but_never_answers_times_out_as_unavailable()
 
 async def test_concurrent_first_requests_create_one_record(store: SessionStore) -> None:
     sid = sid_of("race")
+    await store.ping()  # as a sidecar does before it reports ready
     verdicts = await asyncio.gather(*(check(store, sid) for _ in range(20)))
     assert [v.decision for v in verdicts].count(Decision.NEW) == 1
 
