@@ -54,7 +54,7 @@ async def plant_many(store: SessionStore, prefix: str, n: int, *, last_ago_ms: i
 
 
 async def test_a_session_touched_after_it_was_judged_is_not_removed(redis_url: str) -> None:
-    store = SessionStore.from_url(redis_url, key_prefix="curfew:")
+    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
     try:
         s = sid("comes-back")
         rec = await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=20 * MIN)
@@ -72,7 +72,9 @@ async def test_a_session_touched_after_it_was_judged_is_not_removed(redis_url: s
 
 
 async def test_an_app_session_changed_after_it_was_read_is_not_removed(redis_url: str) -> None:
-    store = SessionStore.from_url(redis_url, key_prefix="sess:", format="connect-redis")
+    store = SessionStore.from_url(
+        redis_url, key_prefix="sess:", format="connect-redis", socket_timeout=5
+    )
     try:
         client = store.client
         await client.set("sess:abc", '{"cookie":{"originalMaxAge":null},"n":1}')
@@ -87,7 +89,7 @@ async def test_an_app_session_changed_after_it_was_read_is_not_removed(redis_url
 
 
 async def test_two_overlapping_runs_remove_each_session_once(redis_url: str) -> None:
-    store = SessionStore.from_url(redis_url, key_prefix="curfew:")
+    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
     try:
         await plant_many(store, "live", 3000, last_ago_ms=MIN)
         await plant_many(store, "idle", 2000, last_ago_ms=20 * MIN)
@@ -109,7 +111,7 @@ async def test_two_overlapping_runs_remove_each_session_once(redis_url: str) -> 
 async def test_two_overlapping_purge_processes_leave_a_consistent_store(
     redis_url: str, tmp_path: Path
 ) -> None:
-    store = SessionStore.from_url(redis_url, key_prefix="curfew:")
+    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
     try:
         await plant_many(store, "live", 3000, last_ago_ms=MIN)
         await plant_many(store, "idle", 2000, last_ago_ms=20 * MIN)
@@ -134,7 +136,7 @@ async def test_a_redis_restart_mid_run_fails_clearly_and_the_next_run_finishes(
     tmp_path: Path,
 ) -> None:
     server = RedisServer(persist=True).start()
-    store = SessionStore.from_url(server.url, key_prefix="curfew:")
+    store = SessionStore.from_url(server.url, key_prefix="curfew:", socket_timeout=5)
     try:
         await plant_many(store, "live", 40_000, last_ago_ms=MIN)
         await plant_many(store, "idle", 30_000, last_ago_ms=20 * MIN)
@@ -161,7 +163,7 @@ async def test_a_redis_restart_mid_run_fails_clearly_and_the_next_run_finishes(
         assert "Traceback" not in err
 
         server.start()  # same port, same append-only file
-        store = SessionStore.from_url(server.url, key_prefix="curfew:")
+        store = SessionStore.from_url(server.url, key_prefix="curfew:", socket_timeout=5)
         removed_before = 30_000 - await _live_idle_count(store)
         assert 0 < removed_before < 30_000, "the kill must land mid-run"
         again = curfew_purge(config, server.url)
