@@ -91,6 +91,8 @@ class Call:
     status: int = 0
     by_test: bool = False
     """Made by the test driving the cluster (as kubectl would), not by the operator."""
+    at: float = 0.0
+    """When the request arrived (``time.monotonic()``)."""
 
     @property
     def write(self) -> bool:
@@ -181,11 +183,15 @@ class KubeEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     # --- the gaps ---------------------------------------------------------------------------
 
     async def _handle(self, request: kmock.Request) -> Any:
+        # kmock matches each request against views over its whole request log (quadratic in
+        # the number of requests); this harness keeps its own log, so kmock keeps only the last.
+        del self._requests[:-1]
         if request.resource is None:
             return await super()._handle(request)
         call = Call(_verb(request), request.resource.group or "", request.resource.plural or "",
                     request.namespace, request.name, request.subresource,
-                    by_test=request.headers.get("User-Agent") == DRIVER_AGENT)
+                    by_test=request.headers.get("User-Agent") == DRIVER_AGENT,
+                    at=time.monotonic())
         for fault in self.faults:
             if fault.match(call) and (fault.times is None or fault.hits < fault.times):
                 fault.hits += 1
