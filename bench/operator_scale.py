@@ -31,12 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from curfew.k8s.client import CONFIG_MAPS, DEPLOYMENTS, SESSION_POLICIES  # noqa: E402
 from tests.integration.operator.harness import (  # noqa: E402
     build_policy,
     build_workload,
     running_cluster,
 )
+
+from curfew.k8s.client import CONFIG_MAPS, DEPLOYMENTS, SESSION_POLICIES  # noqa: E402
 
 NAMESPACE = "bench"
 RESYNC_SECONDS = 8.0
