@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from curfew.api.policy import describe_errors
+    from curfew.operator.injection import InjectionWebhookSettings
     from curfew.operator.runner import configure_logging, run_operator
     from curfew.operator.settings import OperatorSettings
 
@@ -38,11 +39,12 @@ def run(args: argparse.Namespace) -> int:
                  if k in OperatorSettings.model_fields and v is not None}
     try:
         settings = OperatorSettings(**overrides)
+        injection = InjectionWebhookSettings()
     except ValidationError as exc:
         print(f"curfew operator: invalid settings: {'; '.join(describe_errors(exc.errors()))}",
               file=sys.stderr)
         return 2
     configure_logging(settings)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_operator(settings))
+        asyncio.run(run_operator(settings, injection=injection))
     return 0

@@ -10,6 +10,7 @@ from typing import Any
 
 import kopf
 
+from curfew.operator.injection import InjectionWebhookSettings
 from curfew.operator.settings import OperatorSettings
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -48,12 +49,20 @@ def configure_logging(settings: OperatorSettings) -> None:
 
 
 async def run_operator(settings: OperatorSettings, *, stop_flag: Any = None,
-                       ready_flag: Any = None) -> None:
-    """Run until ``stop_flag`` (an asyncio/threading Event or Future) is raised."""
+                       ready_flag: Any = None,
+                       injection: InjectionWebhookSettings | None = None) -> None:
+    """Run until ``stop_flag`` (an asyncio/threading Event or Future) is raised; with
+    ``injection`` enabled, the sidecar-injection webhook is served too."""
     from curfew.operator import handlers  # registers the handlers with kopf
 
     registry = kopf.get_default_registry()
     assert handlers.POLICY  # the import above is for its side effect
+    if injection is not None and injection.enabled:
+        from curfew.operator.injection import register_injection
+
+        if injection.kubeconfig is None:
+            injection = injection.model_copy(update={"kubeconfig": settings.kubeconfig})
+        register_injection(registry, injection)
     liveness = None
     if settings.liveness_port:
         liveness = f"http://{settings.liveness_host}:{settings.liveness_port}/healthz"
