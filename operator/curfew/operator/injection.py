@@ -95,7 +95,7 @@ class InjectionWebhookSettings(BaseSettings):
                           description="Port of the sidecar's /healthz, /readyz and /metrics.")
     run_as_user: int = Field(default=65532, ge=1,
                              description="Non-root uid (and gid) of the injected sidecar.")
-    resources: dict[str, dict[str, str]] = Field(
+    resources: dict[str, dict[str, str | int | float]] = Field(
         default_factory=lambda: {"requests": {"cpu": "50m", "memory": "64Mi"},
                                  "limits": {"memory": "128Mi"}},
         description="Resources of the injected sidecar (JSON: requests and limits).")

@@ -61,11 +61,15 @@ def test_every_namespaced_object_lands_in_the_release_namespace_or_a_watched_one
 ) -> None:
     objects = _render(values)
     watched = yaml.safe_load(values.read_text()).get("watchNamespaces", []) if values else []
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering",
+                      "MutatingWebhookConfiguration"}
     for obj in objects:
         namespace = obj["metadata"].get("namespace")
         if obj["kind"] in cluster_scoped:
             assert namespace is None, obj["metadata"]["name"]
+        elif obj["kind"] in {"Role", "RoleBinding"} \
+                and obj["metadata"]["name"].endswith("-injection"):
+            assert namespace == NAMESPACE  # the injection webhook's TLS Secret
         elif obj["kind"] in {"Role", "RoleBinding", "KopfPeering"}:
             assert namespace in watched
         else:

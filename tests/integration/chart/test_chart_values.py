@@ -116,7 +116,7 @@ def _documented_paths(text: str) -> set[tuple[str, ...]]:
 
 
 def _leaves(node: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
-    if isinstance(node, dict) and node and path[:1] not in {("resources",)}:
+    if isinstance(node, dict) and node and path[-1:] != ("resources",):
         return [leaf for key, child in node.items() for leaf in _leaves(child, (*path, key))]
     return [(path, node)]
 
