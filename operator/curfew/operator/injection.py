@@ -52,6 +52,10 @@ WEBHOOK_POD = "inject-pod"
 WEBHOOK_NAMESPACE = "inject-namespace"
 
 
+def _default_resources() -> dict[str, dict[str, str | int | float]]:
+    return {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+
+
 class InjectionWebhookSettings(BaseSettings):
     """The injection webhook's part of ``curfew operator``, from ``CURFEW_INJECTION_*``."""
 
@@ -96,8 +100,7 @@ class InjectionWebhookSettings(BaseSettings):
     run_as_user: int = Field(default=65532, ge=1,
                              description="Non-root uid (and gid) of the injected sidecar.")
     resources: dict[str, dict[str, str | int | float]] = Field(
-        default_factory=lambda: {"requests": {"cpu": "50m", "memory": "64Mi"},
-                                 "limits": {"memory": "128Mi"}},
+        default_factory=_default_resources,
         description="Resources of the injected sidecar (JSON: requests and limits).")
 
     def sidecar(self) -> InjectionSettings:
