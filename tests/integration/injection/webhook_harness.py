@@ -164,3 +164,4 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
                   ca=base64.b64decode(bundle), emulator=emulator, loop=box["loop"])
     stop.set()
     thread.join(30)
+    assert not thread.is_alive(), "the operator did not stop within 30 s"
