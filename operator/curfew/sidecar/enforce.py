@@ -94,10 +94,6 @@ class Enforcer:
         self.metrics = metrics
         self._store_log = audit.RateLimited(_STORE_LOG_INTERVAL)
 
-    def session_id(self, facts: RequestFacts) -> str | None:
-        """The raw session id of a request under the policy in force."""
-        return extract_session_id(self.watcher.policy, facts.cookie, facts.session_header)
-
     @property
     def session_header(self) -> str | None:
         """The lower-cased header the policy in force reads the session from, if any."""
