@@ -75,6 +75,51 @@ async def test_fail_open_lets_sessions_through_while_redis_is_down(
     assert 'curfew_sidecar_requests_total{action="forwarded",decision="unavailable"} 3.0' in metrics
 
 
+@pytest.mark.parametrize(("failure_policy", "while_down"), [("Fail", 503), ("Ignore", 200)])
+async def test_continuous_traffic_across_a_redis_outage_never_hangs_and_recovers(
+    start_sidecar: StartSidecar, http: aiohttp.ClientSession, own_redis: RedisServer,
+    failure_policy: str, while_down: int,
+) -> None:
+    running = await start_sidecar(policy_doc(failurePolicy=failure_policy),
+                                  redis_url=own_redis.url)
+    phase = "up"
+    seen: list[tuple[str, str, int, float]] = []  # phase at start, at end, status, seconds
+    stop = asyncio.Event()
+
+    async def client(n: int) -> None:
+        while not stop.is_set():
+            begun, started = phase, time.monotonic()
+            async with http.get(running.url + "/x",
+                                headers={"Cookie": f"session=raw-load-{n}", **JSON_ACCEPT}) as r:
+                await r.read()
+            seen.append((begun, phase, r.status, time.monotonic() - started))
+
+    workers = [asyncio.create_task(client(n)) for n in range(8)]
+    await asyncio.sleep(0.4)
+    phase = "stopping"
+    await asyncio.to_thread(own_redis.kill)
+    await asyncio.sleep(0.2)
+    phase = "down"
+    await asyncio.sleep(0.6)
+    phase = "starting"
+    await asyncio.to_thread(own_redis.start)
+    await asyncio.sleep(0.3)
+    phase = "back"
+    await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.gather(*workers)
+
+    def statuses(name: str) -> set[int]:
+        return {status for begun, ended, status, _ in seen if begun == ended == name}
+
+    assert statuses("up") == {200}
+    assert statuses("down") == {while_down}
+    assert statuses("back") == {200}
+    assert {status for _, _, status, _ in seen} <= {200, while_down}
+    slowest = max(elapsed for *_, elapsed in seen)
+    assert slowest < 1.5, f"a request took {slowest:.2f}s: the sidecar must not hang"
+
+
 async def test_a_config_swapped_like_kubelet_does_is_picked_up_without_dropping_requests(
     start_sidecar: StartSidecar, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
