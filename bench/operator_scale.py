@@ -79,7 +79,7 @@ async def run(n: int) -> str:
         try:
             # Indexed: kopf listed the Deployments and started watching.
             await _wait(lambda: any(c.verb == "watch" and c.resource == "deployments"
-                                    for c in api.calls), 60, "the operator to start")
+                                    for c in api.calls), 600, "the operator to start")
             await asyncio.sleep(1.0)
             mark = len(api.calls)
             started = time.monotonic()

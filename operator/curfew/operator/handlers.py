@@ -81,7 +81,7 @@ async def _policy_pass(runtime: Runtime, namespace: str, name: str,
     try:
         result = await runtime.reconciler.reconcile(namespace)
     except PassFailed as exc:
-        raise kopf.TemporaryError(str(exc), delay=runtime.settings.retry_min_seconds) from None
+        raise kopf.TemporaryError(str(exc), delay=runtime.reconciler.backoff(namespace)) from None
     error = result.invalid.get(f"{namespace}/{name}")
     if error is not None:
         raise kopf.PermanentError(f"invalid spec: {error}")

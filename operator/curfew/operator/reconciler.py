@@ -225,13 +225,18 @@ class Reconciler:
                 with contextlib.suppress(PassFailed):  # logged, and retried
                     await self.reconcile(namespace)
 
+    def backoff(self, namespace: str) -> float:
+        """Delay before the next retry of a failing namespace (exponential, capped)."""
+        failures = max(1, self._ns(namespace).failures)
+        return float(min(self.settings.retry_max_seconds,
+                         self.settings.retry_min_seconds * 2 ** (failures - 1)))
+
     def _schedule_retry(self, namespace: str) -> None:
         state = self._ns(namespace)
         state.failures += 1
         if state.retry is not None and not state.retry.done():
             return
-        delay = min(self.settings.retry_max_seconds,
-                    self.settings.retry_min_seconds * 2 ** (state.failures - 1))
+        delay = self.backoff(namespace)
 
         async def retry() -> None:
             await asyncio.sleep(delay)
@@ -397,13 +402,18 @@ class Reconciler:
                 log.warning("could not post Event %s: %s", event["reason"], outcome)
 
     def _base_status(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        uid = str(body.get("metadata", {}).get("uid", ""))
-        return self._written_status.get(uid) or body.get("status") or {}
+        """The status last written by this operator (the index may lag behind it), else the
+        status the object carries."""
+        return self._written_status.get(_cache_key(body)) or body.get("status") or {}
 
     async def _write_statuses(self, namespace: str, bodies: Mapping[str, Mapping[str, Any]],
                               valid: Mapping[str, SessionPolicy], invalid: Mapping[str, str],
                               rendered: Rendered, error: ApiError | None) -> ApiError | None:
         status_error: ApiError | None = None
+        present = {_cache_key(b) for b in bodies.values()}
+        for stale in [k for k in self._written_status
+                      if k.startswith(f"{namespace}/") and k not in present]:
+            del self._written_status[stale]  # the policy is gone
         for key, body in sorted(bodies.items()):
             current = dict(self._base_status(body))
             purge = self._purge_results.get(key)
@@ -425,7 +435,7 @@ class Reconciler:
                 if not exc.not_found:
                     status_error = status_error or exc
                 continue
-            self._written_status[str(body["metadata"].get("uid", ""))] = status
+            self._written_status[_cache_key(body)] = status
             if purge is not None and self._purge_results.get(key) is purge:
                 del self._purge_results[key]
             log.info("updated status of SessionPolicy %s", key,
@@ -510,6 +520,11 @@ class Reconciler:
                     label is not None and build_label_value(body["metadata"]["name"]) == label):
                 return dict(body)
         return None
+
+
+def _cache_key(body: Mapping[str, Any]) -> str:
+    meta = body.get("metadata", {})
+    return f"{meta.get('namespace')}/{meta.get('uid')}"
 
 
 def _finished(job: Mapping[str, Any]) -> tuple[bool, str] | None:
