@@ -9,11 +9,12 @@ then creates one SessionPolicy selecting all N and measures:
 - ``requests_per_configmap``: every API request the operator issued in that window (lists,
   writes, status patches, Events, kopf's own), divided by the ConfigMaps it wrote;
 - ``resync_writes``: writes (Events included) during the next resync pass, which changes nothing;
-- ``rss_mb``: the operator process's peak resident memory (VmHWM), the emulator excluded.
+- ``rss_mb``: the operator process's peak resident memory (VmHWM), the emulator excluded;
+- ``startup_seconds``: from starting the process until kopf watches the Deployments.
 
 Ends with one line: ``RESULT workloads=N seconds=… requests_per_configmap=… resync_writes=…
-rss_mb=…`` per N. Usage: ``python bench/operator_scale.py [-n 100 -n 1000 -n 5000]`` (default
-100 and 1000). The emulator shares the process and cores with the benchmark driver, so absolute
+rss_mb=… startup_seconds=…`` per N.
+Usage: ``python bench/operator_scale.py [-n 100 -n 1000 -n 5000]`` (default 100 and 1000). The emulator shares the process and cores with the benchmark driver, so absolute
 seconds include its cost (it scans all stored objects per request); compare N within one run.
 """
 
@@ -72,6 +73,7 @@ async def run(n: int) -> str:
         env = dict(os.environ, CURFEW_OPERATOR_SCAN_CLUSTER="false",
                    CURFEW_OPERATOR_RESYNC_SECONDS=str(RESYNC_SECONDS),
                    CURFEW_OPERATOR_BATCH_DELAY_SECONDS="0.2")
+        launched = time.monotonic()
         proc = subprocess.Popen(
             [sys.executable, "-m", "curfew", "operator", "--standalone",
              "--kubeconfig", cluster.kubeconfig, "--metrics-port", "0", "--liveness-port", "0",
@@ -80,6 +82,7 @@ async def run(n: int) -> str:
             # Indexed: kopf listed the Deployments and started watching.
             await _wait(lambda: any(c.verb == "watch" and c.resource == "deployments"
                                     for c in api.calls), 600, "the operator to start")
+            startup = time.monotonic() - launched
             await asyncio.sleep(1.0)
             mark = len(api.calls)
             started = time.monotonic()
@@ -116,7 +119,7 @@ async def run(n: int) -> str:
         assert len(api.list_objects(CONFIG_MAPS, NAMESPACE)) == n + 1
         return (f"RESULT workloads={n} seconds={seconds:.2f} "
                 f"requests_per_configmap={len(requests) / configmaps:.3f} "
-                f"resync_writes={resync_writes} rss_mb={rss:.1f}")
+                f"resync_writes={resync_writes} rss_mb={rss:.1f} startup_seconds={startup:.2f}")
 
 
 def main() -> None:

@@ -449,13 +449,15 @@ class Reconciler:
         generation = body.get("metadata", {}).get("generation")
         if policy is None:
             return Outcome(generation=generation, invalid=invalid or "invalid spec")
+        selected = rendered.selections.get(key, ())
         workloads = [
             WorkloadEntry(kind=w.kind, name=w.name, config_map=build_config_map_name(w),
                           config_hash=rendered.configs[w].hash)
-            for w in rendered.selections.get(key, ())
+            for w in selected[: self.settings.status_workloads_limit]
         ]
         return Outcome(
             generation=generation,
+            selected=len(selected),
             apply_error=str(error) if error is not None else None,
             workloads=workloads,
             overlaps=rendered.overlaps.get(key, ()),

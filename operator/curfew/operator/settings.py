@@ -51,6 +51,11 @@ class OperatorSettings(BaseSettings):
     retry_max_seconds: float = Field(
         default=60.0, gt=0, description="Longest delay between retries of a failing pass."
     )
+    status_workloads_limit: int = Field(
+        default=100, ge=0,
+        description="Most workloads listed in a policy's status.workloads (selectedWorkloads "
+        "counts them all): keeps the object far below the API server's size limit.",
+    )
     api_concurrency: int = Field(
         default=16, ge=1, description="Most API requests the operator's writer sends at once."
     )

@@ -35,6 +35,8 @@ class Outcome:
     apply_error: str | None = None
     workloads: Sequence[WorkloadEntry] | None = None
     """``None`` keeps the current list (an invalid policy's last effect is held)."""
+    selected: int | None = None
+    """How many workloads are selected when ``workloads`` lists only the first of them."""
     overlaps: Sequence[str] = ()
     violations: Sequence[Violation] | None = None
     profiles: Sequence[str] = ()
@@ -111,7 +113,7 @@ def build_status(current: Mapping[str, Any], outcome: Outcome, *, now: str,
                                           m.MSG_APPLY_FAILED.format(error=outcome.apply_error),
                                           gen, now))
     else:
-        count = len(outcome.workloads or ())
+        count = outcome.selected if outcome.selected is not None else len(outcome.workloads or ())
         conditions.append(build_condition(m.READY, "True", m.RECONCILED,
                                           m.MSG_RECONCILED.format(count=count), gen, now))
     if outcome.invalid is None:
@@ -146,7 +148,8 @@ def build_status(current: Mapping[str, Any], outcome: Outcome, *, now: str,
         status["selectedWorkloads"] = current.get("selectedWorkloads", 0)
         status["workloads"] = list(current.get("workloads") or [])
     else:
-        status["selectedWorkloads"] = len(outcome.workloads)
+        status["selectedWorkloads"] = (outcome.selected if outcome.selected is not None
+                                       else len(outcome.workloads))
         status["workloads"] = [
             {"kind": w.kind, "name": w.name, "configMap": w.config_map,
              "configHash": w.config_hash} for w in outcome.workloads

@@ -115,3 +115,11 @@ def test_a_pod_that_left_no_summary_is_a_failed_run() -> None:
     last = build_last_purge("OOMKilled", job="j", finished_at=T0, job_failed=True)
     assert last.outcome == "failed"
     assert "without a summary" in last.message
+
+
+def test_a_capped_workload_list_still_counts_every_selected_workload() -> None:
+    status = build_status({}, Outcome(generation=1, workloads=[WEB], selected=5000), now=T0,
+                          purge_failure_threshold=3)
+    assert status["selectedWorkloads"] == 5000
+    assert len(status["workloads"]) == 1
+    assert "5000 workload(s)" in _conditions(status)["Ready"]["message"]
