@@ -15,7 +15,8 @@ then creates one SessionPolicy selecting all N and measures:
 Ends with one line: ``RESULT workloads=N seconds=… requests_per_configmap=… resync_writes=…
 rss_mb=… startup_seconds=…`` per N.
 Usage: ``python bench/operator_scale.py [-n 100 -n 1000 -n 5000]`` (default 100 and 1000).
-The emulator shares the cores with the operator, so absolute seconds include its cost (it scans all stored objects per request); compare N within one run.
+The emulator shares the cores with the operator, so absolute seconds include its cost (it scans
+all stored objects per request); compare N within one run.
 """
 
 from __future__ import annotations
