@@ -1,8 +1,8 @@
 """Every kopf decorator of the operator, in one thin module: each handler is a few lines that
 hand the namespace to the one level-based :meth:`Reconciler.reconcile`.
 
-Workloads are never written to and never get finalizers or annotations: they are only indexed
-(their pod-template labels) and watched through ``on.event``, which stores nothing on them.
+Workloads are never written to and never get finalizers or annotations: they are only listed
+once at startup and watched through ``on.event``, which stores nothing on them.
 Policies need no finalizer either: what a deleted policy owned is found and removed by the next
 pass over its namespace, which its deletion triggers.
 """
@@ -51,26 +51,15 @@ def login(*, memo: Any, **_: Any) -> kopf.ConnectionInfo:
     )
 
 
-# --- indexes: what a pass reads instead of listing the API ------------------------------------
+# --- what a pass reads instead of listing the API ------------------------------------------------
+# Policies are few: a kopf index, which holds every handler back until it is filled. Workloads
+# are many: kopf's index readiness wakes every waiting worker per indexed object (quadratic at
+# startup), so they live in the runtime's WorkloadStore, filled by one list at startup and kept
+# current by the events below.
 
 @kopf.index(*POLICY, id="policy_index")
 def policy_index(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {namespace or "default": build_policy_record(body)}
-
-
-@kopf.index("apps", "v1", "deployments", id="deployment_index")
-def deployment_index(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
-    return {namespace or "default": build_workload_record(body, "Deployment")}
-
-
-@kopf.index("apps", "v1", "statefulsets", id="statefulset_index")
-def statefulset_index(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
-    return {namespace or "default": build_workload_record(body, "StatefulSet")}
-
-
-@kopf.index("apps", "v1", "daemonsets", id="daemonset_index")
-def daemonset_index(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
-    return {namespace or "default": build_workload_record(body, "DaemonSet")}
 
 
 # --- policies -----------------------------------------------------------------------------------
@@ -117,7 +106,10 @@ async def _workload_event(runtime: Runtime, event: dict[str, Any], kind: str,
                           indexes: dict[str, Any]) -> None:
     runtime.sources.bind(indexes)
     body = build_workload_record(event.get("object") or {}, kind)
-    if runtime.reconciler.workload_changed(body, deleted=event.get("type") == "DELETED"):
+    deleted = event.get("type") == "DELETED"
+    # Status-only updates (replicas, rollouts) change nothing a policy reads: no pass.
+    if runtime.workloads.apply(body, deleted=deleted) and \
+            runtime.reconciler.workload_changed(body, deleted=deleted):
         await runtime.reconcile_quietly(body["metadata"]["namespace"])
 
 

@@ -13,7 +13,15 @@ from typing import Any
 import kopf
 from aiohttp import web
 
-from curfew.k8s.client import ApiError, Connection, KubeClient, load_connection
+from curfew.k8s.client import (
+    DAEMON_SETS,
+    DEPLOYMENTS,
+    STATEFUL_SETS,
+    ApiError,
+    Connection,
+    KubeClient,
+    load_connection,
+)
 from curfew.operator.metrics import Metrics, start_metrics_server
 from curfew.operator.reconciler import PassFailed, Reconciler
 from curfew.operator.settings import OperatorSettings
@@ -22,7 +30,8 @@ from curfew.render import RenderSettings
 log = logging.getLogger("curfew.operator")
 
 INDEX_POLICIES = "policy_index"
-INDEX_WORKLOADS = ("deployment_index", "statefulset_index", "daemonset_index")
+WORKLOAD_RESOURCES = {"Deployment": DEPLOYMENTS, "StatefulSet": STATEFUL_SETS,
+                      "DaemonSet": DAEMON_SETS}
 
 
 def build_policy_record(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,16 +67,47 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class KopfSources:
-    """The reconciler's view of the cluster: kopf's indexes, bound from handler arguments."""
+class WorkloadStore:
+    """Every watched workload, reduced by :func:`build_workload_record`, by namespace."""
 
     def __init__(self) -> None:
+        self._by_namespace: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+
+    def apply(self, record: dict[str, Any], *, deleted: bool = False) -> bool:
+        """Store (or drop) ``record``; whether anything a policy reads changed."""
+        meta = record["metadata"]
+        bucket = self._by_namespace.setdefault(meta["namespace"], {})
+        key = (record["kind"], meta["name"])
+        if deleted:
+            return bucket.pop(key, None) is not None
+        if bucket.get(key) == record:
+            return False
+        bucket[key] = record
+        return True
+
+    def in_namespace(self, namespace: str) -> list[dict[str, Any]]:
+        return list(self._by_namespace.get(namespace, {}).values())
+
+    async def fill(self, client: KubeClient, namespaces: list[str]) -> None:
+        """One list per kind (and namespace, when not cluster-wide): the state before watching."""
+        scopes: list[str | None] = list(namespaces) or [None]
+        for kind, resource in WORKLOAD_RESOURCES.items():
+            for namespace in scopes:
+                for obj in await client.list(resource, namespace):
+                    self.apply(build_workload_record(obj, kind))
+
+
+class KopfSources:
+    """The reconciler's view of the cluster: kopf's policy index, bound from handler arguments,
+    and the workload store."""
+
+    def __init__(self, workloads: WorkloadStore) -> None:
         self._indexes: dict[str, Any] = {}
+        self._workloads = workloads
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
-        if not self._indexes:
-            names = (INDEX_POLICIES, *INDEX_WORKLOADS)
-            self._indexes = {n: kwargs[n] for n in names if n in kwargs}
+        if not self._indexes and INDEX_POLICIES in kwargs:
+            self._indexes = {INDEX_POLICIES: kwargs[INDEX_POLICIES]}
 
     def namespaces(self) -> list[str]:
         index = self._indexes.get(INDEX_POLICIES)
@@ -78,12 +118,7 @@ class KopfSources:
         return list(index.get(namespace, [])) if index is not None else []
 
     def workloads(self, namespace: str) -> list[Mapping[str, Any]]:
-        out: list[Mapping[str, Any]] = []
-        for name in INDEX_WORKLOADS:
-            index = self._indexes.get(name)
-            if index is not None:
-                out.extend(index.get(namespace, []))
-        return out
+        return list(self._workloads.in_namespace(namespace))
 
 
 @dataclass
@@ -92,6 +127,7 @@ class Runtime:
     connection: Connection
     client: KubeClient
     metrics: Metrics
+    workloads: WorkloadStore
     sources: KopfSources
     reconciler: Reconciler
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -134,12 +170,14 @@ async def start_runtime(settings: OperatorSettings) -> Runtime:
     client = KubeClient(connection, concurrency=settings.api_concurrency,
                         timeout=settings.api_timeout_seconds)
     metrics = Metrics()
-    sources = KopfSources()
+    workloads = WorkloadStore()
+    await workloads.fill(client, settings.namespaces)
+    sources = KopfSources(workloads)
     render_settings = RenderSettings(image=settings.purge_image) if settings.purge_image \
         else RenderSettings()
     reconciler = Reconciler(settings, client, sources, metrics=metrics,
                             render_settings=render_settings)
-    runtime = Runtime(settings, connection, client, metrics, sources, reconciler)
+    runtime = Runtime(settings, connection, client, metrics, workloads, sources, reconciler)
     runtime.tasks.append(asyncio.get_running_loop().create_task(reconciler.resync_forever()))
     if settings.metrics_port:
         runtime.servers.append(
