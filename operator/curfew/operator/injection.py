@@ -1,10 +1,14 @@
 """The sidecar-injection webhook served by the operator: kopf's ``@kopf.on.mutate`` handlers for
 pod CREATE, their HTTPS server, and its TLS set-up.
 
-The handlers are adapters: they read the policies of the pod's namespace from a kopf index and
-hand everything to the pure :func:`curfew.render.injection.build_injection`. The config is
-computed from the policies at admission time rather than read from the workload's ConfigMap,
-because a new Deployment's first pods are admitted before the operator has written it.
+The handlers are adapters: they hand the pod and the policies of its namespace to the pure
+:func:`curfew.render.injection.build_injection`. The config is computed from the policies at
+admission time rather than read from the workload's ConfigMap, because a new Deployment's first
+pods are admitted before the operator has written it. The policies are listed from the API
+(cached for ``policy_cache_seconds``) rather than taken from kopf's watches, because with peering
+only the active replica watches, while the webhook Service reaches every replica. When they
+cannot be listed, the webhook answers 503, so the API server applies the configured
+``failurePolicy`` exactly as when Curfew is down.
 
 Two webhooks share the handler and differ by how the pod opted in: ``/inject-pod`` is called
 for pods labelled ``curfew.dev/inject: "true"``, ``/inject-namespace`` for any pod of a namespace
@@ -17,20 +21,24 @@ refuses to start with admission handlers and no server.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import jsonpatch
 import kopf
+from aiohttp import web
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from curfew.api import GROUP, PLURAL, VERSION, SessionPolicy, parse_policy
+from curfew.api import SessionPolicy, parse_policy
 from curfew.api.errors import InvalidPolicy
+from curfew.k8s.client import SESSION_POLICIES, ApiError, KubeClient, load_connection
 from curfew.operator.certificates import (
     TlsBundle,
     build_renewed_bundle,
@@ -47,7 +55,6 @@ from curfew.render.injection import (
 
 log = logging.getLogger("curfew.injection")
 
-INDEX = "injection_policies"
 WEBHOOK_POD = "inject-pod"
 WEBHOOK_NAMESPACE = "inject-namespace"
 
@@ -91,6 +98,13 @@ class InjectionWebhookSettings(BaseSettings):
         default=None,
         description="Kubeconfig for the TLS Secret and caBundle calls outside a cluster "
         "(default: the in-cluster service account, else $KUBECONFIG).")
+    policy_cache_seconds: float = Field(
+        default=2.0, ge=0,
+        description="How long the policies of a namespace, once listed, are reused: a rollout "
+        "of many pods costs one list. A policy created this recently may not be seen yet.")
+    api_timeout_seconds: float = Field(
+        default=2.0, gt=0,
+        description="Timeout of the policy list; keep it under the webhook's timeoutSeconds.")
     image: str = Field(default="curfew:0.1.0", description="Image of the injected sidecar.")
     image_pull_policy: str = Field(
         default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$",
@@ -140,9 +154,16 @@ def _refusal(review: Any, message: str) -> dict[str, Any]:
                          "status": {"code": 400, "message": f"curfew: {message}"}}}
 
 
+async def _nothing_to_prepare(request: Any) -> None:
+    return None
+
+
 class GuardedWebhookServer(kopf.WebhookServer):
     """kopf's HTTPS server, answering malformed reviews with a clean refusal instead of an
-    internal error, and giving the pod the request's namespace when it has none yet."""
+    internal error, giving the pod the request's namespace when it has none yet, and awaiting
+    :attr:`prepare` on each well-formed review before kopf runs the handlers."""
+
+    prepare: Callable[[Any], Awaitable[None]] = staticmethod(_nothing_to_prepare)
 
     async def __call__(self, fn: Any) -> AsyncIterator[Any]:
         async def guarded(request: Any, *, webhook: str | None = None,
@@ -157,6 +178,7 @@ class GuardedWebhookServer(kopf.WebhookServer):
             if isinstance(metadata, dict) and not metadata.get("namespace") \
                     and isinstance(payload.get("namespace"), str):
                 metadata["namespace"] = payload["namespace"]
+            await self.prepare(request)
             return await fn(request, webhook=webhook, headers=headers, sslpeer=sslpeer)
 
         async for client_config in super().__call__(guarded):
@@ -233,31 +255,69 @@ async def build_webhook_server(settings: InjectionWebhookSettings) -> GuardedWeb
                                 pkeyfile=pkeyfile, cadata=bundle.ca_cert)
 
 
-def index_policy(body: Mapping[str, Any]) -> SessionPolicy | None:
-    """A policy as the webhook selects with it; None (not indexed) when its spec is invalid,
-    which the operator reports on the policy itself."""
-    try:
-        return parse_policy(body)
-    except InvalidPolicy:
-        return None
+def build_policies(items: list[dict[str, Any]]) -> list[SessionPolicy]:
+    """The valid policies among listed objects; an invalid one is skipped here, as the operator
+    reports it on the policy itself."""
+    policies = []
+    for item in items:
+        try:
+            policies.append(parse_policy(item))
+        except InvalidPolicy:
+            continue
+    return policies
+
+
+class PolicySource:
+    """The SessionPolicies of a namespace, listed from the API and reused for a moment."""
+
+    def __init__(self, client: KubeClient, ttl: float) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, list[SessionPolicy]]] = {}
+
+    async def list_policies(self, namespace: str) -> list[SessionPolicy]:
+        now = time.monotonic()
+        cached = self._cache.get(namespace)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        policies = build_policies(await self._client.list(SESSION_POLICIES, namespace))
+        self._cache[namespace] = (now + self._ttl, policies)
+        return policies
+
+
+_POLICIES: contextvars.ContextVar[list[SessionPolicy]] = contextvars.ContextVar("policies")
+"""The admitted pod's namespace policies, listed before kopf runs the handler (same task)."""
+
+
+def _with_policies(server: GuardedWebhookServer, source: PolicySource) -> None:
+    async def prepare(request: Any) -> None:
+        namespace = request["request"]["object"]["metadata"].get("namespace") or "default"
+        try:
+            _POLICIES.set(await source.list_policies(str(namespace)))
+        except ApiError as exc:
+            log.warning("policies unavailable: the API server's failurePolicy applies",
+                        extra={"error": str(exc)})
+            raise web.HTTPServiceUnavailable(
+                reason="curfew: the SessionPolicies could not be listed") from None
+
+    server.prepare = prepare
 
 
 def decide(
-    body: Mapping[str, Any], policies: Any, settings: InjectionSettings, *,
+    body: Mapping[str, Any], policies: list[SessionPolicy], settings: InjectionSettings, *,
     namespace_opted_in: bool,
 ) -> Decision:
-    """The injection decision for an admitted pod, given the policy index's entries."""
+    """The injection decision for an admitted pod and the policies of its namespace."""
     namespace = str((body.get("metadata") or {}).get("namespace") or "default")
-    return build_injection(body, namespace, list(policies.get(namespace, [])), settings,
+    return build_injection(body, namespace, policies, settings,
                            namespace_opted_in=namespace_opted_in)
 
 
 def _mutate(settings: InjectionSettings, *, namespace_opted_in: bool) -> Any:
-    def inject(*, body: kopf.Body, patch: kopf.Patch, warnings: list[str],
-               dryrun: bool, **kwargs: Any) -> None:
-        raw = dict(body)
+    async def inject(*, body: kopf.Body, patch: kopf.Patch, warnings: list[str],
+                     dryrun: bool, **_: Any) -> None:
         try:
-            decision = decide(raw, kwargs[INDEX], settings,
+            decision = decide(dict(body), _POLICIES.get([]), settings,
                               namespace_opted_in=namespace_opted_in)
         except InjectionRefused as exc:
             log.warning("pod refused", extra={"reason": str(exc)})
@@ -278,26 +338,30 @@ def _mutate(settings: InjectionSettings, *, namespace_opted_in: bool) -> Any:
 def register_injection(
     registry: kopf.OperatorRegistry, settings: InjectionWebhookSettings | None = None
 ) -> InjectionWebhookSettings:
-    """Add the webhook's index, startup and mutate handlers to ``registry`` when injection is
+    """Add the webhook's startup, cleanup and mutate handlers to ``registry`` when injection is
     enabled (``settings``, default read from the environment); returns the settings."""
-    settings = settings if settings is not None else InjectionWebhookSettings()
-    if not settings.enabled:
-        return settings
-    sidecar = settings.sidecar()
-
-    def policy_index(*, body: kopf.Body, namespace: str | None,
-                     **_: Any) -> dict[str, SessionPolicy] | None:
-        parsed = index_policy(body)
-        return {namespace or "default": parsed} if parsed is not None else None
+    webhook_settings = settings if settings is not None else InjectionWebhookSettings()
+    if not webhook_settings.enabled:
+        return webhook_settings
+    clients: list[KubeClient] = []
 
     async def start_webhook(*, settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.admission.server = await build_webhook_server(webhook_settings)
+        connection = await asyncio.to_thread(load_connection, webhook_settings.kubeconfig)
+        client = KubeClient(connection, timeout=webhook_settings.api_timeout_seconds)
+        clients.append(client)
+        server = await build_webhook_server(webhook_settings)
+        _with_policies(server, PolicySource(client, webhook_settings.policy_cache_seconds))
+        settings.admission.server = server
         settings.admission.managed = None
 
-    webhook_settings = settings
-    kopf.index(GROUP, VERSION, PLURAL, id=INDEX, registry=registry)(policy_index)
+    async def stop_webhook(**_: Any) -> None:
+        for client in clients:
+            await client.close()
+
     kopf.on.startup(id="injection-webhook", registry=registry)(start_webhook)
+    kopf.on.cleanup(id="injection-webhook", registry=registry)(stop_webhook)
+    sidecar = webhook_settings.sidecar()
     for webhook_id, by_namespace in ((WEBHOOK_POD, False), (WEBHOOK_NAMESPACE, True)):
         kopf.on.mutate(group="", version="v1", plural="pods", id=webhook_id, operations=["CREATE"],
                        registry=registry)(_mutate(sidecar, namespace_opted_in=by_namespace))
-    return settings
+    return webhook_settings

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import kmock
 import pytest
-from webhook_harness import CONFIGURATION, NAMESPACE, SECRET, Webhook
+from webhook_harness import CACHE_SECONDS, CONFIGURATION, NAMESPACE, SECRET, Webhook
 
 from fixtures.pods import applied, assert_valid_pod, pod, policy, review
 
@@ -48,16 +48,12 @@ def _patch_of(answer: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def with_policy(webhook: Webhook) -> Webhook:
-    """The webhook once the ``storefront`` policy (selecting ``app: web``) is in its index."""
+    """The webhook once the ``storefront`` policy (selecting ``app: web``) exists and its
+    namespace's cached list has expired."""
     webhook.post_to_api("/apis/curfew.dev/v1alpha1/namespaces/shop/sessionpolicies",
                         policy(redisSecretRef={"name": "sessions-redis", "key": "url"}))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        status, answer = _post(webhook, review(pod()))
-        if status == 200 and _patch_of(answer):
-            return webhook
-        time.sleep(0.2)
-    raise AssertionError("the policy never reached the webhook's index")
+    time.sleep(CACHE_SECONDS)
+    return webhook
 
 
 def test_a_labelled_deployment_pod_is_answered_with_a_patch_that_adds_the_sidecar(
@@ -199,3 +195,36 @@ def test_the_server_certificate_is_valid_for_the_service_name_the_api_server_dia
     assert status == 200
     with pytest.raises(aiohttp.ClientConnectorCertificateError):
         _post(with_policy, review(pod()), server_hostname="elsewhere.example.com")
+
+
+def test_when_the_policies_cannot_be_listed_the_answer_is_503_so_the_failure_policy_applies(
+    with_policy: Webhook,
+) -> None:
+    time.sleep(CACHE_SECONDS)
+    fault = with_policy.emulator.fail(
+        503, lambda call: call.resource == "sessionpolicies" and call.verb == "list")
+    try:
+        status, _ = _post(with_policy, review(pod()))
+        assert status == 503
+        assert fault.hits >= 1
+    finally:
+        with_policy.emulator.faults.remove(fault)
+    time.sleep(CACHE_SECONDS)
+    status, answer = _post(with_policy, review(pod()))
+    assert status == 200
+    assert _patch_of(answer)
+
+
+def test_a_rollout_lists_the_policies_once_per_cache_period(with_policy: Webhook) -> None:
+    time.sleep(CACHE_SECONDS)
+    before = len([c for c in with_policy.emulator.calls
+                  if c.resource == "sessionpolicies" and c.verb == "list"])
+    started = time.monotonic()
+    for _ in range(10):
+        assert _patch_of(_post(with_policy, review(pod()))[1])
+    elapsed = time.monotonic() - started
+    after = len([c for c in with_policy.emulator.calls
+                 if c.resource == "sessionpolicies" and c.verb == "list"])
+    # One list per started cache period (a slow machine may cross a period boundary).
+    assert 1 <= after - before <= 1 + int(elapsed / CACHE_SECONDS)
+    assert after - before < 10

@@ -1,9 +1,10 @@
 """The injection webhook running for real: kopf's HTTPS server with Curfew's handlers, in its own
-thread and event loop, against a kmock API server on loopback that holds the SessionPolicies,
-the MutatingWebhookConfiguration whose caBundle the operator patches, and the TLS Secret.
+thread and event loop, against the operator tests' kmock API server (``KubeEmulator``, which can
+fail requests on purpose) on loopback, holding the SessionPolicies, the
+MutatingWebhookConfiguration whose caBundle the operator patches, and the TLS Secret.
 
 Only the injection part of the operator is registered (a fresh kopf registry), so these tests
-prove the webhook alone: policies are read through kopf's index, as in the full operator.
+prove the webhook alone.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ import kmock
 import kopf
 import pytest
 import yaml
+from tests.integration.operator.harness import KubeEmulator
 
 from curfew.operator.injection import InjectionWebhookSettings, register_injection
 
 CONFIGURATION = "curfew-injection"
 SECRET = "curfew-webhook-tls"
 NAMESPACE = "curfew"
+CACHE_SECONDS = 0.5
 VERBS = {"get", "list", "watch", "create", "patch", "delete"}
 
 
@@ -80,14 +83,8 @@ class Webhook:
 def _run(ready: threading.Event, stop: threading.Event, box: dict[str, Any],
          tmp: Path) -> None:
     async def main() -> None:
-        async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
+        async with KubeEmulator() as emulator, kmock.Server(emulator) as server:
             for key, kind, namespaced in (
-                # kopf waits for both in discovery before it watches anything
-                ("v1/namespaces", "Namespace", False),
-                ("apiextensions.k8s.io/v1/customresourcedefinitions",
-                 "CustomResourceDefinition", False),
-                ("curfew.dev/v1alpha1/sessionpolicies", "SessionPolicy", True),
-                ("v1/pods", "Pod", True),
                 ("v1/secrets", "Secret", True),
                 ("admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
                  "MutatingWebhookConfiguration", False),
@@ -111,7 +108,7 @@ def _run(ready: threading.Event, stop: threading.Event, box: dict[str, Any],
                 enabled=True, host="127.0.0.1", port=port, namespace=NAMESPACE,
                 extra_names=["127.0.0.1"], tls_secret=SECRET,
                 webhook_configuration=CONFIGURATION, kubeconfig=str(kubeconfig),
-                image="registry.example.com/curfew:0.1.0")
+                image="registry.example.com/curfew:0.1.0", policy_cache_seconds=CACHE_SECONDS)
             registry = kopf.OperatorRegistry()
             register_injection(registry, settings)
 
