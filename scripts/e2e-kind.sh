@@ -62,6 +62,7 @@ step "helm install curfew"
 helm upgrade --install curfew charts/curfew \
   --namespace "$release_ns" --create-namespace \
   --set image.repository="$repository" --set image.tag="$tag" --set image.pullPolicy=Never \
+  --set injection.enabled=true \
   --wait --timeout 180s
 
 step "Redis and its Secret in namespace $app_ns"

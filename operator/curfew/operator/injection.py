@@ -325,7 +325,7 @@ def _mutate(settings: InjectionSettings, *, namespace_opted_in: bool) -> Any:
         if decision.outcome is Outcome.INJECTED:
             ops = decision.patch
             patch.fns.append(lambda target: jsonpatch.apply_patch(target, ops, in_place=True))
-        elif decision.workload is not None:
+        elif decision.warn:
             warnings.append(f"curfew: sidecar not injected: {decision.reason}")
         if not dryrun:
             log.info("injection decided", extra={

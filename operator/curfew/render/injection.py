@@ -91,13 +91,15 @@ class Decision:
     outcome: Outcome
     reason: str
     """One line for logs and admission warnings."""
+    warn: bool = False
+    """The pod opted in but is left alone: the reason is worth an admission warning."""
     workload: WorkloadId | None = None
     config_map: str | None = None
     patch: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _skip(reason: str, workload: WorkloadId | None = None) -> Decision:
-    return Decision(Outcome.SKIPPED, reason, workload)
+def _skip(reason: str, workload: WorkloadId | None = None, *, warn: bool = False) -> Decision:
+    return Decision(Outcome.SKIPPED, reason, warn, workload)
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -329,10 +331,10 @@ def build_injection(
     workload = build_pod_workload(pod, namespace)
     if workload is None:
         return _skip("the pod belongs to no Deployment, StatefulSet or DaemonSet, so no "
-                     "SessionPolicy can select it")
+                     "SessionPolicy can select it", warn=True)
     config = build_pod_config(workload, build_template_labels(pod), policies)
     if config is None:
-        return _skip(f"no SessionPolicy selects {workload}", workload)
+        return _skip(f"no SessionPolicy selects {workload}", workload, warn=True)
 
     containers = _list(spec.get("containers"), "spec.containers")
     index, app = _app_container(containers, annotations)
@@ -373,4 +375,4 @@ def build_injection(
     patch.append({"op": "add", "path": _pointer("metadata", "annotations", ANNOTATION_INJECTED),
                   "value": config_map})
     return Decision(Outcome.INJECTED, f"injected the sidecar for {workload} on port {listen}, "
-                    f"app on port {upstream}", workload, config_map, patch)
+                    f"app on port {upstream}", False, workload, config_map, patch)

@@ -228,3 +228,17 @@ def test_a_rollout_lists_the_policies_once_per_cache_period(with_policy: Webhook
     # One list per started cache period (a slow machine may cross a period boundary).
     assert 1 <= after - before <= 1 + int(elapsed / CACHE_SECONDS)
     assert after - before < 10
+
+
+def test_a_bare_opted_in_pod_is_admitted_unchanged_with_a_warning(with_policy: Webhook) -> None:
+    status, answer = _post(with_policy, review(pod(owner=None)))
+    assert status == 200
+    assert answer["response"]["allowed"] is True
+    assert _patch_of(answer) == []
+    assert "belongs to no Deployment, StatefulSet or DaemonSet" in \
+        answer["response"]["warnings"][0]
+
+
+def test_an_unlabelled_pod_sent_to_the_pod_webhook_gets_no_warning(with_policy: Webhook) -> None:
+    _, answer = _post(with_policy, review(pod(labels={"curfew.dev/inject": "unset"})))
+    assert "warnings" not in answer["response"]

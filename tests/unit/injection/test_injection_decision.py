@@ -120,6 +120,7 @@ def test_a_pod_of_a_workload_no_policy_selects_is_left_alone() -> None:
     decision = _inject(pod(), [other])
     assert decision.outcome is Outcome.SKIPPED
     assert decision.reason == "no SessionPolicy selects Deployment/shop/web"
+    assert decision.warn is True
 
 
 def test_a_policy_of_another_namespace_does_not_select_the_pod() -> None:
@@ -165,6 +166,12 @@ def test_a_bare_opted_in_pod_is_left_alone_with_the_reason() -> None:
     decision = _inject(pod(owner=None))
     assert decision.outcome is Outcome.SKIPPED
     assert "no Deployment, StatefulSet or DaemonSet" in decision.reason
+    assert decision.warn is True
+
+
+def test_pods_that_did_not_opt_in_or_opted_out_are_left_alone_silently() -> None:
+    assert _inject(pod(labels={"curfew.dev/inject": "no"})).warn is False
+    assert _inject(pod(annotations={"curfew.dev/inject": "false"})).warn is False
 
 
 def test_a_statefulset_pod_mounts_the_statefulsets_config_map() -> None:
