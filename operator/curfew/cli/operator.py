@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from curfew.api.policy import describe_errors
     from curfew.operator.injection import InjectionWebhookSettings
@@ -38,8 +39,18 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in vars(args).items()
                  if k in OperatorSettings.model_fields and v is not None}
     try:
-        settings = OperatorSettings(**overrides)
         injection = InjectionWebhookSettings()
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"CURFEW_INJECTION_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors())
+        print(f"curfew operator: invalid settings: {fields}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a value that is not the JSON its field needs
+        print(f"curfew operator: invalid settings: CURFEW_INJECTION_*: {exc}", file=sys.stderr)
+        return 2
+    try:
+        settings = OperatorSettings(**overrides)
     except ValidationError as exc:
         print(f"curfew operator: invalid settings: {'; '.join(describe_errors(exc.errors()))}",
               file=sys.stderr)
