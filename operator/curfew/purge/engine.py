@@ -1,18 +1,20 @@
 """One purge run: gather what expired, check the safety cap, then remove, each removal guarded.
 
-Gather reads only: Curfew's records through the sharded ``due`` indexes (cost follows the
-number of expired sessions, not the store's size) and, for app formats, the app's keyspace by
-SCAN. Nothing is removed until the whole run is judged, so the cap (``maxPurgeFraction``) can
-abort a run that would log out too many users while removing nothing. Every removal re-checks
-atomically that the session did not move since it was judged (``purge_record.lua``,
-``delete_if_unchanged.lua``), so runs are idempotent, two overlapping runs are safe, and a
-session touched during the run keeps living.
+Gather reads only: Curfew's records through the sharded ``due`` indexes (``purge_shard.lua`` in
+count mode: cost follows the number of expired sessions, not the store's size) and, for app
+formats, the app's keyspace by SCAN. Nothing is removed until the whole run is judged, so the
+cap (``maxPurgeFraction``) can abort a run that would log out too many users while removing
+nothing. Every removal is judged again atomically in Redis (``purge_shard.lua`` judges and
+expires in one script; ``purge_record.lua`` and ``delete_if_unchanged.lua`` compare what was
+judged), so runs are idempotent, two overlapping runs are safe, and a session touched during
+the run keeps living.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -23,19 +25,7 @@ from curfew.sessions.apps import AppSession, AppSessions
 from curfew.sessions.errors import StoreError
 from curfew.sessions.identity import session_hash
 from curfew.sessions.rules import Decision, Reason, SessionRecord, judge
-from curfew.sessions.store import SessionStore
-
-
-@dataclass(frozen=True)
-class RecordCandidate:
-    """A Curfew record judged expired."""
-
-    sid: str
-    last_activity_ms: int
-    reason: Reason
-    limit: Decision
-    policy: str
-    workload: str
+from curfew.sessions.store import SessionStore, ShardBatch, ShardMode
 
 
 @dataclass(frozen=True)
@@ -57,18 +47,17 @@ class Plan:
 
     index_total: int = 0
     app_scanned: int = 0
-    records: list[RecordCandidate] = field(default_factory=list)
-    vanished: list[str] = field(default_factory=list)
+    index_counts: Counter[Reason] = field(default_factory=Counter)
     apps: list[AppCandidate] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
 
     @property
     def scanned(self) -> int:
-        return self.index_total if not self.app_scanned else self.app_scanned
+        return self.app_scanned if self.app_scanned else self.index_total
 
     @property
     def expiring(self) -> int:
-        return len(self.apps) if self.app_scanned else len(self.records)
+        return len(self.apps) if self.app_scanned else sum(self.index_counts.values())
 
 
 T = TypeVar("T")
@@ -134,7 +123,12 @@ class Purge:
         plan = Plan()
         if self.apps is not None:
             await self._gather_apps(plan, now)
-        await self._gather_index(plan, now)
+        plan.index_total = await self.store.count_sessions()
+        until = now + self._tightening_slack(await self.store.limit_classes(now))
+        if self.apps is None:
+            await self._walk_index(
+                now, until, "count", lambda batch: plan.index_counts.update(batch.counts)
+            )
         self.summary.scanned = plan.scanned
         cap = self.target.max_purge_fraction
         if plan.scanned and plan.expiring / plan.scanned > cap:
@@ -146,46 +140,51 @@ class Purge:
             )
             return
         if self.dry_run:
-            self._report_dry_run(plan)
+            await self._report_dry_run(plan, now, until)
             return
         if self.apps is not None:
             await self._remove_apps(plan, self.apps)
-        await self._remove_records(plan)
+        await self._walk_index(now, until, "remove", self._removed_from_index)
         await self.store.prune_limit_classes(now)
         self.summary.message = f"removed {sum(self.summary.expired.values())} sessions"
 
-    async def _gather_index(self, plan: Plan, now: int) -> None:
-        plan.index_total = await self.store.count_sessions()
-        slack = self._tightening_slack(await self.store.limit_classes(now))
-        seen_by_app = {c.sid for c in plan.apps}
-        for shard in range(keys.SHARDS):
-            offset = 0
-            while True:
-                rows = await self.store.list_due(
-                    shard, now + slack, offset=offset, count=self.batch_size
-                )
-                offset += len(rows)
-                sids = [sid for sid, _ in rows]
-                for sid, record in zip(sids, await self.store.read_records(sids), strict=True):
-                    if record is None:
-                        plan.vanished.append(sid)
-                        continue
-                    expiry = judge(record, self.target.current_limits(record.workload), now)
-                    if expiry is None or sid in seen_by_app:
-                        continue
-                    plan.records.append(
-                        RecordCandidate(
-                            sid,
-                            record.last_activity_ms,
-                            expiry.reason,
-                            expiry.limit,
-                            record.policy,
-                            record.workload,
-                        )
-                    )
-                self.progress.show("index", plan.index_total, len(plan.records))
-                if len(rows) < self.batch_size:
-                    break
+    async def _walk_index(
+        self, now: int, until: int, mode: ShardMode, on_batch: Callable[[ShardBatch], None]
+    ) -> None:
+        """Every shard's index entries due by ``until``: a batch of each shard per pipeline."""
+        offsets = dict.fromkeys(range(keys.SHARDS), 0)
+        while offsets:
+            batches = await self.store.purge_shards(
+                offsets,
+                now_ms=now,
+                until_ms=until,
+                count=self.batch_size,
+                mode=mode,
+                workloads=self.target.workloads,
+            )
+            for shard, batch in batches.items():
+                on_batch(batch)
+                if batch.examined < self.batch_size:
+                    del offsets[shard]
+                else:
+                    # Removed entries leave the index: only the kept ones are skipped over.
+                    offsets[shard] += batch.kept if mode == "remove" else batch.examined
+            stage = "removing" if mode == "remove" else "judging"
+            self.progress.show(stage, self.summary.scanned, sum(self.summary.expired.values()))
+
+    def _removed_from_index(self, batch: ShardBatch) -> None:
+        self.summary.repaired += batch.repaired
+        for entry in batch.entries:
+            if self.apps is not None:
+                # With an app format the sessions are the app's: a Curfew record whose app
+                # session is already gone is cleanup.
+                self.summary.repaired += 1
+                continue
+            self._count(entry.sid, entry.reason, entry.policy, entry.workload)
+
+    def _count(self, sid: str, reason: Reason, policy: str, workload: str) -> None:
+        self.summary.expired[reason] += 1
+        self.audit.expired(session=sid, reason=reason, policy=policy, workload=workload)
 
     def _tightening_slack(self, classes: list[tuple[int, int]]) -> int:
         """How far past now to read the index so sessions recorded with longer limits than the
@@ -269,21 +268,18 @@ class Purge:
             return None
         return AppCandidate(session, sid, reason, Decision(reason.value), None, policy, "")
 
-    def _report_dry_run(self, plan: Plan) -> None:
+    async def _report_dry_run(self, plan: Plan, now: int, until: int) -> None:
         for app in plan.apps:
-            self.summary.expired[app.reason] += 1
-            self.audit.expired(
-                session=app.sid, reason=app.reason, policy=app.policy, workload=app.workload
-            )
-        for rec in plan.records:
-            if self.apps is None:
-                self.summary.expired[rec.reason] += 1
-                self.audit.expired(
-                    session=rec.sid, reason=rec.reason, policy=rec.policy, workload=rec.workload
-                )
+            self._count(app.sid, app.reason, app.policy, app.workload)
+        if self.apps is None:
+            await self._walk_index(now, until, "list", self._would_remove)
         why = "enforcement is Audit" if self.target.audit_only else "dry run"
         would = sum(self.summary.expired.values())
         self.summary.message = f"{why}: would remove {would} sessions, removed nothing"
+
+    def _would_remove(self, batch: ShardBatch) -> None:
+        for entry in batch.entries:
+            self._count(entry.sid, entry.reason, entry.policy, entry.workload)
 
     async def _remove_apps(self, plan: Plan, apps: AppSessions) -> None:
         for batch in _batches(plan.apps, self.batch_size):
@@ -307,30 +303,3 @@ class Purge:
                     )
             self.progress.show("removing", plan.scanned, sum(self.summary.expired.values()))
         self.summary.repaired += await apps.delete_keys(plan.orphans)
-
-    async def _remove_records(self, plan: Plan) -> None:
-        for batch in _batches(plan.records, self.batch_size):
-            outcomes = await self.store.purge_records(
-                [(c.sid, c.last_activity_ms, c.limit) for c in batch]
-            )
-            for candidate, outcome in zip(batch, outcomes, strict=True):
-                if outcome == "gone":
-                    self.summary.repaired += 1
-                elif outcome == "removed" and self.apps is not None:
-                    # With an app format the sessions are the app's: a Curfew record whose app
-                    # session is already gone is cleanup.
-                    self.summary.repaired += 1
-                elif outcome == "removed":
-                    self.summary.expired[candidate.reason] += 1
-                    self.audit.expired(
-                        session=candidate.sid,
-                        reason=candidate.reason,
-                        policy=candidate.policy,
-                        workload=candidate.workload,
-                    )
-            self.progress.show("removing", plan.scanned, sum(self.summary.expired.values()))
-        for sids in _batches(plan.vanished, self.batch_size):
-            outcomes = await self.store.purge_records(
-                [(sid, None, Decision.EXPIRED_IDLE) for sid in sids]
-            )
-            self.summary.repaired += sum(1 for o in outcomes if o == "gone")

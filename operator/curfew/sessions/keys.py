@@ -77,6 +77,11 @@ def record_key(namespace: str, sid: str) -> str:
     return f"{namespace}{shard_tag(shard_of(sid))}:r:{sid}"
 
 
+def record_prefix(namespace: str, shard: int) -> str:
+    """The prefix of every record key of ``shard`` (a record key is this plus the sid)."""
+    return f"{namespace}{shard_tag(shard)}:r:"
+
+
 def due_key(namespace: str, shard: int) -> str:
     return f"{namespace}{shard_tag(shard)}:due"
 

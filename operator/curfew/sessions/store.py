@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -38,7 +38,7 @@ from redis.backoff import ExponentialBackoff
 
 from curfew.sessions import keys
 from curfew.sessions.errors import StoreConfigError, StoreDataError, StoreUnavailable
-from curfew.sessions.rules import Decision, Limits, SessionRecord, Verdict
+from curfew.sessions.rules import Decision, Limits, Reason, SessionRecord, Verdict
 
 DEFAULT_SOCKET_TIMEOUT: Final = 0.25
 DEFAULT_CONNECT_TIMEOUT: Final = 0.5
@@ -84,7 +84,32 @@ CHECK_AND_TOUCH: Final = _Script.load("check_and_touch")
 EXPIRE: Final = _Script.load("expire")
 PURGE_RECORD: Final = _Script.load("purge_record")
 DELETE_IF_UNCHANGED: Final = _Script.load("delete_if_unchanged")
-SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED)
+PURGE_SHARD: Final = _Script.load("purge_shard")
+SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, PURGE_SHARD)
+
+ShardMode = Literal["count", "list", "remove"]
+"""``purge_shard`` modes: count what expired, list it too, or expire it."""
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """A session ``purge_shard`` found expired (listed or removed)."""
+
+    sid: str
+    reason: Reason
+    policy: str
+    workload: str
+
+
+@dataclass(frozen=True)
+class ShardBatch:
+    """What one ``purge_shard`` call did to one batch of a shard's index."""
+
+    examined: int
+    kept: int
+    repaired: int
+    counts: dict[Reason, int]
+    entries: list[ShardEntry]
 
 
 def _describe(error: BaseException) -> str:
@@ -389,20 +414,57 @@ class SessionStore:
                 pipe.zremrangebyscore(keys.limits_key(self.namespace, shard), "-inf", f"({now_ms}")
             await pipe.execute()
 
-    async def list_due(
-        self, shard: int, until_ms: int, *, offset: int, count: int
-    ) -> list[tuple[str, int]]:
-        """Index entries of ``shard`` due by ``until_ms``, earliest first: (sid, due ms)."""
+    async def purge_shards(
+        self,
+        batches: Mapping[int, int],
+        *,
+        now_ms: int,
+        until_ms: int,
+        count: int,
+        mode: ShardMode,
+        workloads: Mapping[str, Limits],
+    ) -> dict[int, ShardBatch]:
+        """Run ``purge_shard`` on one batch of each shard in ``batches`` (shard -> offset), all
+        in one pipeline. Each call judges at most ``count`` index entries due by ``until_ms``."""
+        wl: list[Any] = [len(workloads)]
+        for name, limits in workloads.items():
+            wl += [name, limits.idle_ms, limits.absolute_ms]
+        shards = list(batches)
         with translate_errors():
-            rows = await self._client.zrangebyscore(
-                keys.due_key(self.namespace, shard),
-                "-inf",
-                until_ms,
-                start=offset,
-                num=count,
-                withscores=True,
+            pipe = self._client.pipeline(transaction=False)
+            for shard in shards:
+                pipe.execute_command(
+                    "EVALSHA",
+                    PURGE_SHARD.sha,
+                    1,
+                    keys.due_key(self.namespace, shard),
+                    keys.record_prefix(self.namespace, shard),
+                    now_ms,
+                    until_ms,
+                    batches[shard],
+                    count,
+                    mode,
+                    self.retain_ms,
+                    *wl,
+                )
+            replies = await pipe.execute()
+        result = {}
+        for shard, reply in zip(shards, replies, strict=True):
+            head, rest = reply[:6], reply[6:]
+            entries = [
+                ShardEntry(_text(rest[i]), Reason(_text(rest[i + 1])), _text(rest[i + 2]),
+                           _text(rest[i + 3]))
+                for i in range(0, len(rest), 4)
+            ]
+            result[shard] = ShardBatch(
+                examined=int(head[0]),
+                kept=int(head[1]),
+                repaired=int(head[2]),
+                counts={Reason.IDLE: int(head[3]), Reason.ABSOLUTE: int(head[4]),
+                        Reason.TIGHTENED: int(head[5])},
+                entries=entries,
             )
-        return [(_text(sid), int(score)) for sid, score in rows]
+        return result
 
     async def read_records(self, sids: Sequence[str]) -> list[SessionRecord | None]:
         """The records of ``sids`` (None where Redis already expired one), one pipeline."""

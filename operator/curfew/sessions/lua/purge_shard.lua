@@ -1,0 +1,67 @@
+-- purge_shard: judge (and, in remove mode, expire) one batch of a shard's due index, atomically.
+-- Mirrors curfew/sessions/rules.py:judge. Judging and removing in one script is the purge's
+-- atomic re-check: a session touched by the sidecar is either judged before or after the touch,
+-- never removed on a stale reading. Record keys share the due index's hash tag (one slot).
+-- KEYS: 1 the shard's due index
+-- ARGV: 1 record key prefix of the shard ('<ns>{NN}:r:'), 2 now (ms, the run's snapshot),
+--       3 read due entries up to (ms), 4 offset, 5 count, 6 mode: count | list | remove,
+--       7 retention ms, 8 number of workloads, then per workload: id, idle ms, absolute ms
+-- Returns {examined, kept, repaired, idle, absolute, tightened, [sid, reason, policy, workload]...}
+-- (the entries only in list and remove modes).
+local due = KEYS[1]
+local prefix, now, upto = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local mode, retain = ARGV[6], tonumber(ARGV[7])
+local remove = mode == 'remove'
+local current = {}
+for n = 0, tonumber(ARGV[8]) - 1 do
+  current[ARGV[9 + n * 3]] = {tonumber(ARGV[10 + n * 3]), tonumber(ARGV[11 + n * 3])}
+end
+local sids = redis.call('ZRANGEBYSCORE', due, '-inf', upto, 'LIMIT', ARGV[4], ARGV[5])
+local kept, repaired = 0, 0
+local counts = {idle = 0, absolute = 0, tightened = 0}
+local entries = {}
+for _, sid in ipairs(sids) do
+  local rec = prefix .. sid
+  local f = redis.call('HMGET', rec, 'c', 'l', 'i', 'a', 'p', 'w', 'x')
+  if not f[1] or f[7] then
+    -- Redis dropped the record, or it is already a tombstone: only the index entry is left.
+    if not f[1] then repaired = repaired + 1 end
+    if remove then redis.call('ZREM', due, sid) end
+  else
+    local c, l, i, a = tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
+    local di, da = l + i, c + a
+    local reason, limit
+    if now >= math.min(di, da) then
+      if di <= da then reason = 'idle' else reason = 'absolute' end
+      limit = reason
+    else
+      local cur = current[f[6]]
+      if cur then
+        local ti, ta = l + math.min(i, cur[1]), c + math.min(a, cur[2])
+        if now >= math.min(ti, ta) then
+          reason = 'tightened'
+          if ti <= ta then limit = 'idle' else limit = 'absolute' end
+        end
+      end
+    end
+    if reason then
+      counts[reason] = counts[reason] + 1
+      if remove then
+        redis.call('HSET', rec, 'x', limit, 't', string.format('%d', now))
+        redis.call('ZREM', due, sid)
+        redis.call('PEXPIREAT', rec, string.format('%d', now + retain))
+      end
+      if mode ~= 'count' then
+        entries[#entries + 1] = sid
+        entries[#entries + 1] = reason
+        entries[#entries + 1] = f[5] or ''
+        entries[#entries + 1] = f[6] or ''
+      end
+    else
+      kept = kept + 1
+    end
+  end
+end
+local reply = {#sids, kept, repaired, counts.idle, counts.absolute, counts.tightened}
+for _, v in ipairs(entries) do reply[#reply + 1] = v end
+return reply
