@@ -13,9 +13,9 @@ the run keeps living.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 from curfew.purge.report import Audit, Progress, Summary
@@ -46,8 +46,8 @@ class Plan:
     """What gathering found; nothing of it has been removed yet."""
 
     index_total: int = 0
+    index_due: int = 0
     app_scanned: int = 0
-    index_counts: Counter[Reason] = field(default_factory=Counter)
     apps: list[AppCandidate] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
 
@@ -57,7 +57,7 @@ class Plan:
 
     @property
     def expiring(self) -> int:
-        return len(self.apps) if self.app_scanned else sum(self.index_counts.values())
+        return len(self.apps) if self.app_scanned else self.index_due
 
 
 T = TypeVar("T")
@@ -80,6 +80,7 @@ class Purge:
         session_key: bytes | None = None,
         dry_run: bool = False,
         batch_size: int = 1000,
+        shard_batch: int = 200,
         scan_count: int = 1000,
     ) -> None:
         self.store = store
@@ -89,6 +90,7 @@ class Purge:
         self.session_key = session_key
         self.dry_run = dry_run or target.audit_only
         self.batch_size = batch_size
+        self.shard_batch = shard_batch
         self.scan_count = scan_count
         self.apps = (
             AppSessions(store.client, format=target.format, prefix=target.key_prefix)
@@ -124,12 +126,15 @@ class Purge:
         if self.apps is not None:
             await self._gather_apps(plan, now)
         plan.index_total = await self.store.count_sessions()
-        until = now + self._tightening_slack(await self.store.limit_classes(now))
-        if self.apps is None:
-            await self._walk_index(
-                now, until, "count", lambda batch: plan.index_counts.update(batch.counts)
-            )
+        slack = self._tightening_slack(await self.store.limit_classes(now))
+        until = now + slack
+        if self.apps is None and slack == 0:
+            # Without tightening, what is due is what expired: counted in O(log n) per shard.
+            plan.index_due = await self.store.count_due(now)
+        elif self.apps is None:
+            await self._walk_index(now, until, "count", partial(self._count_due, plan))
         self.summary.scanned = plan.scanned
+        self.progress.show("judged", plan.scanned, plan.expiring, force=True)
         cap = self.target.max_purge_fraction
         if plan.scanned and plan.expiring / plan.scanned > cap:
             self.summary.outcome = "aborted"
@@ -158,19 +163,23 @@ class Purge:
                 offsets,
                 now_ms=now,
                 until_ms=until,
-                count=self.batch_size,
+                count=self.shard_batch,
                 mode=mode,
                 workloads=self.target.workloads,
             )
             for shard, batch in batches.items():
                 on_batch(batch)
-                if batch.examined < self.batch_size:
+                if batch.examined < self.shard_batch:
                     del offsets[shard]
                 else:
                     # Removed entries leave the index: only the kept ones are skipped over.
                     offsets[shard] += batch.kept if mode == "remove" else batch.examined
             stage = "removing" if mode == "remove" else "judging"
             self.progress.show(stage, self.summary.scanned, sum(self.summary.expired.values()))
+
+    @staticmethod
+    def _count_due(plan: Plan, batch: ShardBatch) -> None:
+        plan.index_due += sum(batch.counts.values())
 
     def _removed_from_index(self, batch: ShardBatch) -> None:
         self.summary.repaired += batch.repaired

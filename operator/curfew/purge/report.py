@@ -70,24 +70,29 @@ def _now() -> str:
 
 
 class Audit:
-    """Audit events as JSON lines: keyed session hashes only, never a session id."""
+    """Audit events as JSON lines: keyed session hashes only, never a session id.
+
+    Lines are built from pre-encoded parts: a purge may write hundreds of thousands of them.
+    """
 
     def __init__(self, out: TextIO, *, dry_run: bool, store_format: str) -> None:
         self.out = out
-        self.dry_run = dry_run
-        self.store_format = store_format
+        self.event = "session.wouldExpire" if dry_run else "session.expired"
+        self.store_format = json.dumps(store_format)
+        self._encoded: dict[str, str] = {}
+
+    def _json(self, text: str) -> str:
+        encoded = self._encoded.get(text)
+        if encoded is None:
+            encoded = self._encoded[text] = json.dumps(text)
+        return encoded
 
     def expired(self, *, session: str, reason: Reason, policy: str, workload: str) -> None:
-        event = {
-            "time": _now(),
-            "event": "session.wouldExpire" if self.dry_run else "session.expired",
-            "reason": reason.value,
-            "policy": policy,
-            "workload": workload,
-            "session": session,
-            "store": self.store_format,
-        }
-        self.out.write(json.dumps(event, separators=(",", ":")) + "\n")
+        self.out.write(
+            f'{{"time":"{_now()}","event":"{self.event}","reason":"{reason.value}",'
+            f'"policy":{self._json(policy)},"workload":{self._json(workload)},'
+            f'"session":{json.dumps(session)},"store":{self.store_format}}}\n'
+        )
 
 
 class Progress:

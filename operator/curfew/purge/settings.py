@@ -43,6 +43,12 @@ class PurgeSettings(BaseSettings):
     batch_size: int = Field(
         default=1000, ge=1, le=100_000, description="Sessions read or removed per pipeline."
     )
+    shard_batch: int = Field(
+        default=200,
+        ge=1,
+        le=5000,
+        description="Index entries one script call judges: bounds how long a call blocks Redis.",
+    )
     scan_count: int = Field(
         default=1000, ge=1000, description="COUNT of each SCAN over an app's keyspace."
     )

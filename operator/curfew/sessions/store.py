@@ -87,6 +87,8 @@ DELETE_IF_UNCHANGED: Final = _Script.load("delete_if_unchanged")
 PURGE_SHARD: Final = _Script.load("purge_shard")
 SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, PURGE_SHARD)
 
+_REASONS: Final = {r.value.encode(): r for r in Reason}
+
 ShardMode = Literal["count", "list", "remove"]
 """``purge_shard`` modes: count what expired, list it too, or expire it."""
 
@@ -392,6 +394,15 @@ class SessionStore:
                 pipe.zcard(keys.due_key(self.namespace, shard))
             return sum(int(n) for n in await pipe.execute())
 
+    async def count_due(self, until_ms: int) -> int:
+        """Index entries due by ``until_ms`` over all shards (O(log n) each): every session
+        expired under its recorded limits, and entries whose record Redis already dropped."""
+        with translate_errors():
+            pipe = self._client.pipeline(transaction=False)
+            for shard in range(keys.SHARDS):
+                pipe.zcount(keys.due_key(self.namespace, shard), "-inf", until_ms)
+            return sum(int(n) for n in await pipe.execute())
+
     async def limit_classes(self, now_ms: int) -> list[tuple[int, int]]:
         """The (idle ms, absolute ms) pairs that records still live were recorded with."""
         classes: set[tuple[int, int]] = set()
@@ -444,7 +455,6 @@ class SessionStore:
                     batches[shard],
                     count,
                     mode,
-                    self.retain_ms,
                     *wl,
                 )
             replies = await pipe.execute()
@@ -452,8 +462,10 @@ class SessionStore:
         for shard, reply in zip(shards, replies, strict=True):
             head, rest = reply[:6], reply[6:]
             entries = [
-                ShardEntry(_text(rest[i]), Reason(_text(rest[i + 1])), _text(rest[i + 2]),
-                           _text(rest[i + 3]))
+                ShardEntry(
+                    rest[i].decode(), _REASONS[rest[i + 1]], rest[i + 2].decode(),
+                    rest[i + 3].decode(),
+                )
                 for i in range(0, len(rest), 4)
             ]
             result[shard] = ShardBatch(

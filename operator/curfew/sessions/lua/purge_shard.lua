@@ -5,16 +5,16 @@
 -- KEYS: 1 the shard's due index
 -- ARGV: 1 record key prefix of the shard ('<ns>{NN}:r:'), 2 now (ms, the run's snapshot),
 --       3 read due entries up to (ms), 4 offset, 5 count, 6 mode: count | list | remove,
---       7 retention ms, 8 number of workloads, then per workload: id, idle ms, absolute ms
+--       7 number of workloads, then per workload: id, idle ms, absolute ms
 -- Returns {examined, kept, repaired, idle, absolute, tightened, [sid, reason, policy, workload]...}
 -- (the entries only in list and remove modes).
 local due = KEYS[1]
 local prefix, now, upto = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local mode, retain = ARGV[6], tonumber(ARGV[7])
+local mode = ARGV[6]
 local remove = mode == 'remove'
 local current = {}
-for n = 0, tonumber(ARGV[8]) - 1 do
-  current[ARGV[9 + n * 3]] = {tonumber(ARGV[10 + n * 3]), tonumber(ARGV[11 + n * 3])}
+for n = 0, tonumber(ARGV[7]) - 1 do
+  current[ARGV[8 + n * 3]] = {tonumber(ARGV[9 + n * 3]), tonumber(ARGV[10 + n * 3])}
 end
 local sids = redis.call('ZRANGEBYSCORE', due, '-inf', upto, 'LIMIT', ARGV[4], ARGV[5])
 local kept, repaired = 0, 0
@@ -47,9 +47,10 @@ for _, sid in ipairs(sids) do
     if reason then
       counts[reason] = counts[reason] + 1
       if remove then
-        redis.call('HSET', rec, 'x', limit, 't', string.format('%d', now))
+        -- The record keeps the TTL its last touch gave it (its deadline plus the retention),
+        -- so the tombstone outlives its deadline by the retention, as one the sidecar makes.
+        redis.call('HSET', rec, 'x', limit, 't', ARGV[2])
         redis.call('ZREM', due, sid)
-        redis.call('PEXPIREAT', rec, string.format('%d', now + retain))
       end
       if mode ~= 'count' then
         entries[#entries + 1] = sid
