@@ -1,0 +1,69 @@
+"""Reading Spring Session and connect-redis records as their libraries write them."""
+
+import json
+
+from curfew.sessions.formats import (
+    Serializer,
+    read_connect_session,
+    read_spring_number,
+    read_spring_session,
+    read_spring_string,
+    write_spring_string,
+)
+from fixtures.purge import jdk_integer, jdk_long, jdk_string
+
+
+def test_jdk_serialized_longs_and_integers_are_read() -> None:
+    assert read_spring_number(jdk_long(1_764_000_000_123)) == 1_764_000_000_123
+    assert read_spring_number(jdk_integer(1800)) == 1800
+    assert read_spring_number(jdk_integer(-1)) == -1
+
+
+def test_json_serialized_numbers_are_read_with_or_without_type_information() -> None:
+    assert read_spring_number(b"1764000000123") == 1_764_000_000_123
+    assert read_spring_number(b'["java.lang.Long",1764000000123]') == 1_764_000_000_123
+    assert read_spring_number(b'"not a number"') is None
+    assert read_spring_number(b"\xac\xed\x00\x05garbage") is None
+
+
+def test_strings_round_trip_in_the_sessions_own_serializer() -> None:
+    assert write_spring_string("expires:abc", Serializer.JDK) == jdk_string("expires:abc")
+    assert read_spring_string(jdk_string("alice")) == "alice"
+    assert write_spring_string("abc", Serializer.JSON) == b'"abc"'
+    assert read_spring_string(b'"alice"') == "alice"
+
+
+def test_a_spring_session_is_filed_under_the_next_whole_minute_after_it_expires() -> None:
+    session = read_spring_session(
+        jdk_long(1_000_000), jdk_long(1_764_000_030_000), jdk_integer(1800), jdk_string("alice")
+    )
+    assert session is not None
+    assert session.serializer is Serializer.JDK
+    assert session.principal == "alice"
+    # Expires at ...030000 + 1800 s = 1764001830000: rounded up to the next minute.
+    assert session.expirations_minute_ms == 1_764_001_860_000
+
+
+def test_a_spring_hash_without_its_timestamps_is_not_a_session() -> None:
+    assert read_spring_session(None, jdk_long(1), jdk_integer(1)) is None
+    assert read_spring_session(b"x", b"y", None) is None
+
+
+def test_a_rolling_connect_redis_session_was_last_active_at_expires_minus_max_age() -> None:
+    value = json.dumps(
+        {"cookie": {"originalMaxAge": 900000, "expires": "2026-11-26T18:15:00.000Z",
+                    "httpOnly": True, "path": "/"}, "user": "alice"}
+    ).encode()
+    session = read_connect_session(value)
+    assert session is not None
+    # 2026-11-26T18:15:00Z is 1795716900000 ms since the epoch.
+    assert session.last_activity_ms == 1_795_716_900_000 - 900_000
+
+
+def test_a_browser_session_cookie_has_no_known_last_activity() -> None:
+    value = b'{"cookie":{"originalMaxAge":null,"httpOnly":true,"path":"/"}}'
+    session = read_connect_session(value)
+    assert session is not None
+    assert session.last_activity_ms is None
+    assert read_connect_session(b"not json") is None
+    assert read_connect_session(b'{"no":"cookie"}') is None
