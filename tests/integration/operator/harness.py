@@ -60,7 +60,9 @@ from curfew.operator import OperatorSettings
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                 "CustomResourceDefinition")
+CLUSTER_PEERINGS = Resource("kopf.dev", "v1", "clusterkopfpeerings", "ClusterKopfPeering")
 RESOURCES: tuple[tuple[Resource, bool, tuple[str, ...]], ...] = (
+    (CLUSTER_PEERINGS, False, ()),
     (NAMESPACES, False, ()),  # kopf waits for both in discovery before it watches anything
     (CRDS, False, ()),
     (SESSION_POLICIES, True, ("status",)),
@@ -165,7 +167,7 @@ class KubeEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     def operator_calls(self, since: int = 0) -> list[Call]:
         return [c for c in self.calls[since:] if not c.by_test]
 
-    def object(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+    def object(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         key = (kmock.resource(group=res.group, version=res.version, plural=res.plural),
                namespace, name)
         if key not in self.objects or self.objects[key].deleted:

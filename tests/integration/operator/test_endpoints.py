@@ -1,0 +1,64 @@
+"""The operator's liveness and metrics endpoints, and its peering mode, against the emulator."""
+
+from __future__ import annotations
+
+import socket
+
+import aiohttp
+
+from curfew.k8s.client import DEPLOYMENTS, SESSION_POLICIES
+from tests.integration.operator.harness import (
+    Cluster,
+    build_policy,
+    build_workload,
+    condition,
+    eventually,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_liveness_and_metrics_report_the_reconciles_and_selected_workloads(
+        cluster: Cluster) -> None:
+    live, metrics = _free_port(), _free_port()
+    await cluster.client.create(DEPLOYMENTS, "shop", build_workload("web", labels={"t": "s"}))
+    op = cluster.start_operator(liveness_port=live, liveness_host="127.0.0.1",
+                                metrics_port=metrics, metrics_host="127.0.0.1")
+    await op.wait_ready()
+    await cluster.client.create(SESSION_POLICIES, "shop", build_policy("p", selector={"t": "s"}))
+    await eventually(lambda: condition(cluster.api.object(SESSION_POLICIES, "shop", "p"),
+                                       "Ready")["status"] == "True")
+    async with aiohttp.ClientSession() as http:
+        async def healthy() -> bool:
+            async with http.get(f"http://127.0.0.1:{live}/healthz") as resp:
+                return resp.status == 200
+
+        await eventually(healthy)
+        async with http.get(f"http://127.0.0.1:{metrics}/metrics") as resp:
+            text = await resp.text()
+    assert 'curfew_operator_reconciles_total{result="ok"}' in text
+    assert 'curfew_operator_selected_workloads{namespace="shop",policy="p"} 1.0' in text
+    assert 'curfew_operator_managed_configmaps{namespace="shop"} 1.0' in text
+    assert 'curfew_operator_writes_total{kind="ConfigMap",verb="create"} 2.0' in text
+    assert "curfew_operator_reconcile_duration_seconds_count" in text
+
+
+async def test_with_peering_the_replica_announces_itself_and_reconciles(cluster: Cluster) -> None:
+    from tests.integration.operator.harness import CLUSTER_PEERINGS
+
+    await cluster.client.create(CLUSTER_PEERINGS, None, {
+        "apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
+        "metadata": {"name": "curfew"}})
+    await cluster.client.create(DEPLOYMENTS, "shop", build_workload("web", labels={"t": "s"}))
+    op = cluster.start_operator(standalone=False, peering_name="curfew")
+    await op.wait_ready()
+    await cluster.client.create(SESSION_POLICIES, "shop", build_policy("p", selector={"t": "s"}))
+    await eventually(lambda: condition(cluster.api.object(SESSION_POLICIES, "shop", "p"),
+                                       "Ready")["status"] == "True")
+    peering = await eventually(lambda: (cluster.api.object(CLUSTER_PEERINGS, None, "curfew")
+                                        or {}).get("status"))
+    assert len(peering) == 1  # this replica, under its peering identity
