@@ -143,10 +143,11 @@ class Reconciler:
         future: asyncio.Future[PassResult] = asyncio.get_running_loop().create_future()
         state.pending = future
         async with state.lock:
-            state.pending = None
             try:
+                # Triggers arriving during the delay still join this pass.
                 if self.settings.batch_delay_seconds:
                     await asyncio.sleep(self.settings.batch_delay_seconds)
+                state.pending = None
                 result = await self._pass(namespace)
             except PassFailed as exc:
                 future.set_exception(exc)
@@ -154,6 +155,8 @@ class Reconciler:
                 self._schedule_retry(namespace)
                 raise
             except asyncio.CancelledError:
+                if state.pending is future:
+                    state.pending = None
                 future.cancel()
                 raise
             except Exception as exc:
