@@ -143,6 +143,8 @@ def find_review_problem(review: Any) -> str | None:
         return "request.userInfo: required"
     if not isinstance(request.get("object"), Mapping):
         return "request.object: required, a Pod"
+    if not isinstance(request["object"].get("metadata", {}), Mapping):
+        return "request.object.metadata: expected an object"
     return None
 
 
@@ -175,8 +177,7 @@ class GuardedWebhookServer(kopf.WebhookServer):
                 return _refusal(request, problem)
             payload = request["request"]
             metadata = payload["object"].setdefault("metadata", {})
-            if isinstance(metadata, dict) and not metadata.get("namespace") \
-                    and isinstance(payload.get("namespace"), str):
+            if not metadata.get("namespace") and isinstance(payload.get("namespace"), str):
                 metadata["namespace"] = payload["namespace"]
             await self.prepare(request)
             return await fn(request, webhook=webhook, headers=headers, sslpeer=sslpeer)

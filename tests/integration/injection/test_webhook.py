@@ -148,8 +148,9 @@ def test_the_pods_namespace_comes_from_the_request_when_the_pod_has_none(
      "request.object"),
     ({**review(pod()), "request": {**review(pod())["request"], "userInfo": None}},
      "request.userInfo"),
+    (review({"metadata": "x", "spec": {}}), "request.object.metadata"),
 ], ids=["not json", "a json list", "not an admission review", "no request", "no uid",
-        "object not a pod", "no user info"])
+        "object not a pod", "no user info", "metadata not an object"])
 def test_a_malformed_review_gets_a_clean_refusal_and_the_server_keeps_serving(
     with_policy: Webhook, body: Any, message: str | None
 ) -> None:

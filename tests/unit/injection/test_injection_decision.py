@@ -3,9 +3,13 @@ sidecar takes over the app's port, and what is refused; every patched pod is a v
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import kubernetes_validate
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curfew.api import WorkloadId
 from curfew.render import build_config_map_name
@@ -240,3 +244,56 @@ def test_a_malformed_pod_is_refused_not_crashed_on(broken: Any) -> None:
 
 def test_the_decision_is_deterministic() -> None:
     assert _inject(pod()).patch == _inject(pod()).patch
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 70000) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3),
+    max_leaves=6)
+PATHS = [
+    ("metadata",), ("metadata", "labels"), ("metadata", "annotations"),
+    ("metadata", "ownerReferences"), ("metadata", "ownerReferences", 0),
+    ("metadata", "annotations", "curfew.dev/upstream-port"),
+    ("metadata", "annotations", "curfew.dev/port"), ("spec",), ("spec", "containers"),
+    ("spec", "containers", 0), ("spec", "containers", 0, "ports"),
+    ("spec", "containers", 0, "ports", 0), ("spec", "containers", 0, "ports", 0, "containerPort"),
+    ("spec", "containers", 0, "readinessProbe"), ("spec", "containers", 0, "livenessProbe"),
+    ("spec", "volumes"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(PATHS), JSON), min_size=1, max_size=3))
+def test_any_malformed_pod_gets_a_decision_or_a_one_line_refusal_never_another_error(
+    changes: list[tuple[tuple[Any, ...], Any]],
+) -> None:
+    obj: Any = pod()
+    for path, value in changes:
+        target = obj
+        for step in path[:-1]:
+            try:
+                target = target[step]
+            except (KeyError, IndexError, TypeError):
+                break
+        else:
+            with contextlib.suppress(KeyError, IndexError, TypeError):
+                target[path[-1]] = value
+    refusal = None
+    try:
+        decision = _inject(obj, namespace_opted_in=True)
+    except InjectionRefused as refused:
+        refusal = str(refused)
+    if refusal is not None:
+        assert "\n" not in refusal
+    elif decision.outcome is Outcome.INJECTED and _valid(obj):
+        # The API server validates the pod it was given; a valid pod stays valid once patched.
+        assert_valid_pod(applied(obj, decision.patch))
+
+
+def _valid(obj: Any) -> bool:
+    try:
+        assert_valid_pod(obj)
+    except kubernetes_validate.ValidationError:
+        return False
+    return True
