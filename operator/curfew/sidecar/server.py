@@ -19,6 +19,7 @@ from curfew.sessions.errors import StoreUnavailable
 from curfew.sessions.keys import curfew_namespace
 from curfew.sessions.store import SessionStore
 from curfew.sidecar.authz import AuthzService
+from curfew.sidecar.client import ClientEndpoints
 from curfew.sidecar.enforce import JSON, Enforcer
 from curfew.sidecar.metrics import CONTENT_TYPE, SidecarMetrics
 from curfew.sidecar.proxy import ReverseProxy, answer, facts_of
@@ -70,6 +71,7 @@ class Sidecar:
             ("GET", READYZ_PATH): self._readyz_public,
         }
         """The sidecar's own endpoints: (method, path) -> handler."""
+        self.reserved.update(ClientEndpoints(self.watcher).routes())
         self._ops: dict[str, Handler] = {
             "/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics,
         }
