@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sidecar": ("sidecar", "run the enforcement sidecar: reverse proxy or ext_authz/auth_request"),
     "operator": ("operator", "run the operator: keep ConfigMaps, CronJobs and status in step"),
     "purge": ("purge", "remove sessions past their limits from the shared store (the CronJob)"),
+    "demo": ("demo", "run a sample app behind the sidecar on this machine, with a demo policy"),
 }
 """Subcommands: name -> (module under ``curfew.cli``, help line)."""
 

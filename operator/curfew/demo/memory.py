@@ -1,0 +1,92 @@
+"""An in-process session store for the demo when no Redis is at hand.
+
+It implements the store interface the sidecar uses (``check_and_touch``, ``expire``, ``ping``)
+with the very decision rules the Lua script mirrors (``curfew.sessions.rules.decide``), on a
+dict in memory: sessions behave as they would in Redis, and vanish when the process ends. Not
+for production: one process only, nothing shared, nothing persisted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from curfew.sessions.rules import Decision, Limits, SessionRecord, Verdict, decide
+from curfew.sessions.store import DEFAULT_RETAIN_SECONDS, SessionStore
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class MemoryStore(SessionStore):
+    """Curfew's session records in a dict of this process."""
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        retain_seconds: float = DEFAULT_RETAIN_SECONDS,
+        clock: Callable[[], int] = _wall_ms,
+    ) -> None:
+        super().__init__(None, namespace=namespace, retain_seconds=retain_seconds)
+        self._clock = clock
+        self._records: dict[str, SessionRecord] = {}
+        self._next_sweep = 0
+
+    async def check_and_touch(
+        self,
+        sid: str,
+        limits: Limits,
+        *,
+        activity: bool,
+        policy: str,
+        workload: str,
+        app_key: str | None = None,
+    ) -> Verdict:
+        now = self._clock()
+        self._forget_stale(now)
+        verdict, record = decide(
+            self._records.get(sid), limits, now_ms=now, activity=activity,
+            policy=policy, workload=workload, app_session=app_key is not None,
+        )
+        self._records[sid] = record
+        return verdict
+
+    async def expire(
+        self,
+        sid: str,
+        *,
+        app_key: str | None = None,
+        reason: Decision = Decision.EXPIRED_IDLE,
+    ) -> None:
+        record = self._records.get(sid)
+        if record is not None and record.expired is None:
+            self._records[sid] = replace(record, expired=reason, expired_at_ms=self._clock())
+
+    async def read_record(self, sid: str) -> SessionRecord | None:
+        """The record of ``sid`` as it stands (tests and the demo's own page read it)."""
+        return self._records.get(sid)
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        self._records.clear()
+
+    async def server_time_ms(self) -> int:
+        return self._clock()
+
+    def _forget_stale(self, now: int) -> None:
+        # What Redis does with PEXPIREAT: a record lives until retain_ms past its deadline.
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 60_000
+        retain = self.retain_ms
+        stale = [
+            sid for sid, r in self._records.items()
+            if now > (r.expired_at_ms if r.expired_at_ms is not None else r.due_ms) + retain
+        ]
+        for sid in stale:
+            del self._records[sid]
