@@ -108,7 +108,7 @@ class DemoSettings(BaseSettings):
             raise ValueError(f"warning_lead: {self.warning_lead} must be shorter than idle "
                              f"({self.idle})")
         if self.store == "embedded" and self.redis_url is not None:
-            raise ValueError("store: --store embedded and --redis-url contradict each other")
+            raise ValueError("store: embedded contradicts --redis-url: pick one")
         return self
 
 
