@@ -33,8 +33,8 @@ tools:  ## fetch the pinned helm and kubectl binaries into .tools/bin
 render: setup  ## render the example policies and workloads to the objects the operator would write
 	$(BIN)/curfew render -f examples/
 
-demo: setup  ## start the local demo: a sample app behind the sidecar, with a demo policy
-	$(BIN)/curfew demo
+demo: setup  ## start the local demo: a sample app behind the sidecar (DEMO_ARGS="--port 9000")
+	$(BIN)/curfew demo $(DEMO_ARGS)
 
 lint: setup  ## ruff, mypy --strict and import-linter
 	$(BIN)/ruff check operator tests bench
