@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -19,11 +20,17 @@ from curfew.sessions.keys import curfew_namespace
 from fixtures.redis_servers import RedisServer
 
 
-def _run(*args: str, timeout: float = 30) -> subprocess.Popen[str]:
+def _run(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "curfew", "demo", "--port", "0", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+
+
+def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGTERM, as Ctrl-C or a CI runner would; the rest of stdout and stderr."""
+    process.send_signal(signal.SIGTERM)
+    return process.communicate(timeout=30)
 
 
 def _banner(process: subprocess.Popen[str]) -> tuple[str, str]:
@@ -73,13 +80,13 @@ def _sign_in_and_browse(url: str) -> None:
         assert r.status == 200
 
 
-def test_the_embedded_demo_serves_the_app_behind_the_sidecar_and_stops_by_itself() -> None:
-    process = _run("--store", "embedded", "--for", "4")
+def test_the_embedded_demo_serves_the_app_behind_the_sidecar_until_stopped() -> None:
+    process = _run("--store", "embedded", "--for", "120")
     url, banner = _banner(process)
     assert "store   embedded in-process store" in banner
     assert "idle 30s, absolute 3m, warning 15s" in banner
     _sign_in_and_browse(url)
-    out, err = process.communicate(timeout=20)
+    out, err = _stop(process)
     assert process.returncode == 0, err
     assert "Curfew demo: stopping" in out
     # The sidecar's audit log saw the new session, by its keyed hash only.
@@ -88,8 +95,16 @@ def test_the_embedded_demo_serves_the_app_behind_the_sidecar_and_stops_by_itself
     assert all(len(event["session"]) == 64 for event in first_seen)
 
 
+def test_the_demo_stops_by_itself_after_for_seconds() -> None:
+    process = _run("--store", "embedded", "--for", "1")
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "stops by itself after 1s" in out
+    assert out.rstrip().endswith("Curfew demo: stopping")
+
+
 def test_given_a_redis_url_the_demo_keeps_its_sessions_there(redis_server: RedisServer) -> None:
-    process = _run("--redis-url", redis_server.url, "--for", "4")
+    process = _run("--redis-url", redis_server.url, "--for", "120")
     url, banner = _banner(process)
     assert f"Redis at 127.0.0.1:{redis_server.port} (keys under curfew-demo:)" in banner
     pattern = curfew_namespace("curfew", "curfew-demo:") + "*"
@@ -97,7 +112,7 @@ def test_given_a_redis_url_the_demo_keeps_its_sessions_there(redis_server: Redis
     _sign_in_and_browse(url)
     after = set(redis_server.client().scan_iter(match=pattern))
     assert after - before
-    process.communicate(timeout=20)
+    _stop(process)
     assert process.returncode == 0
 
 
@@ -105,14 +120,14 @@ def test_with_no_redis_running_the_demo_starts_redis_server_and_stops_it_on_exit
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", 6379)) == 0:
             pytest.skip("a Redis listens on 127.0.0.1:6379, which the demo would use instead")
-    process = _run("--store", "redis", "--for", "3")
+    process = _run("--store", "redis", "--for", "120")
     url, banner = _banner(process)
     match = re.search(r"redis-server started for the demo on port (\d+)", banner)
     assert match, banner
     port = int(match.group(1))
     with urllib.request.urlopen(url + "login") as r:
         assert r.status == 200
-    process.communicate(timeout=20)
+    _stop(process)
     assert process.returncode == 0
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
