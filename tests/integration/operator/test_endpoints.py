@@ -6,13 +6,14 @@ import socket
 
 import aiohttp
 
-from curfew.k8s.client import DEPLOYMENTS, SESSION_POLICIES
+from curfew.k8s.client import CONFIG_MAPS, DEPLOYMENTS, SESSION_POLICIES
 from tests.integration.operator.harness import (
     Cluster,
     build_policy,
     build_workload,
     condition,
     eventually,
+    quiet,
 )
 
 
@@ -62,3 +63,19 @@ async def test_with_peering_the_replica_announces_itself_and_reconciles(cluster:
     peering = await eventually(lambda: (cluster.api.object(CLUSTER_PEERINGS, None, "curfew")
                                         or {}).get("status"))
     assert len(peering) == 1  # this replica, under its peering identity
+
+
+async def test_with_namespaces_set_only_those_namespaces_are_reconciled(cluster: Cluster) -> None:
+    for ns in ("shop", "other"):
+        await cluster.client.create(DEPLOYMENTS, ns, build_workload("web", ns, labels={"t": "s"}))
+    op = cluster.start_operator(namespaces=["shop"])
+    await op.wait_ready()
+    for ns in ("other", "shop"):
+        await cluster.client.create(SESSION_POLICIES, ns,
+                                    build_policy("p", ns, selector={"t": "s"}))
+    await eventually(lambda: condition(cluster.api.object(SESSION_POLICIES, "shop", "p"),
+                                       "Ready")["status"] == "True")
+    await quiet(cluster.api)
+    assert cluster.api.object(SESSION_POLICIES, "other", "p").get("status") is None
+    assert cluster.api.list_objects(CONFIG_MAPS, "other") == []
+    assert {c.namespace for c in cluster.api.operator_calls() if not c.discovery} == {"shop"}
