@@ -55,6 +55,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"curfew operator: invalid settings: {'; '.join(describe_errors(exc.errors()))}",
               file=sys.stderr)
         return 2
+    from curfew.k8s.client import load_connection
+
+    try:
+        load_connection(settings.kubeconfig)
+    except Exception as exc:  # a missing or unreadable kubeconfig, no service account
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"curfew operator: no Kubernetes credentials: {reason}", file=sys.stderr)
+        return 1
     configure_logging(settings)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_operator(settings, injection=injection))
