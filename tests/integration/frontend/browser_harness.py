@@ -109,6 +109,11 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 "--disable-domain-reliability", "--disable-client-side-phishing-detection",
+                 "--no-pings", "--disable-default-apps", "--metrics-recording-only",
+                 # Loopback always bypasses a proxy: anything else would meet a closed port,
+                 # so the browser can reach nothing but the servers these tests start.
+                 "--proxy-server=http://127.0.0.1:9",
                  f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1000,720"):
         options.add_argument(flag)
     # Given a driver path, selenium never downloads a browser or a driver of its own.

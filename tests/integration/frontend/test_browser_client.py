@@ -172,3 +172,54 @@ def test_the_embedded_store_warns_expires_and_returns_the_same_way(
         wait_until(lambda: browser.current_url == demo.url + NOTE, 10, "back on the note")
     finally:
         demo.stop()
+
+
+def test_before_an_absolute_expiry_the_dialog_says_it_cannot_be_extended(
+    browser: webdriver.Chrome,
+) -> None:
+    # Absolute as short as idle: with no activity after the first request, both limits fall
+    # due together, and the absolute one, which nothing can extend, is the one to warn of.
+    demo = start_demo("--store", "embedded", "--idle", f"{IDLE:g}s",
+                      "--warning-lead", f"{LEAD:g}s", "--absolute", f"{IDLE:g}s")
+    try:
+        sign_in(browser, demo.url + NOTE)
+        wait_until(lambda: dialog_open(browser), IDLE, "the warning dialog")
+        dialog = browser.find_element(By.CSS_SELECTOR, "dialog.curfew-dialog")
+        assert "It cannot be extended" in dialog.text
+        assert "Stay signed in" not in dialog.text
+        ok = browser.find_element(By.CSS_SELECTOR, ".curfew-stay")
+        assert ok.text == "OK"
+        ok.click()
+        wait_until(lambda: not dialog_open(browser), 2, "the dialog closing")
+        assert requests_to(browser, "/.curfew/keepalive") == 0
+        # Acknowledged, it stays closed; at the absolute limit the session ends all the same.
+        def gone_to_login() -> bool:
+            if "/login" in browser.current_url:
+                return True
+            assert not dialog_open(browser), "the acknowledged warning opened again"
+            return False
+
+        wait_until(gone_to_login, IDLE, "the login page")
+        assert parse_qs(urlsplit(browser.current_url).query)["return_to"] == [
+            "/notes/7?view=edit"]
+    finally:
+        demo.stop()
+
+
+def test_sign_out_in_the_dialog_signs_out_and_the_other_tab_follows(
+    demo: Demo, browser: webdriver.Chrome
+) -> None:
+    sign_in(browser, demo.url + NOTE)
+    first = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    second = browser.current_window_handle
+    browser.get(demo.url)
+    browser.switch_to.window(first)
+    wait_until(lambda: dialog_open(browser), IDLE, "the warning in the first tab")
+    browser.find_element(By.CSS_SELECTOR, ".curfew-signout").click()
+    # data-sign-out-url="/logout": the app's own sign-out, which ends its session.
+    wait_until(lambda: "/login" in browser.current_url, 5, "the login page")
+    assert browser.get_cookie("demo_session") is None
+    browser.switch_to.window(second)
+    wait_until(lambda: "/login" in browser.current_url, 5, "the second tab on the login page")
+    assert parse_qs(urlsplit(browser.current_url).query)["return_to"] == ["/"]
