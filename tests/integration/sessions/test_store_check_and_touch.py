@@ -2,7 +2,9 @@
 
 import asyncio
 import socket
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +13,7 @@ from curfew.sessions.errors import StoreConfigError, StoreUnavailable
 from curfew.sessions.identity import session_hash
 from curfew.sessions.rules import Decision, Limits, SessionRecord, decide
 from curfew.sessions.store import SessionStore
-from fixtures.redis_servers import RedisServer
+from fixtures.redis_servers import RedisServer, free_port
 from fixtures.sessions import MIN, plant, read
 
 KEY = b"test-session-key-0123456789"
@@ -286,3 +288,37 @@ def test_a_key_prefix_with_hash_tag_braces_is_refused() -> None:
 def test_records_are_stored_exactly_as_the_pure_model_writes_them() -> None:
     rec = SessionRecord(1, 2, 3, 4, 5, "p", "w", True)
     assert set(rec.to_fields()) == {f.value for f in keys.RecordField} - {"x", "t"}
+
+
+async def test_a_sentinel_url_finds_the_master_and_serves_checks(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    conf = tmp_path / "sentinel.conf"
+    port = free_port()
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\n"
+        f"sentinel monitor sessions 127.0.0.1 {redis_server.port} 1\n"
+    )
+    sentinel = subprocess.Popen(
+        ["redis-server", str(conf), "--sentinel"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    store = SessionStore.from_url(
+        f"redis+sentinel://127.0.0.1:{port}/sessions", key_prefix="curfew:", socket_timeout=2
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                await store.ping()
+                break
+            except StoreUnavailable:
+                assert time.monotonic() < deadline, "Sentinel never named the master"
+                await asyncio.sleep(0.1)
+        assert (await check(store, sid_of("via-sentinel"))).decision is Decision.NEW
+        record = keys.record_key(store.namespace, sid_of("via-sentinel"))
+        assert redis_server.client().exists(record) == 1
+    finally:
+        await store.aclose()
+        sentinel.kill()
+        sentinel.wait(10)
