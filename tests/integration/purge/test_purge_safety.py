@@ -263,3 +263,20 @@ def test_limits_from_the_config_are_what_the_run_judges_by() -> None:
     assert target.current_limits("Deployment/shop/web") == Limits(300, 3600)
     assert target.current_limits("Deployment/shop/other") is None
     assert target.min_idle_ms == 300_000
+
+
+async def test_the_cap_counts_due_entries_when_no_limits_shrank(redis_url: str) -> None:
+    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
+    try:
+        await plant_many(store, "live", 1000, last_ago_ms=MIN)
+        await plant_many(store, "idle", 2000, last_ago_ms=20 * MIN)
+        summary = await Purge(
+            store, build_target(purge_config()),
+            audit=Audit(io.StringIO(), dry_run=False, store_format="curfew"),
+            progress=Progress(False),
+        ).run()
+        assert summary.outcome == "aborted"
+        assert "would remove 2000 of 3000 sessions (67%)" in summary.message
+        assert await store.count_sessions() == 3000
+    finally:
+        await store.aclose()
