@@ -1,15 +1,16 @@
 """An in-process session store for the demo when no Redis is at hand.
 
-It implements the store interface the sidecar uses (``check_and_touch``, ``expire``, ``ping``)
-with the very decision rules the Lua script mirrors (``curfew.sessions.rules.decide``), on a
-dict in memory: sessions behave as they would in Redis, and vanish when the process ends. Not
-for production: one process only, nothing shared, nothing persisted.
+It implements the store interface the sidecar uses (``check_and_touch``, ``expire``, ``ping``,
+and ``read_records`` to look at a record) with the very decision rules the Lua script mirrors
+(``curfew.sessions.rules.decide``), on a dict in memory: sessions behave as they would in Redis,
+and vanish when the process ends. Not for production: one process only, nothing shared, nothing
+persisted.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from curfew.sessions.rules import Decision, Limits, SessionRecord, Verdict, decide
@@ -65,9 +66,8 @@ class MemoryStore(SessionStore):
         if record is not None and record.expired is None:
             self._records[sid] = replace(record, expired=reason, expired_at_ms=self._clock())
 
-    async def read_record(self, sid: str) -> SessionRecord | None:
-        """The record of ``sid`` as it stands (tests and the demo's own page read it)."""
-        return self._records.get(sid)
+    async def read_records(self, sids: Sequence[str]) -> list[SessionRecord | None]:
+        return [self._records.get(sid) for sid in sids]
 
     async def ping(self) -> None:
         return None

@@ -71,7 +71,7 @@ async def test_expire_turns_a_live_session_into_a_tombstone_with_its_reason() ->
     store = MemoryStore(namespace="n", clock=clock)
     await check(store)
     await store.expire("sid", reason=Decision.EXPIRED_ABSOLUTE)
-    record = await store.read_record("sid")
+    (record,) = await store.read_records(["sid"])
     assert record is not None
     assert record.expired is Decision.EXPIRED_ABSOLUTE
     assert await check(store) is Decision.EXPIRED_ABSOLUTE
