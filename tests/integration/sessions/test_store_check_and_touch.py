@@ -1,6 +1,7 @@
 """check_and_touch, expire and ping against real Redis: a single server and a 3-master Cluster."""
 
 import asyncio
+import shutil
 import socket
 import subprocess
 import time
@@ -13,7 +14,7 @@ from curfew.sessions.errors import StoreConfigError, StoreUnavailable
 from curfew.sessions.identity import session_hash
 from curfew.sessions.rules import Decision, Limits, SessionRecord, decide
 from curfew.sessions.store import SessionStore
-from fixtures.redis_servers import RedisServer, free_port
+from fixtures.redis_servers import RedisClusterServers, RedisServer, free_port
 from fixtures.sessions import MIN, plant, read
 
 KEY = b"test-session-key-0123456789"
@@ -322,3 +323,60 @@ async def test_a_sentinel_url_finds_the_master_and_serves_checks(
         await store.aclose()
         sentinel.kill()
         sentinel.wait(10)
+
+
+def _tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.crt", "-days", "1", "-subj", "/CN=curfew-test-ca")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+            "server.csr", "-subj", "/CN=127.0.0.1")
+    (directory / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "ext.cnf")
+    return directory / "ca.crt", directory / "server.crt", directory / "server.key"
+
+
+async def test_a_rediss_url_checks_sessions_over_verified_tls(tmp_path: Path) -> None:
+    ca, cert, key = _tls_files(tmp_path)
+    tls_port = free_port()
+    server = RedisServer(
+        "--tls-port", str(tls_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+        "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
+    ).start()
+    store = SessionStore.from_url(
+        f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={ca}", key_prefix="curfew:",
+        socket_timeout=2,
+    )
+    untrusted = SessionStore.from_url(
+        f"rediss://127.0.0.1:{tls_port}/0", key_prefix="curfew:", socket_timeout=2
+    )
+    try:
+        assert (await check(store, sid_of("over-tls"))).decision is Decision.NEW
+        with pytest.raises(StoreUnavailable, match="certificate"):
+            await check(untrusted, sid_of("over-tls"))
+    finally:
+        await store.aclose()
+        await untrusted.aclose()
+        server.stop()
+
+
+async def test_sessions_spread_over_every_master_of_a_cluster(
+    redis_cluster_url: str, redis_cluster: RedisClusterServers
+) -> None:
+    store = SessionStore.from_url(redis_cluster_url, key_prefix="curfew:", socket_timeout=5)
+    try:
+        for i in range(600):
+            await check(store, sid_of(f"spread-{i}"))
+        per_master = [node.client().dbsize() for node in redis_cluster.nodes]
+        # 64 shards over three masters (23, 21 and 20 of them): each holds about a third.
+        assert sum(per_master) > 600
+        assert all(n > sum(per_master) / 5 for n in per_master), per_master
+    finally:
+        await store.aclose()
