@@ -53,12 +53,14 @@ class Demo:
     url: str
     banner: str
 
-    def stop(self) -> str:
-        """SIGTERM, then the rest of its output."""
+    def stop(self) -> None:
+        """SIGTERM; it must stop cleanly, as on Ctrl-C."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        out, _ = self.process.communicate(timeout=15)
-        return out
+        out, err = self.process.communicate(timeout=15)
+        assert self.process.returncode == 0, err
+        assert "Traceback" not in err, err
+        assert out.rstrip().endswith("Curfew demo: stopping")
 
 
 def start_demo(*args: str) -> Demo:
