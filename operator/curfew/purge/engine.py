@@ -25,7 +25,7 @@ from curfew.sessions.apps import AppSession, AppSessions
 from curfew.sessions.errors import StoreError
 from curfew.sessions.identity import session_hash
 from curfew.sessions.rules import Decision, Reason, SessionRecord, judge
-from curfew.sessions.store import SessionStore, ShardBatch, ShardMode
+from curfew.sessions.store import SessionStore, ShardBatch, ShardGroup, ShardMode
 
 
 @dataclass(frozen=True)
@@ -183,13 +183,19 @@ class Purge:
 
     def _removed_from_index(self, batch: ShardBatch) -> None:
         self.summary.repaired += batch.repaired
-        for entry in batch.entries:
+        for group in batch.groups:
             if self.apps is not None:
                 # With an app format the sessions are the app's: a Curfew record whose app
                 # session is already gone is cleanup.
-                self.summary.repaired += 1
+                self.summary.repaired += len(group.sids)
                 continue
-            self._count(entry.sid, entry.reason, entry.policy, entry.workload)
+            self._count_group(group)
+
+    def _count_group(self, group: ShardGroup) -> None:
+        self.summary.expired[group.reason] += len(group.sids)
+        self.audit.expired_many(
+            group.sids, reason=group.reason, policy=group.policy, workload=group.workload
+        )
 
     def _count(self, sid: str, reason: Reason, policy: str, workload: str) -> None:
         self.summary.expired[reason] += 1
@@ -287,8 +293,8 @@ class Purge:
         self.summary.message = f"{why}: would remove {would} sessions, removed nothing"
 
     def _would_remove(self, batch: ShardBatch) -> None:
-        for entry in batch.entries:
-            self._count(entry.sid, entry.reason, entry.policy, entry.workload)
+        for group in batch.groups:
+            self._count_group(group)
 
     async def _remove_apps(self, plan: Plan, apps: AppSessions) -> None:
         for batch in _batches(plan.apps, self.batch_size):

@@ -4,9 +4,11 @@ and the summary line of the purge summary contract."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +67,10 @@ def emit_summary(summary: Summary, termination_log: Path | None, out: TextIO) ->
             )
 
 
+_PLAIN = re.compile(r"[0-9A-Za-z]*")
+"""What needs no JSON escaping: keyed hashes are hex."""
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -88,11 +94,25 @@ class Audit:
         return encoded
 
     def expired(self, *, session: str, reason: Reason, policy: str, workload: str) -> None:
-        self.out.write(
+        self.expired_many([session], reason=reason, policy=policy, workload=workload)
+
+    def expired_many(
+        self, sessions: Sequence[str], *, reason: Reason, policy: str, workload: str
+    ) -> None:
+        """One line per session of a batch that share reason, policy and workload, written at
+        once: the per-session work is one string join, as a purge may write millions."""
+        if not sessions:
+            return
+        head = (
             f'{{"time":"{_now()}","event":"{self.event}","reason":"{reason.value}",'
-            f'"policy":{self._json(policy)},"workload":{self._json(workload)},'
-            f'"session":{json.dumps(session)},"store":{self.store_format}}}\n'
+            f'"policy":{self._json(policy)},"workload":{self._json(workload)},"session":'
         )
+        tail = f',"store":{self.store_format}}}\n'
+        if _PLAIN.fullmatch("".join(sessions)):
+            # Keyed hashes are hex: nothing in them needs JSON escaping.
+            self.out.write(head + '"' + f'"{tail}{head}"'.join(sessions) + '"' + tail)
+        else:
+            self.out.write("".join(head + json.dumps(s) + tail for s in sessions))
 
 
 class Progress:

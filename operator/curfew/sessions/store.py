@@ -94,13 +94,14 @@ ShardMode = Literal["count", "list", "remove"]
 
 
 @dataclass(frozen=True)
-class ShardEntry:
-    """A session ``purge_shard`` found expired (listed or removed)."""
+class ShardGroup:
+    """Sessions ``purge_shard`` found expired (listed or removed) for one reason, policy and
+    workload: one group per batch in the common case, so the job handles sessions in bulk."""
 
-    sid: str
     reason: Reason
     policy: str
     workload: str
+    sids: list[str]
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class ShardBatch:
     kept: int
     repaired: int
     counts: dict[Reason, int]
-    entries: list[ShardEntry]
+    groups: list[ShardGroup]
 
 
 def _describe(error: BaseException) -> str:
@@ -461,10 +462,12 @@ class SessionStore:
         result = {}
         for shard, reply in zip(shards, replies, strict=True):
             head, rest = reply[:6], reply[6:]
-            entries = [
-                ShardEntry(
-                    rest[i].decode(), _REASONS[rest[i + 1]], rest[i + 2].decode(),
-                    rest[i + 3].decode(),
+            groups = [
+                ShardGroup(
+                    _REASONS[rest[i]],
+                    rest[i + 1].decode(),
+                    rest[i + 2].decode(),
+                    rest[i + 3].decode().split(" "),
                 )
                 for i in range(0, len(rest), 4)
             ]
@@ -474,7 +477,7 @@ class SessionStore:
                 repaired=int(head[2]),
                 counts={Reason.IDLE: int(head[3]), Reason.ABSOLUTE: int(head[4]),
                         Reason.TIGHTENED: int(head[5])},
-                entries=entries,
+                groups=groups,
             )
         return result
 

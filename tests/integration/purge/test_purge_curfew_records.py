@@ -208,3 +208,45 @@ async def test_a_policy_json_is_accepted_as_the_config_too(
     assert run.code == 0, run.stderr
     assert run.summary["expired"] == {"idle": 3, "absolute": 2, "tightened": 1}
     assert len(groups["live"]) == await store.count_sessions()
+
+
+@pytest.mark.parametrize("shard_batch", ["1", "3", "5000"])
+async def test_sessions_of_several_workloads_across_many_batches_each_get_their_own_audit_line(
+    store: SessionStore, store_url: str, tmp_path: Path, shard_batch: str
+) -> None:
+    api = "Deployment/shop/api"
+    expected: dict[str, tuple[str, str]] = {}
+    live = []
+    for i in range(40):
+        workload = WEB if i % 2 else api
+        s = sid(f"many-{i}")
+        if i % 4 == 0:
+            live.append(s)
+            await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=MIN, workload=workload)
+        elif i % 4 == 1:
+            expected[s] = ("idle", workload)
+            await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=16 * MIN, workload=workload)
+        elif i % 4 == 2:
+            expected[s] = ("absolute", workload)
+            await plant(store, s, created_ago_ms=481 * MIN, last_ago_ms=MIN, workload=workload)
+        else:
+            # Live under its recorded 30 minutes; the api workload is held to 10 now.
+            if workload == api:
+                expected[s] = ("tightened", workload)
+            else:
+                live.append(s)
+            await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=12 * MIN,
+                        idle_ms=30 * MIN, workload=workload)
+    config = purge_config(workloads=(("web", 900, 28800), ("api", 600, 28800)), max_fraction=1)
+    run = curfew_purge(
+        write_config(tmp_path, config), store_url, env={"CURFEW_PURGE_SHARD_BATCH": shard_batch}
+    )
+    assert run.code == 0, run.stderr
+    got = {e["session"]: (e["reason"], e["workload"]) for e in run.events}
+    assert len(run.events) == len(got)
+    assert got == expected
+    for s in live:
+        rec = await read(store, s)
+        assert rec is not None
+        assert rec.expired is None
+    assert await store.count_sessions() == len(live)

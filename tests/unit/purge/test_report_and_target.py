@@ -44,6 +44,37 @@ def test_an_audit_line_is_json_with_the_keyed_hash_and_escaped_names() -> None:
     assert event["time"].endswith("Z")
 
 
+def test_a_batch_of_sessions_gives_one_audit_line_per_session_in_order() -> None:
+    out = io.StringIO()
+    sids = ["ab" * 32, "cd" * 32, "ef" * 32]
+    Audit(out, dry_run=True, store_format="curfew").expired_many(
+        sids, reason=Reason.IDLE, policy="shop/storefront", workload="Deployment/shop/web"
+    )
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [e["session"] for e in events] == sids
+    assert {e["event"] for e in events} == {"session.wouldExpire"}
+    assert {(e["reason"], e["policy"], e["workload"], e["store"]) for e in events} == {
+        ("idle", "shop/storefront", "Deployment/shop/web", "curfew")
+    }
+
+
+def test_a_batch_with_a_session_that_needs_escaping_still_gives_valid_json_lines() -> None:
+    out = io.StringIO()
+    sids = ["ab" * 32, 'x"\\n', "cd" * 32]
+    Audit(out, dry_run=False, store_format="curfew").expired_many(
+        sids, reason=Reason.ABSOLUTE, policy="p/q", workload="w"
+    )
+    assert [json.loads(line)["session"] for line in out.getvalue().splitlines()] == sids
+
+
+def test_an_empty_batch_writes_nothing() -> None:
+    out = io.StringIO()
+    Audit(out, dry_run=False, store_format="curfew").expired_many(
+        [], reason=Reason.IDLE, policy="p/q", workload="w"
+    )
+    assert out.getvalue() == ""
+
+
 def test_the_progress_line_is_silent_when_disabled() -> None:
     out = io.StringIO()
     Progress(False, out).show("judged", 1, 1, force=True)
