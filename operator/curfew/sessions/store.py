@@ -38,6 +38,7 @@ from redis.backoff import ExponentialBackoff
 
 from curfew.sessions import keys
 from curfew.sessions.errors import StoreConfigError, StoreDataError, StoreUnavailable
+from curfew.sessions.resp import LeanRedis, ReplyError, lean_address, reply_error
 from curfew.sessions.rules import Decision, Limits, Reason, SessionRecord, Verdict
 
 DEFAULT_SOCKET_TIMEOUT: Final = 0.25
@@ -242,11 +243,14 @@ class SessionStore:
         namespace: str,
         cluster: bool = False,
         retain_seconds: float = DEFAULT_RETAIN_SECONDS,
+        lean: LeanRedis | None = None,
     ) -> None:
         self._client = client
         self.namespace = namespace
         self.cluster = cluster
         self.retain_ms = round(retain_seconds * 1000)
+        self.lean = lean
+        """The pipelined connection ``check_and_touch`` uses, when the URL allows one."""
 
     @classmethod
     def from_url(
@@ -260,11 +264,14 @@ class SessionStore:
         retries: int = DEFAULT_RETRIES,
         retain_seconds: float = DEFAULT_RETAIN_SECONDS,
         max_connections: int = 64,
+        lean: bool = False,
     ) -> SessionStore:
         """A store for the config's ``store.keyPrefix`` and ``store.format``.
 
         Pass both as the unified config has them: with an app format Curfew keeps its records
         under ``curfew:<keyPrefix>``, out of the app's keyspace (``keys.curfew_namespace``).
+        ``lean``: send ``check_and_touch`` over a pipelined connection of its own
+        (``curfew.sessions.resp``) when the URL names one plain server; the sidecar's hot path.
         """
         if "{" in key_prefix or "}" in key_prefix:
             raise StoreConfigError("store.keyPrefix must not contain '{' or '}' (hash tags)")
@@ -275,11 +282,16 @@ class SessionStore:
             retries=retries,
             max_connections=max_connections,
         )
+        address = lean_address(url) if lean else None
         return cls(
             client,
             namespace=keys.curfew_namespace(format, key_prefix),
             cluster=cluster,
             retain_seconds=retain_seconds,
+            lean=None if address is None else LeanRedis(
+                address, socket_timeout=socket_timeout, connect_timeout=connect_timeout,
+                retries=retries,
+            ),
         )
 
     @property
@@ -294,6 +306,19 @@ class SessionStore:
             except rexc.NoScriptError:
                 # EVAL both runs the script and caches it, so the next call is an EVALSHA again.
                 return await self._client.eval(script.source, len(keys_), *keys_, *args)
+
+    async def _eval_lean(
+        self, lean: LeanRedis, script: _Script, keys_: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        try:
+            return await lean.call("EVALSHA", script.sha, len(keys_), *keys_, *args)
+        except ReplyError as error:
+            if not str(error).startswith("NOSCRIPT"):
+                raise reply_error(error) from error
+        try:
+            return await lean.call("EVAL", script.source, len(keys_), *keys_, *args)
+        except ReplyError as error:
+            raise reply_error(error) from error
 
     async def check_and_touch(
         self,
@@ -311,21 +336,22 @@ class SessionStore:
         tombstone and keeps answering with its reason. ``app_key`` only records that the app
         keeps a session of its own (the key itself is never stored: it may hold the raw id).
         """
-        reply = await self._eval(
-            CHECK_AND_TOUCH,
-            keys.session_keys(self.namespace, sid),
-            (
-                sid,
-                limits.idle_ms,
-                limits.absolute_ms,
-                limits.renewal_ms,
-                1 if activity else 0,
-                policy,
-                workload,
-                1 if app_key else 0,
-                self.retain_ms,
-            ),
+        keys_ = keys.session_keys(self.namespace, sid)
+        args = (
+            sid,
+            limits.idle_ms,
+            limits.absolute_ms,
+            limits.renewal_ms,
+            1 if activity else 0,
+            policy,
+            workload,
+            1 if app_key else 0,
+            self.retain_ms,
         )
+        if self.lean is None:
+            reply = await self._eval(CHECK_AND_TOUCH, keys_, args)
+        else:
+            reply = await self._eval_lean(self.lean, CHECK_AND_TOUCH, keys_, args)
         try:
             decision = Decision(_text(reply[0]))
             return Verdict(
@@ -370,6 +396,8 @@ class SessionStore:
             await self._client.ping()
 
     async def aclose(self) -> None:
+        if self.lean is not None:
+            await self.lean.aclose()
         with translate_errors():
             await self._client.aclose()
 

@@ -25,6 +25,7 @@ def open_store(settings: SidecarSettings, policy: SidecarPolicy) -> SessionStore
         socket_timeout=settings.redis_timeout_seconds,
         connect_timeout=settings.redis_timeout_seconds,
         retries=settings.redis_retries,
+        lean=True,
     )
 
 

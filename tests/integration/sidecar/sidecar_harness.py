@@ -29,6 +29,7 @@ from curfew.api.config import UnifiedConfig
 from curfew.sessions.identity import session_hash
 from curfew.sessions.keys import session_keys
 from curfew.sessions.store import SessionStore
+from curfew.sidecar.main import open_store
 from curfew.sidecar.reload import load_policy
 from curfew.sidecar.server import Sidecar
 from curfew.sidecar.settings import SidecarSettings
@@ -250,11 +251,8 @@ async def start_sidecar(
         config = SidecarSettings(**values)
         policy = load_policy(config.config)
         assert config.redis_url is not None
-        store = SessionStore.from_url(
-            config.redis_url.get_secret_value(), key_prefix=policy.key_prefix,
-            format=policy.store_format, socket_timeout=config.redis_timeout_seconds,
-            connect_timeout=config.redis_timeout_seconds, retries=config.redis_retries,
-        )
+        # The store as the process opens it: the lean connection for plain redis:// URLs.
+        store = open_store(config, policy)
         sidecar = Sidecar(config, policy, store)
         bound = await sidecar.start()
         inspector = SessionStore.from_url(

@@ -1,0 +1,265 @@
+"""A lean, pipelined Redis connection for the sidecar's one hot command (``EVALSHA``).
+
+redis-py's asyncio client spends about 50 µs of CPU per command (connection pool checkout,
+retry wrappers, response callbacks, a socket read per reply). The sidecar sends exactly one
+command per request, always the same script, to one server, so this module does only that: one
+TCP connection per client, every command written as it comes (writes of one event-loop tick go
+out in one ``send``), and replies matched to callers in order as hiredis parses them (Redis
+answers a connection's commands in the order it got them).
+
+Only plain single-server URLs (``redis://[user:password@]host[:port][/db]``) take this path
+(:func:`lean_address`); TLS, Unix sockets, Sentinel and Cluster stay with redis-py, which knows
+failover and slot routing. The store's guarantees are kept: a reply that does not come within
+the socket timeout fails every command waiting on that connection and closes it (a late reply
+could otherwise be matched to the wrong caller); connecting has its own timeout; connection
+failures are retried a bounded number of times with a short backoff; every outage surfaces as
+:class:`~curfew.sessions.errors.StoreUnavailable` and a refused command as
+:class:`~curfew.sessions.errors.StoreDataError`. A ``NOSCRIPT`` reply is returned to the caller
+like any other error reply (the store then sends ``EVAL``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import dataclass
+from typing import Any, Final, cast
+from urllib.parse import unquote, urlsplit
+
+import hiredis
+
+from curfew.sessions.errors import StoreDataError, StoreUnavailable
+
+_UNAVAILABLE_REPLIES: Final = ("LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY")
+_BACKOFF_BASE: Final = 0.02
+_BACKOFF_CAP: Final = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where a lean connection goes, and how it logs in."""
+
+    host: str
+    port: int
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+
+def lean_address(url: str) -> Address | None:
+    """The server of a plain ``redis://`` URL; None for every form the lean path leaves to
+    redis-py (TLS, Unix sockets, Sentinel, Cluster, query options)."""
+    parts = urlsplit(url)
+    if parts.scheme != "redis" or parts.query or not parts.hostname:
+        return None
+    try:
+        port = parts.port or 6379
+        path = parts.path.strip("/")
+        db = int(path) if path else 0
+    except ValueError:
+        return None
+    return Address(
+        host=parts.hostname,
+        port=port,
+        db=db,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+def _pack(command: tuple[str | bytes | int | float, ...]) -> bytes:
+    # hiredis's stub types the argument as a one-element tuple; any length is accepted.
+    packed: bytes = hiredis.pack_command(command)  # type: ignore[arg-type]
+    return packed
+
+
+class ReplyError(Exception):
+    """An error reply of Redis (``-ERR ...``, ``-NOSCRIPT ...``) to one command."""
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection; pending commands are answered in the order they were sent."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._reader = hiredis.Reader()
+        self._pending: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self._out: list[bytes] = []
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        self.closed = False
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        reader = self._reader
+        pending = self._pending
+        reader.feed(data)
+        while True:
+            try:
+                reply = reader.gets()
+            except hiredis.ProtocolError as error:
+                self._fail(StoreUnavailable(f"Redis unavailable: protocol error: {error}"))
+                return
+            if reply is False:
+                return
+            if not pending:
+                self._fail(StoreUnavailable("Redis unavailable: a reply nobody asked for"))
+                return
+            future = pending.popleft()[0]
+            if not future.done():
+                if isinstance(reply, hiredis.ReplyError):
+                    future.set_exception(ReplyError(str(reply)))
+                else:
+                    future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(StoreUnavailable(
+            f"Redis unavailable: connection lost{f': {exc}' if exc else ''}"
+        ))
+
+    # commands
+
+    def send(self, packed: bytes) -> asyncio.Future[Any]:
+        """Queue one packed command; the future gets its reply (or ReplyError)."""
+        if self.closed:
+            raise StoreUnavailable("Redis unavailable: connection closed")
+        future = self._loop.create_future()
+        self._pending.append((future, self._loop.time() + self._timeout))
+        if not self._out:
+            self._loop.call_soon(self._flush)
+        self._out.append(packed)
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._timeout, self._check_deadline)
+        return future
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if self._transport is not None and not self.closed and out:
+            self._transport.write(b"".join(out) if len(out) > 1 else out[0])
+
+    def _check_deadline(self) -> None:
+        # One timer per connection, not one per command: it re-arms for the oldest reply due.
+        self._timer = None
+        if not self._pending or self.closed:
+            return
+        overdue = self._pending[0][1] - self._loop.time()
+        if overdue <= 0:
+            self._fail(StoreUnavailable(
+                f"Redis unavailable: no reply within {self._timeout:g} s"
+            ))
+            return
+        self._timer = self._loop.call_later(overdue, self._check_deadline)
+
+    def _fail(self, error: StoreUnavailable) -> None:
+        """Close the connection and fail every command waiting on it: once one reply is lost
+        or late, the order that matches replies to callers cannot be trusted."""
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._transport is not None:
+            self._transport.abort()
+        pending, self._pending = self._pending, collections.deque()
+        for future, _ in pending:
+            if not future.done():
+                future.set_exception(error)
+
+    def close(self) -> None:
+        self._fail(StoreUnavailable("Redis unavailable: connection closed"))
+
+
+class LeanRedis:
+    """A pipelined connection to one Redis server for :meth:`call` (see the module docstring).
+
+    Connects lazily, on the first command, and again after the connection was lost.
+    """
+
+    def __init__(
+        self,
+        address: Address,
+        *,
+        socket_timeout: float,
+        connect_timeout: float,
+        retries: int,
+    ) -> None:
+        self.address = address
+        self._socket_timeout = socket_timeout
+        self._connect_timeout = connect_timeout
+        self._retries = retries
+        self._conn: _Connection | None = None
+        self._connecting: asyncio.Future[_Connection] | None = None
+
+    async def call(self, *args: str | bytes | int | float) -> Any:
+        """Send one command; its reply. Raises ReplyError for an error reply, StoreUnavailable
+        when the server cannot be reached or does not answer in time (after the retries)."""
+        packed = _pack(args)
+        attempt = 0
+        while True:
+            try:
+                conn = self._conn
+                if conn is None or conn.closed:
+                    conn = await self._connect()
+                return await conn.send(packed)
+            except ReplyError as error:
+                text = str(error)
+                if text.startswith(_UNAVAILABLE_REPLIES):
+                    raise StoreUnavailable(f"Redis unavailable: {text}") from error
+                raise
+            except StoreUnavailable:
+                if attempt >= self._retries:
+                    raise
+                await asyncio.sleep(min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
+                attempt += 1
+
+    async def _connect(self) -> _Connection:
+        # Concurrent callers share one connection attempt.
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._open())
+        connecting = self._connecting
+        try:
+            return await asyncio.shield(connecting)
+        finally:
+            if connecting.done() and self._connecting is connecting:
+                self._connecting = None
+
+    async def _open(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        a = self.address
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: _Connection(self._socket_timeout), a.host, a.port),
+                self._connect_timeout,
+            )
+        except (OSError, TimeoutError) as error:
+            raise StoreUnavailable(
+                f"Redis unavailable: cannot connect to {a.host}:{a.port}: "
+                f"{error or type(error).__name__}"
+            ) from error
+        try:
+            if a.password is not None:
+                login = (a.username, a.password) if a.username else (a.password,)
+                await conn.send(_pack(("AUTH", *login)))
+            if a.db:
+                await conn.send(_pack(("SELECT", a.db)))
+        except ReplyError as error:
+            conn.close()
+            # Wrong credentials or database: an outage to the store's callers, as in redis-py.
+            raise StoreUnavailable(f"Redis unavailable: {error}") from error
+        self._conn = conn
+        return conn
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def reply_error(error: ReplyError) -> StoreDataError:
+    """The store's error for a command Redis refused."""
+    return StoreDataError(f"Redis refused a command: {error}")
