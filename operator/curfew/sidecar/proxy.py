@@ -1,7 +1,8 @@
 """Proxy mode: a reverse proxy in front of the app that enforces the policy on every request.
 
-HTTP/1.1 keep-alive to the app through one pooled client session; request and response bodies
-are streamed (small responses of known length are relayed in one piece, which is cheaper);
+HTTP/1.1 keep-alive to the app through a pool of connections (the lean client of
+:mod:`curfew.sidecar.upstream`); request and response bodies are streamed (small responses of
+known length are relayed in one piece, which is cheaper);
 end-to-end headers pass unchanged, hop-by-hop ones do not (RFC 9110 section 7.6.1); the
 ``X-Forwarded-*`` headers are set; websockets are relayed both ways, and the messages a client
 sends count as activity.
@@ -12,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from typing import Final
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -22,6 +25,7 @@ from yarl import URL
 
 from curfew.sidecar.enforce import JSON, Enforcer, Outcome, RequestFacts
 from curfew.sidecar.rules import CURFEW_HEADERS
+from curfew.sidecar.upstream import UpstreamError, UpstreamPool, UpstreamResponse, UpstreamTimeout
 
 _log = logging.getLogger(__name__)
 
@@ -35,6 +39,7 @@ _WS_LEG_HEADERS: Final = frozenset({
     "sec-websocket-accept", "sec-websocket-protocol",
 })
 _REQUEST_DROP: Final = HOP_BY_HOP | CURFEW_HEADERS | {"expect"}
+_REQUEST_DROP_RAW: Final = frozenset(h.encode() for h in _REQUEST_DROP)
 _RESPONSE_DROP: Final = HOP_BY_HOP
 _SMALL_BODY: Final = 64 * 1024
 _NO_BODY_STATUS: Final = frozenset({204, 304})
@@ -89,6 +94,15 @@ class ReverseProxy:
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self._ws_interval = websocket_interval
+        target = urlsplit(upstream)
+        self._pool = UpstreamPool(
+            target.hostname or "127.0.0.1",
+            target.port or (443 if target.scheme == "https" else 80),
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
+            tls=ssl.create_default_context() if target.scheme == "https" else None,
+        )
+        self._host_line = f"Host: {target.netloc}\r\n".encode("latin-1")
+        # aiohttp's client makes the app's leg of websockets only.
         self._client: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -103,6 +117,7 @@ class ReverseProxy:
         )
 
     async def aclose(self) -> None:
+        await self._pool.aclose()
         if self._client is not None:
             await self._client.close()
 
@@ -116,29 +131,68 @@ class ReverseProxy:
             return answer(outcome)
         if request.raw_path[:1] != "/":
             return web.Response(status=400, text="absolute-form request targets are not proxied")
-        headers = self._upstream_headers(request, outcome.headers)
-        url = URL(self._upstream + request.raw_path, encoded=True)
         if "websocket" in request.headers.get("Upgrade", "").lower():
+            url = URL(self._upstream + request.raw_path, encoded=True)
+            headers = self._upstream_headers(request, outcome.headers)
             return await self._websocket(request, url, headers, facts)
         if request.headers.get("Expect", "").lower() == "100-continue":
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        assert self._client is not None
+        head, chunked = self._upstream_head(request, outcome.headers)
         enforcer.metrics.added_latency.observe(time.perf_counter() - started)
         try:
-            upstream = await self._client.request(
-                request.method, url, headers=headers, allow_redirects=False,
-                data=request.content if request.body_exists else None,
+            upstream = await self._pool.request(
+                request.method, head, request.content.iter_any() if request.body_exists else None,
+                chunked=chunked,
             )
-        except TimeoutError:
+        except UpstreamTimeout:
             return _gateway_error(504, "upstream_timeout")
-        except aiohttp.ClientError as err:
+        except UpstreamError as err:
             _log.warning("upstream %s unreachable: %s", self._upstream, err)
             return _gateway_error(502, "upstream_unavailable")
         return await self._relay(request, upstream, outcome.headers)
 
+    def _upstream_head(
+        self, request: web.BaseRequest, added: dict[str, str]
+    ) -> tuple[bytes, bool]:
+        """The request line and headers to send the app, and whether the body is re-chunked.
+
+        Built from the client's raw header bytes: names keep their spelling and order."""
+        src = request.headers
+        drop = _REQUEST_DROP_RAW
+        if "Connection" in src:
+            drop = drop | {t.encode("latin-1") for t in _connection_tokens(src)}
+        peer = request.remote
+        if peer:
+            drop = drop | {b"x-forwarded-for"}
+        out = [f"{request.method} {request.raw_path} HTTP/1.1\r\n".encode("utf-8",
+                                                                          "surrogateescape")]
+        for name, value in request.raw_headers:
+            if name.lower() not in drop:
+                out.append(b"%b: %b\r\n" % (name, value))
+        if "Host" not in src:
+            out.append(self._host_line)
+        if peer:
+            prior = ", ".join(src.getall("X-Forwarded-For", ()))
+            out.append(f"X-Forwarded-For: {prior}, {peer}\r\n".encode("latin-1") if prior
+                       else f"X-Forwarded-For: {peer}\r\n".encode("latin-1"))
+        if "X-Forwarded-Proto" not in src:
+            out.append(b"X-Forwarded-Proto: https\r\n" if request.secure
+                       else b"X-Forwarded-Proto: http\r\n")
+        if "X-Forwarded-Host" not in src and request.host:
+            out.append(f"X-Forwarded-Host: {request.host}\r\n".encode("latin-1"))
+        for key, text in added.items():
+            out.append(f"{key}: {text}\r\n".encode("latin-1"))
+        # A chunked upload keeps its framing to the app (Transfer-Encoding is hop-by-hop).
+        chunked = request.body_exists and "Content-Length" not in src
+        if chunked:
+            out.append(b"Transfer-Encoding: chunked\r\n")
+        out.append(b"\r\n")
+        return b"".join(out), chunked
+
     def _upstream_headers(
         self, request: web.BaseRequest, added: dict[str, str]
     ) -> CIMultiDict[str]:
+        """The websocket handshake's headers to the app (aiohttp's client makes that leg)."""
         src = request.headers
         drop = _REQUEST_DROP | _connection_tokens(src) if "Connection" in src else _REQUEST_DROP
         out: CIMultiDict[str] = CIMultiDict()
@@ -159,13 +213,12 @@ class ReverseProxy:
     async def _relay(
         self,
         request: web.BaseRequest,
-        upstream: aiohttp.ClientResponse,
+        upstream: UpstreamResponse,
         added: dict[str, str],
     ) -> web.StreamResponse:
-        src = upstream.headers
-        drop = _RESPONSE_DROP | _connection_tokens(src) if "Connection" in src else _RESPONSE_DROP
+        drop = _RESPONSE_DROP | upstream.connection_tokens
         headers: CIMultiDict[str] = CIMultiDict()
-        for name, value in src.items():
+        for name, value in upstream.headers:
             if name.lower() not in drop:
                 headers.add(name, value)
         headers.update(added)
@@ -176,7 +229,10 @@ class ReverseProxy:
         ):
             try:
                 body = await upstream.read()
-            except aiohttp.ClientError:
+            except UpstreamTimeout:
+                return _gateway_error(504, "upstream_timeout")
+            except UpstreamError as err:
+                _log.warning("upstream %s failed mid-response: %s", self._upstream, err)
                 return _gateway_error(502, "upstream_unavailable")
             return web.Response(status=upstream.status, reason=upstream.reason, headers=headers,
                                 body=body)
@@ -184,7 +240,7 @@ class ReverseProxy:
                                       headers=headers)
         try:
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
+            async for chunk in upstream.iter_chunks():
                 await response.write(chunk)
             await response.write_eof()
         finally:

@@ -1,0 +1,434 @@
+"""A lean HTTP/1.1 client to the app, on asyncio protocols, with a keep-alive connection pool.
+
+aiohttp's ClientSession costs about 50 µs of CPU per request (URL objects, a cookie jar, tracing
+hooks, timers, a response object with parsed headers). The proxy talks to one app over plain
+HTTP/1.1 on loopback, so this client does only that: the request head is written as bytes
+built from the client's raw headers, the response head is split by hand, and the body is read
+with the framing RFC 9112 section 6.3 prescribes (no body for HEAD, 1xx, 204 and 304;
+``Transfer-Encoding: chunked``; ``Content-Length``; otherwise until the app closes). Bodies
+stream both ways with flow control (reading from the app pauses while the client is slow).
+
+A connection goes back to the pool only after its response was read completely and the app
+allowed keep-alive. A request without a body that finds a pooled connection closed by the app
+before any byte of the answer arrived is sent once more on a fresh connection (the app never
+saw it); anything else that goes wrong is an :class:`UpstreamError` (502) or, when the app
+stops sending for the read timeout, :class:`UpstreamTimeout` (504). Websockets do not use this
+client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+from collections.abc import AsyncIterator
+from typing import Final, cast
+
+_MAX_HEAD: Final = 64 * 1024
+_HIGH_WATER: Final = 256 * 1024
+_LOW_WATER: Final = 64 * 1024
+_READ_SIZE: Final = 64 * 1024
+_MAX_IDLE: Final = 256
+_NO_BODY_STATUS: Final = frozenset({204, 304})
+
+
+class UpstreamError(Exception):
+    """The app could not be reached, or answered something that is not HTTP/1.1."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """The app sent nothing for the read timeout."""
+
+
+class _Closed(UpstreamError):
+    """The connection closed before any byte of an answer: safe to resend a bodiless request."""
+
+
+class _Connection(asyncio.Protocol):
+    """One connection to the app: a receive buffer with flow control, and write draining."""
+
+    def __init__(self, read_timeout: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._read_timeout = read_timeout
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.closed = False
+        self._eof = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._reading_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > _HIGH_WATER and not self._reading_paused and self.transport:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        self._wake()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = self._eof = True
+        self._wake()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_exception(UpstreamError(f"connection lost: {exc}"))
+
+    def pause_writing(self) -> None:
+        if self._drain is None or self._drain.done():
+            self._drain = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise UpstreamError("connection closed")
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self._drain is not None:
+            await self._drain
+
+    def consumed(self, n: int) -> bytes:
+        """Take ``n`` bytes off the front of the buffer (resuming reads below the low mark)."""
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        if self._reading_paused and len(self.buffer) < _LOW_WATER and self.transport:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def more(self) -> bool:
+        """Wait for more bytes; False once the app closed (no more will come)."""
+        if self._eof:
+            return False
+        waiter = self._waiter = self._loop.create_future()
+        timer = self._loop.call_later(self._read_timeout, _time_out, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(UpstreamTimeout("the app sent nothing within the read timeout"))
+
+
+class UpstreamResponse:
+    """The head of the app's answer, and its body to read once."""
+
+    __slots__ = (
+        "_chunked",
+        "_conn",
+        "_done",
+        "_keep_alive",
+        "_pool",
+        "_remaining",
+        "connection_tokens",
+        "content_length",
+        "headers",
+        "reason",
+        "status",
+    )
+
+    def __init__(
+        self,
+        pool: UpstreamPool,
+        conn: _Connection,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        *,
+        bodiless: bool,
+        chunked: bool,
+        content_length: int | None,
+        keep_alive: bool,
+        connection_tokens: frozenset[str],
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        """(name, value) pairs in the app's order and spelling, hop-by-hop ones included."""
+        self.content_length = content_length
+        self.connection_tokens = connection_tokens
+        """Header names the app's ``Connection`` header lists (hop-by-hop for this leg)."""
+        self._conn = conn
+        self._pool = pool
+        self._chunked = chunked
+        self._remaining = 0 if bodiless else content_length
+        # Without chunking or a length, the body runs until the app closes the connection.
+        self._keep_alive = keep_alive and (bodiless or chunked or content_length is not None)
+        self._done = bodiless or content_length == 0
+        if self._done:
+            self.release()
+
+    async def read(self) -> bytes:
+        """The whole body (for responses of known, small length)."""
+        return b"".join([chunk async for chunk in self.iter_chunks()])
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; the connection is released once it was read to its end."""
+        if self._done:
+            return
+        conn = self._conn
+        try:
+            if self._chunked:
+                async for chunk in self._chunks(conn):
+                    yield chunk
+            elif self._remaining is not None:
+                remaining = self._remaining
+                while remaining:
+                    if not conn.buffer and not await conn.more():
+                        raise UpstreamError("the app closed the connection mid-body")
+                    chunk = conn.consumed(min(remaining, len(conn.buffer)))
+                    remaining -= len(chunk)
+                    if chunk:
+                        yield chunk
+            else:
+                while True:
+                    if conn.buffer:
+                        yield conn.consumed(len(conn.buffer))
+                    elif not await conn.more():
+                        break
+        except BaseException:
+            self._keep_alive = False
+            self.release()
+            raise
+        self._done = True
+        self.release()
+
+    async def _chunks(self, conn: _Connection) -> AsyncIterator[bytes]:
+        while True:
+            line = await _line(conn)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise UpstreamError("the app sent a malformed chunk size") from None
+            if size == 0:
+                # Trailers (dropped: hop-by-hop for this leg) up to an empty line.
+                while await _line(conn):
+                    pass
+                return
+            while size:
+                if not conn.buffer and not await conn.more():
+                    raise UpstreamError("the app closed the connection mid-chunk")
+                chunk = conn.consumed(min(size, len(conn.buffer)))
+                size -= len(chunk)
+                if chunk:
+                    yield chunk
+            if await _line(conn):
+                raise UpstreamError("the app sent a chunk longer than its size")
+
+    def release(self) -> None:
+        """Return the connection to the pool when its answer is complete, else close it."""
+        conn, self._conn = self._conn, None  # type: ignore[assignment]
+        if conn is None:
+            return
+        if self._done and self._keep_alive and not conn.buffer:
+            self._pool.put(conn)
+        else:
+            conn.close()
+
+
+async def _line(conn: _Connection) -> bytes:
+    start = 0
+    while True:
+        end = conn.buffer.find(b"\r\n", start)
+        if end >= 0:
+            return conn.consumed(end + 2)[:-2]
+        if len(conn.buffer) > _MAX_HEAD:
+            raise UpstreamError("the app sent an overlong line")
+        start = max(0, len(conn.buffer) - 1)
+        if not await conn.more():
+            raise UpstreamError("the app closed the connection mid-body")
+
+
+class UpstreamPool:
+    """Keep-alive connections to one app (``host:port``), most recently used first."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._tls = tls
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._idle: collections.deque[_Connection] = collections.deque()
+        self.opened = 0
+        """Connections opened so far (reuse shows as requests outnumbering them)."""
+
+    def put(self, conn: _Connection) -> None:
+        if len(self._idle) >= _MAX_IDLE:
+            conn.close()
+        else:
+            self._idle.append(conn)
+
+    async def _open(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _Connection(self._read_timeout), self.host, self.port,
+                    ssl=self._tls, server_hostname=self.host if self._tls else None,
+                ),
+                self._connect_timeout,
+            )
+        except TimeoutError:
+            raise UpstreamError(f"no connection to {self.host}:{self.port} within "
+                                f"{self._connect_timeout:g} s") from None
+        except OSError as error:
+            raise UpstreamError(f"cannot connect to {self.host}:{self.port}: {error}") from None
+        self.opened += 1
+        return conn
+
+    async def request(
+        self,
+        method: str,
+        head: bytes,
+        body: AsyncIterator[bytes] | None = None,
+        *,
+        chunked: bool = False,
+    ) -> UpstreamResponse:
+        """Send one request (``head``: request line and headers, blank line included) and read
+        the head of its answer. ``body`` is streamed after the head, chunk-encoded if
+        ``chunked``."""
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.closed:
+                continue
+            try:
+                return await self._exchange(conn, method, head, body, chunked)
+            except _Closed:
+                if body is not None:
+                    raise UpstreamError("the app closed a kept-alive connection") from None
+                # The app closed an idle connection as we reused it: it never saw the request.
+        conn = await self._open()
+        try:
+            return await self._exchange(conn, method, head, body, chunked)
+        except _Closed as error:
+            raise UpstreamError(str(error)) from None
+
+    async def _exchange(
+        self,
+        conn: _Connection,
+        method: str,
+        head: bytes,
+        body: AsyncIterator[bytes] | None,
+        chunked: bool,
+    ) -> UpstreamResponse:
+        try:
+            conn.write(head)
+            if body is not None:
+                await _send_body(conn, body, chunked)
+            while True:
+                response = await self._read_head(conn, method)
+                if response is not None:
+                    return response
+        except BaseException:
+            conn.close()
+            raise
+
+    async def _read_head(self, conn: _Connection, method: str) -> UpstreamResponse | None:
+        buffer = conn.buffer
+        start = 0
+        while True:
+            end = buffer.find(b"\r\n\r\n", start)
+            if end >= 0:
+                break
+            if len(buffer) > _MAX_HEAD:
+                raise UpstreamError("the app sent an oversized response head")
+            start = max(0, len(buffer) - 3)
+            if not await conn.more():
+                if not buffer:
+                    raise _Closed("the app closed the connection without answering")
+                raise UpstreamError("the app closed the connection mid-head")
+        lines = conn.consumed(end + 4)[:-4].decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+            raise UpstreamError(f"the app did not answer HTTP/1.1: {lines[0][:40]!r}")
+        status = int(code)
+        if 100 <= status < 200:
+            if status == 101:
+                raise UpstreamError("the app switched protocols on a plain request")
+            return None  # 100 Continue, 103 Early Hints: the final answer follows
+        headers: list[tuple[str, str]] = []
+        content_length: int | None = None
+        chunked = False
+        connection = ""
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name[-1] in " \t" or line[0] in " \t":
+                raise UpstreamError("the app sent a malformed header line")
+            value = value.strip(" \t")
+            lname = name.lower()
+            if lname == "content-length":
+                if not value.isdigit() or (content_length is not None
+                                           and content_length != int(value)):
+                    raise UpstreamError("the app sent an invalid Content-Length")
+                content_length = int(value)
+            elif lname == "transfer-encoding":
+                chunked = value.lower().rsplit(",", 1)[-1].strip() == "chunked"
+                if not chunked:
+                    # Another final coding: the body runs until the app closes.
+                    content_length = None
+            elif lname == "connection":
+                connection = f"{connection},{value}" if connection else value
+            headers.append((name, value))
+        if chunked:
+            content_length = None  # Transfer-Encoding overrides Content-Length (RFC 9112 6.3)
+        tokens = (frozenset(t.strip().lower() for t in connection.split(","))
+                  if connection else frozenset())
+        keep_alive = version == "HTTP/1.1" and "close" not in tokens
+        return UpstreamResponse(
+            self, conn, status, reason, headers,
+            bodiless=method == "HEAD" or status in _NO_BODY_STATUS,
+            chunked=chunked, content_length=content_length, keep_alive=keep_alive,
+            connection_tokens=tokens,
+        )
+
+    async def aclose(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+
+async def _send_body(conn: _Connection, body: AsyncIterator[bytes], chunked: bool) -> None:
+    try:
+        async for chunk in body:
+            if not chunk:
+                continue
+            conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+            await conn.drain()
+        if chunked:
+            conn.write(b"0\r\n\r\n")
+    except UpstreamError:
+        # The app stopped reading the body (it may have answered already, e.g. 413): read on.
+        if conn.closed and not conn.buffer:
+            raise
