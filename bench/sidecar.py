@@ -14,8 +14,16 @@ keep-alive), every request carrying one of ``--sessions`` session cookies:
 Ends with one line: ``RESULT direct_rps=… proxied_rps=… rps_ratio=… added_p50_ms=…
 added_p99_ms=… redis_calls_per_request=…``.
 
+Placement (``--pin``, the default on a machine with two cores or more): the process being
+measured gets a core of its own and everything else shares the other, the same way in both
+runs. Direct: the app alone on core 1; wrk on core 0. Proxied: the sidecar alone on core 1;
+wrk, the app and Redis on core 0. So ``rps_ratio`` compares the sidecar's throughput on one
+core with the app's on one core, and neither run lends the measured process the other core's
+idle time. ``--no-pin`` lets the kernel place everything (all processes then compete for
+every core, and the proxied run crosses four processes against the direct run's two).
+
 Usage: ``python bench/sidecar.py [--duration 8] [--connections 64] [--sessions 1000]``.
-Everything shares this machine's cores (wrk included): compare figures within one run only.
+Other work on the machine shows in the figures: compare figures within one run only.
 """
 
 from __future__ import annotations
@@ -113,11 +121,27 @@ def wait_http(port: int, path: str = "/", timeout: float = 20) -> None:
     raise SystemExit(f"nothing answered on port {port}")
 
 
-def wrk(port: int, connections: int, seconds: float, script: Path) -> dict[str, float]:
+class Placement:
+    """Which cores each process may run on (see the module docstring); a no-op unpinned."""
+
+    def __init__(self, pin: bool) -> None:
+        self.pin = pin
+        self.measured = {1}
+        self.rest = {0}
+
+    def __call__(self, pid: int, cores: set[int]) -> None:
+        if self.pin:
+            os.sched_setaffinity(pid, cores)
+
+
+def wrk(
+    port: int, connections: int, seconds: float, script: Path, place: Placement
+) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
          "-s", str(script), f"http://127.0.0.1:{port}/"],
         capture_output=True, text=True, check=True,
+        preexec_fn=lambda: place(0, place.rest),
     ).stdout
     match = re.search(r"^JSON (.*)$", out, re.M)
     if match is None:
@@ -166,6 +190,9 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--latency-rounds", type=int, default=5,
                         help="alternating direct/proxied light-load runs; medians are reported")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction,
+                        default=(os.cpu_count() or 1) >= 2,
+                        help="give the measured process a core of its own (default with 2+ cores)")
     parser.add_argument("--upstream-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.upstream_server:
@@ -202,23 +229,35 @@ def main() -> int:
         wait_http(app_port)
         wait_http(ops_port, "/readyz")
         client = redis.Redis(port=redis_port)
+        redis_proc, app_proc, sidecar_proc = procs
+        place = Placement(args.pin)
+        place(redis_proc.pid, place.rest)
+        place(sidecar_proc.pid, place.measured)
+
+        def direct_run(connections: int, seconds: float) -> dict[str, float]:
+            place(app_proc.pid, place.measured)
+            return wrk(app_port, connections, seconds, script, place)
+
+        def proxied_run(connections: int, seconds: float) -> dict[str, float]:
+            place(app_proc.pid, place.rest)
+            return wrk(sidecar_port, connections, seconds, script, place)
 
         short = max(2.0, args.duration / 4)
-        wrk(app_port, args.connections, short, script)  # warm-up
-        wrk(sidecar_port, args.connections, short, script)  # warm-up: sessions created
-        direct = wrk(app_port, args.connections, args.duration, script)
+        direct_run(args.connections, short)  # warm-up
+        proxied_run(args.connections, short)  # warm-up: sessions created
+        direct = direct_run(args.connections, args.duration)
         before = redis_calls(client)
-        cpu_before = cpu_seconds(procs[2].pid)
-        proxied = wrk(sidecar_port, args.connections, args.duration, script)
-        sidecar_cpu = cpu_seconds(procs[2].pid) - cpu_before
+        cpu_before = cpu_seconds(sidecar_proc.pid)
+        proxied = proxied_run(args.connections, args.duration)
+        sidecar_cpu = cpu_seconds(sidecar_proc.pid) - cpu_before
         after = redis_calls(client)
         by_command = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
         calls = sum(by_command.values())
         # Alternate short runs and take medians: on a shared machine one noisy second would
         # otherwise decide a p99.
         rounds = [
-            (wrk(app_port, args.latency_connections, short, script),
-             wrk(sidecar_port, args.latency_connections, short, script))
+            (direct_run(args.latency_connections, short),
+             proxied_run(args.latency_connections, short))
             for _ in range(args.latency_rounds)
         ]
         light_direct = _median_run([d for d, _ in rounds])
@@ -230,6 +269,8 @@ def main() -> int:
             proc.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
 
+    print("placement: " + ("measured process alone on core 1, the rest on core 0"
+                           if args.pin else "unpinned"))
     print(f"throughput, {args.connections} connections: direct {direct['rps']:.0f} rps "
           f"(p50 {direct['p50_ms']:.2f} ms, p99 {direct['p99_ms']:.2f} ms), "
           f"proxied {proxied['rps']:.0f} rps (p50 {proxied['p50_ms']:.2f} ms, "
