@@ -420,7 +420,7 @@ async def running_cluster() -> AsyncIterator[Cluster]:
             os.unlink(kubeconfig)
 
 
-async def eventually(check: Callable[[], Any], *, timeout: float = 10.0,
+async def eventually(check: Callable[[], Any], *, timeout: float = 30.0,
                      interval: float = 0.05) -> Any:
     """Poll ``check`` (sync or async) until it returns a truthy value without raising."""
     deadline = time.monotonic() + timeout

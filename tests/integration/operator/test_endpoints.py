@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable
 
 import aiohttp
 
@@ -39,13 +40,25 @@ async def test_liveness_and_metrics_report_the_reconciles_and_selected_workloads
                 return resp.status == 200
 
         await eventually(healthy)
-        async with http.get(f"http://127.0.0.1:{metrics}/metrics") as resp:
-            text = await resp.text()
+
+        async def scrape() -> str:
+            async with http.get(f"http://127.0.0.1:{metrics}/metrics") as resp:
+                return await resp.text()
+
+        # A pass writes the status first and counts itself when it ends: the Ready condition
+        # can be seen a moment before the pass's counters, so wait for the pass to be counted.
+        text = await eventually(lambda: _counted(scrape()))
     assert 'curfew_operator_reconciles_total{result="ok"}' in text
     assert 'curfew_operator_selected_workloads{namespace="shop",policy="p"} 1.0' in text
     assert 'curfew_operator_managed_configmaps{namespace="shop"} 1.0' in text
     assert 'curfew_operator_writes_total{kind="ConfigMap",verb="create"} 2.0' in text
     assert "curfew_operator_reconcile_duration_seconds_count" in text
+
+
+async def _counted(scrape: Awaitable[str]) -> str | None:
+    """The metrics page once a pass has been counted, else None."""
+    text = await scrape
+    return text if 'curfew_operator_reconciles_total{result="ok"}' in text else None
 
 
 async def test_with_peering_the_replica_announces_itself_and_reconciles(cluster: Cluster) -> None:

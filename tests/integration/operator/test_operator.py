@@ -124,8 +124,10 @@ async def test_a_workload_relabelled_into_and_out_of_the_selector_gains_and_lose
                      is None)
     await eventually(lambda: cluster.api.object(SESSION_POLICIES, "shop", "store")
                      ["status"]["selectedWorkloads"] == 3)
-    assert ("ConfigMapDeleted", "ConfigMap curfew-deployment-blog: Deployment/blog is no "
-            "longer selected") in events_for(cluster.api, "store")
+    # The pass posts its Events after it writes the status: wait for the Event itself.
+    await eventually(lambda: ("ConfigMapDeleted", "ConfigMap curfew-deployment-blog: "
+                              "Deployment/blog is no longer selected")
+                     in events_for(cluster.api, "store"))
 
 
 async def test_a_relabelled_workload_no_policy_selects_causes_no_pass(cluster: Cluster) -> None:
@@ -245,7 +247,7 @@ async def test_the_operator_converges_after_the_api_fails_with_500_and_409_for_a
         cluster.api.object(SESSION_POLICIES, "shop", "store"), "Ready")["reason"] == "ApplyFailed"
         and cluster.api.object(SESSION_POLICIES, "shop", "store"))
     assert "500" in condition(policy, "Ready")["message"]
-    await eventually(lambda: outage.hits >= 6, timeout=15)
+    await eventually(lambda: outage.hits >= 6)
     cluster.api.faults.remove(outage)
     policy = await eventually(lambda: condition(
         cluster.api.object(SESSION_POLICIES, "shop", "store"), "Ready")["status"] == "True"
