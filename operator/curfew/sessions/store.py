@@ -166,6 +166,26 @@ def _hosts(netloc_hosts: str, default_port: int = 6379) -> list[tuple[str, int]]
     return hosts
 
 
+async def _mark_idle_connections_for_reconnect(node: ClusterNode) -> None:
+    """A Cluster node's reaction to a connection error or a timeout on it: its idle connections
+    reconnect before their next command, in the task that takes them.
+
+    redis-py's own ``disconnect_free_connections`` closes them in tasks of their own while they
+    are still in the free queue, so a request running beside the failed one can take one in
+    that moment and meet it closed mid-command ("Connection closed by server", "Connection
+    lost", an AttributeError on its writer). Marking them is redis-py's lazy path
+    (``disconnect_if_needed`` when a connection is taken), which has no such window.
+    """
+    for connection in node._free:
+        connection.mark_for_reconnect()  # type: ignore[no-untyped-call]
+
+
+# Every Cluster client in the process reacts this way: the sidecar's, the purge job's, the demo's.
+ClusterNode.disconnect_free_connections = (  # type: ignore[method-assign]
+    _mark_idle_connections_for_reconnect  # type: ignore[assignment]
+)
+
+
 def build_client(
     url: str,
     *,
@@ -299,8 +319,21 @@ class SessionStore:
         """The redis-py client, for the purge job's batched app-format walks."""
         return self._client
 
+    async def _routed(self) -> Any:
+        """The client, ready to send a keyed command to the master that owns its slot.
+
+        A Cluster client that knows no slots (new, or after redis-py closed it to start over)
+        would send each command to any node and follow the MOVED reply; a burst of them makes
+        redis-py close every connection, those of requests in flight included. ``initialize``
+        costs nothing once the slots are known, and concurrent callers share one.
+        """
+        if self.cluster:
+            await self._client.initialize()
+        return self._client
+
     async def _eval(self, script: _Script, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         with translate_errors():
+            await self._routed()
             try:
                 return await self._client.evalsha(script.sha, len(keys_), *keys_, *args)
             except rexc.NoScriptError:
@@ -393,7 +426,7 @@ class SessionStore:
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers (every master, on a Cluster)."""
         with translate_errors():
-            await self._client.ping()
+            await (await self._routed()).ping()
 
     async def aclose(self) -> None:
         if self.lean is not None:
