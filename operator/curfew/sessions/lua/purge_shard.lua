@@ -23,7 +23,7 @@ end
 local sids = redis.call('ZRANGEBYSCORE', due, '-inf', upto, 'LIMIT', ARGV[4], ARGV[5])
 local kept, repaired = 0, 0
 local counts = {idle = 0, absolute = 0, tightened = 0}
-local groups, order = {}, {}
+local groups, order, last = {}, {}, nil
 local gone = {}
 for _, sid in ipairs(sids) do
   local rec = prefix .. sid
@@ -59,21 +59,29 @@ for _, sid in ipairs(sids) do
       end
       if listing then
         local p, w = f[5] or '', f[6] or ''
-        local id = reason .. '\0' .. p .. '\0' .. w
-        local g = groups[id]
-        if not g then
-          g = {reason, p, w, {}}
-          groups[id] = g
-          order[#order + 1] = g
+        local g = last
+        if not (g and g[1] == reason and g[2] == p and g[3] == w) then
+          local id = reason .. '\0' .. p .. '\0' .. w
+          g = groups[id]
+          if not g then
+            g = {reason, p, w, {}}
+            groups[id] = g
+            order[#order + 1] = g
+          end
+          last = g
         end
-        g[4][#g[4] + 1] = sid
+        local list = g[4]
+        list[#list + 1] = sid
       end
     else
       kept = kept + 1
     end
   end
 end
-if remove and #gone > 0 then
+if remove and #gone > 0 and #gone == #sids and ARGV[4] == '0' then
+  -- Every entry read went, and they were the shard's first by score: remove them by rank.
+  redis.call('ZREMRANGEBYRANK', due, 0, #gone - 1)
+elseif remove and #gone > 0 then
   -- One variadic ZREM per batch, in slices that stay within Lua's stack for unpack().
   for s = 1, #gone, 1000 do
     redis.call('ZREM', due, unpack(gone, s, math.min(s + 999, #gone)))
