@@ -9,7 +9,9 @@ Starts its own redis-server on a free loopback port, then measures:
 4. `curfew purge` walking N Spring Session sessions (JDK-serialized, with their expiry keys) by
    SCAN (sessions per second);
 
-and the slowest command Redis logged during the three purges (SLOWLOG). It ends with
+and the slowest command Redis logged during the three purges (SLOWLOG). It prints the machine's
+load average before and after each measurement (every figure here is wall-clock time on a
+shared machine), and Redis's own time per removed session (INFO commandstats). It ends with
 
     RESULT expired_per_s=… ratio_to_raw_del=… none_expired_seconds=… spring_keys_per_s=…
     max_slowlog_ms=…
@@ -134,6 +136,19 @@ def raw_del_per_s(port: int, n: int) -> float:
     return float(rows[-1][1])
 
 
+def machine_load(when: str) -> None:
+    """The load average, so a reader can judge how busy the machine was during a figure."""
+    one, five, fifteen = os.getloadavg()
+    print(f"  load average {when}: {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs",
+          flush=True)
+
+
+def server_usec(client: redis.Redis, command: str) -> float:
+    """Microseconds Redis spent in ``command`` since the last CONFIG RESETSTAT."""
+    stats = client.info("commandstats").get(f"cmdstat_{command}", {})
+    return float(stats.get("usec", 0))
+
+
 def populate(client: redis.Redis, script: str, total: int, *args: object) -> None:
     sha = client.script_load(script)
     now_s, now_us = client.time()
@@ -201,17 +216,24 @@ def main() -> None:
     proc, port = start_redis(workdir)
     client = redis.Redis(port=port)
     try:
+        machine_load("before the baseline")
         raw = raw_del_per_s(port, n)
+        machine_load("after the baseline")
         print(f"baseline: redis-benchmark pipelined DEL: {raw:,.0f}/s", flush=True)
         client.flushall()
 
         populate(client, CURFEW_SESSIONS, n, "curfew:", 10)
         client.slowlog_reset()
+        client.config_resetstat()
+        machine_load("before the 10% expired purge")
         expired_run = run_purge(purge_config(workdir / "curfew.json", "curfew", "curfew:"), port)
+        machine_load("after it")
         slow = slowest_ms(client, "10% expired")
         expired = sum(expired_run["expired"].values())  # type: ignore[attr-defined]
         expired_per_s = expired / float(expired_run["durationSeconds"])  # type: ignore[arg-type]
         print(f"purge, {n:,} sessions, {expired:,} expired: {expired_run}", flush=True)
+        print(f"  Redis time in purge_shard: {server_usec(client, 'evalsha') / expired:.1f} us "
+              "per removed session", flush=True)
         client.flushall()
 
         populate(client, CURFEW_SESSIONS, n, "curfew:", 0)
@@ -224,9 +246,11 @@ def main() -> None:
         populate(client, SPRING_SESSIONS, spring_n, "spring:session:", JDK_LONG_HEAD,
                  JDK_INTEGER_HEAD)
         client.slowlog_reset()
+        machine_load("before the spring walk")
         spring_run = run_purge(
             purge_config(workdir / "spring.json", "spring-session", "spring:session:"), port
         )
+        machine_load("after it")
         slow = max(slow, slowest_ms(client, "spring walk"))
         spring_per_s = float(spring_run["scanned"]) / float(  # type: ignore[arg-type]
             spring_run["durationSeconds"]  # type: ignore[arg-type]
