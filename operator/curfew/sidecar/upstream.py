@@ -274,21 +274,26 @@ class UpstreamPool:
         connect_timeout: float,
         read_timeout: float,
         tls: ssl.SSLContext | None = None,
+        idle_seconds: float = 30.0,
     ) -> None:
         self.host = host
         self.port = port
         self._tls = tls
+        self._idle_seconds = idle_seconds
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._idle: collections.deque[_Connection] = collections.deque()
+        self._idle: collections.deque[tuple[_Connection, float]] = collections.deque()
         self.opened = 0
         """Connections opened so far (reuse shows as requests outnumbering them)."""
 
     def put(self, conn: _Connection) -> None:
-        if len(self._idle) >= _MAX_IDLE:
-            conn.close()
-        else:
-            self._idle.append(conn)
+        """Keep a connection for reuse; close those idle longer than ``idle_seconds`` (the
+        least recently used, at the far end), so a quiet sidecar holds no sockets forever."""
+        idle = self._idle
+        now = asyncio.get_running_loop().time()
+        while idle and (idle[0][1] < now - self._idle_seconds or len(idle) >= _MAX_IDLE):
+            idle.popleft()[0].close()
+        idle.append((conn, now))
 
     async def _open(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -320,8 +325,11 @@ class UpstreamPool:
         the head of its answer. ``body`` is streamed after the head, chunk-encoded if
         ``chunked``."""
         while self._idle:
-            conn = self._idle.pop()
+            conn, since = self._idle.pop()
             if conn.closed:
+                continue
+            if since < asyncio.get_running_loop().time() - self._idle_seconds:
+                conn.close()
                 continue
             try:
                 return await self._exchange(conn, method, head, body, chunked)
@@ -416,7 +424,7 @@ class UpstreamPool:
 
     async def aclose(self) -> None:
         while self._idle:
-            self._idle.pop().close()
+            self._idle.pop()[0].close()
 
 
 async def _send_body(conn: _Connection, body: AsyncIterator[bytes], chunked: bool) -> None:

@@ -29,8 +29,9 @@ async def raw_server(script: Script) -> tuple[asyncio.Server, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
-def pool(port: int, *, read_timeout: float = 5.0) -> UpstreamPool:
-    return UpstreamPool("127.0.0.1", port, connect_timeout=1.0, read_timeout=read_timeout)
+def pool(port: int, *, read_timeout: float = 5.0, idle_seconds: float = 30.0) -> UpstreamPool:
+    return UpstreamPool("127.0.0.1", port, connect_timeout=1.0, read_timeout=read_timeout,
+                        idle_seconds=idle_seconds)
 
 
 def head(path: str = "/", method: str = "GET", extra: str = "") -> bytes:
@@ -136,6 +137,24 @@ async def test_an_idle_connection_the_app_closed_is_replaced_transparently() -> 
     finally:
         await client.aclose()
         server.close()
+
+
+async def test_connections_idle_longer_than_the_keepalive_are_closed_not_reused(
+    upstream: str,
+) -> None:
+    client = pool(int(upstream.rsplit(":", 1)[1]), idle_seconds=0.2)
+    try:
+        ports = []
+        for pause in (0, 0, 0.4, 0):
+            await asyncio.sleep(pause)
+            response = await client.request("GET", head("/echo"))
+            ports.append(json.loads(await response.read())["peer_port"])
+        assert ports[0] == ports[1], "reused while fresh"
+        assert ports[2] != ports[1], "not reused after the idle limit"
+        assert ports[3] == ports[2]
+        assert client.opened == 2
+    finally:
+        await client.aclose()
 
 
 async def test_connection_close_informational_answers_and_head_are_framed_right() -> None:
