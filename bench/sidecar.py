@@ -11,6 +11,9 @@ keep-alive), every request carrying one of ``--sessions`` session cookies:
 3. Redis calls per proxied request, from ``INFO commandstats`` before and after (every command
    but INFO itself).
 
+Also prints each measured process's CPU time per request and the one-core capacity it implies
+(requests per CPU-second), a figure other work on the machine does not move.
+
 Ends with one line: ``RESULT direct_rps=… proxied_rps=… rps_ratio=… added_p50_ms=…
 added_p99_ms=… redis_calls_per_request=…``.
 
@@ -245,7 +248,9 @@ def main() -> int:
         short = max(2.0, args.duration / 4)
         direct_run(args.connections, short)  # warm-up
         proxied_run(args.connections, short)  # warm-up: sessions created
+        app_before = cpu_seconds(app_proc.pid)
         direct = direct_run(args.connections, args.duration)
+        app_cpu = cpu_seconds(app_proc.pid) - app_before
         before = redis_calls(client)
         cpu_before = cpu_seconds(sidecar_proc.pid)
         proxied = proxied_run(args.connections, args.duration)
@@ -280,8 +285,16 @@ def main() -> int:
           f"p50 {light_direct['p50_ms']:.3f} ms p99 {light_direct['p99_ms']:.3f} ms; proxied "
           f"{light_proxied['rps']:.0f} rps p50 {light_proxied['p50_ms']:.3f} ms "
           f"p99 {light_proxied['p99_ms']:.3f} ms")
-    print(f"sidecar CPU: {sidecar_cpu / proxied['requests'] * 1e6:.0f} us per proxied request "
+    app_us = app_cpu / direct["requests"] * 1e6
+    sidecar_us = sidecar_cpu / proxied["requests"] * 1e6
+    print(f"sidecar CPU: {sidecar_us:.0f} us per proxied request "
           f"({sidecar_cpu / proxied['seconds']:.2f} cores busy during the throughput run)")
+    # What each process could serve on a core of its own, from its CPU time alone: unlike the
+    # rps figures, this does not move with other work on the machine.
+    print(f"app CPU: {app_us:.0f} us per direct request "
+          f"({app_cpu / direct['seconds']:.2f} cores busy); one-core capacity from CPU time: "
+          f"app {1e6 / app_us:.0f} rps, sidecar {1e6 / sidecar_us:.0f} rps, "
+          f"ratio {app_us / sidecar_us:.3f}")
     print(f"redis: {calls} client commands {by_command} for {proxied['requests']:.0f} "
           f"proxied requests (commands run inside the Lua script are not round trips)")
     print(
