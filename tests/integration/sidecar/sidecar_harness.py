@@ -33,6 +33,7 @@ from curfew.sidecar.main import open_store
 from curfew.sidecar.reload import load_policy
 from curfew.sidecar.server import Sidecar
 from curfew.sidecar.settings import SidecarSettings
+from fixtures.policy_docs import policy_doc
 from fixtures.redis_servers import RedisServer
 
 KEY = b"integration-test-session-key-0123456789"
@@ -43,26 +44,6 @@ def sid_of(raw: str) -> str:
     return session_hash(KEY, raw)
 
 
-def policy_doc(**sections: Any) -> dict[str, Any]:
-    """A valid ``policy.json``; keyword arguments replace whole top-level sections."""
-    doc: dict[str, Any] = {
-        "schemaVersion": 1,
-        "workload": {"kind": "Deployment", "namespace": "shop", "name": "web"},
-        "sources": ["shop/storefront"],
-        "enforcement": "Enforce",
-        "failurePolicy": "Fail",
-        "timeouts": {"idleSeconds": 900, "absoluteSeconds": 28800, "warningLeadSeconds": 120},
-        "session": {"cookieName": "session"},
-        "activity": {"excludePaths": ["/healthz", "/api/notifications/*"],
-                     "excludeMethods": ["OPTIONS", "HEAD"]},
-        "reauthentication": {"loginURL": "https://login.example.com/sso",
-                             "returnToParameter": "return_to"},
-        "store": {"format": "curfew", "keyPrefix": "curfew:",
-                  "redisSecretRef": {"name": "sessions-redis", "key": "url"},
-                  "sessionKeySecretRef": {"name": "sessions-redis", "key": "session-key"}},
-    }
-    doc.update(sections)
-    return doc
 
 
 def sealed_json(doc: dict[str, Any]) -> str:

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sidecar_configs import policy_doc
 
 from curfew.api.config import UnifiedConfig
 from curfew.sidecar.rules import SidecarPolicy, build_policy
+from fixtures.policy_docs import policy_doc
 
 
 @pytest.fixture

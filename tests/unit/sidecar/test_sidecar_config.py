@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sidecar_configs import policy_doc
 
 from curfew.api.config import UnifiedConfig
 from curfew.sidecar.reload import ConfigError, ConfigWatcher, load_policy
 from curfew.sidecar.settings import INSECURE_DEV_KEY, SidecarSettings, parse_host_port
+from fixtures.policy_docs import policy_doc
 
 KEY = "unit-test-session-key-0123456789"
 
