@@ -29,7 +29,7 @@ from curfew import __version__
 from curfew.api.config import POLICY_FILE, UnifiedConfig, WorkloadId
 from curfew.api.policy import SessionPolicy
 from curfew.render.naming import build_config_map_name
-from curfew.render.objects import CONFIG_DIR, ENV_REDIS_URL, ENV_SESSION_KEY
+from curfew.render.objects import CONFIG_DIR, build_store_env
 from curfew.render.resolve import build_unified_config
 from curfew.render.selectors import selects
 
@@ -257,7 +257,6 @@ def build_sidecar_container(
 ) -> dict[str, Any]:
     """The sidecar in proxy mode, serving on the app's former port and forwarding to the app on
     loopback; the same container the ``curfew-sidecar`` library chart writes by hand."""
-    store = config.store
     served = {k: port[k] for k in ("name", "containerPort", "hostPort", "hostIP") if k in port}
     served.setdefault("name", DEFAULT_PORT_NAME)
     served["protocol"] = "TCP"
@@ -274,13 +273,7 @@ def build_sidecar_container(
             "--mode=proxy",
             f"--upstream=http://127.0.0.1:{upstream}",
         ],
-        "env": [
-            {"name": ENV_REDIS_URL, "valueFrom": {"secretKeyRef": {
-                "name": store.redis_secret_ref.name, "key": store.redis_secret_ref.key}}},
-            {"name": ENV_SESSION_KEY, "valueFrom": {"secretKeyRef": {
-                "name": store.session_key_secret_ref.name,
-                "key": store.session_key_secret_ref.key}}},
-        ],
+        "env": build_store_env(config.store),
         "ports": [
             served,
             {"name": OPS_PORT_NAME, "containerPort": settings.ops_port, "protocol": "TCP"},

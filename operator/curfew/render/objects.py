@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from curfew import __version__
-from curfew.api.config import POLICY_FILE, PURGE_FILE, PurgeConfig, UnifiedConfig
+from curfew.api.config import POLICY_FILE, PURGE_FILE, ConfigStore, PurgeConfig, UnifiedConfig
 from curfew.api.policy import API_VERSION, KIND, SessionPolicy
 from curfew.render.naming import (
     build_config_map_name,
@@ -153,7 +153,6 @@ def build_cron_job(
     """The policy's purge CronJob: ``curfew purge`` with ``purge.json`` mounted read-only and
     the Redis URL and session key from Secrets, in a restricted, token-less pod."""
     names = build_purge_names(policy)
-    store = config.store
     labels = _purge_labels(policy)
     container = {
         "name": "purge",
@@ -161,13 +160,7 @@ def build_cron_job(
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["curfew"],
         "args": ["purge", "--config", f"{CONFIG_DIR}/{PURGE_FILE}"],
-        "env": [
-            {"name": ENV_REDIS_URL, "valueFrom": {"secretKeyRef": {
-                "name": store.redis_secret_ref.name, "key": store.redis_secret_ref.key}}},
-            {"name": ENV_SESSION_KEY, "valueFrom": {"secretKeyRef": {
-                "name": store.session_key_secret_ref.name,
-                "key": store.session_key_secret_ref.key}}},
-        ],
+        "env": build_store_env(config.store),
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
         "resources": settings.resources.to_dict(),
         "securityContext": {
@@ -213,3 +206,18 @@ def build_cron_job(
             },
         },
     }
+
+
+def build_store_env(store: ConfigStore) -> list[dict[str, Any]]:
+    """The Redis URL and the session key as env vars from the store's Secret references.
+
+    The purge CronJob and the injected sidecar read them the same way; the values themselves
+    never appear in any rendered object.
+    """
+    return [
+        {"name": ENV_REDIS_URL, "valueFrom": {"secretKeyRef": {
+            "name": store.redis_secret_ref.name, "key": store.redis_secret_ref.key}}},
+        {"name": ENV_SESSION_KEY, "valueFrom": {"secretKeyRef": {
+            "name": store.session_key_secret_ref.name,
+            "key": store.session_key_secret_ref.key}}},
+    ]
