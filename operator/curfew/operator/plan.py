@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 from curfew.api.config import PURGE_FILE, PurgeConfig
 from curfew.k8s.client import CONFIG_MAPS, CRON_JOBS, Resource
 from curfew.render import (
+    ANNOTATION_CONFIG_HASH,
     ANNOTATION_POLICY,
     ANNOTATION_SOURCES,
     LABEL_POLICY,
@@ -31,6 +32,11 @@ from curfew.render import (
 
 ANNOTATION_APPLIED_HASH: Final = "curfew.dev/applied-hash"
 """Hash of the object as rendered, stamped on everything the operator writes."""
+ANNOTATION_PURGE_PENDING: Final = "curfew.dev/purge-pending"
+"""On a purge ConfigMap: its limits were tightened and the purge Job that follows at once has not
+been started yet. Written in the same patch as the tightened config and removed once the Job
+exists, so a Job creation that fails is retried by the next pass instead of lost. Its value is
+the hash of the tightened config."""
 
 Role = Literal["config", "purge-config", "cron-job"]
 Verb = Literal["create", "patch", "delete"]
@@ -58,8 +64,9 @@ class Plan:
 
     actions: list[Action] = field(default_factory=list)
     held_workloads: set[str] = field(default_factory=set)
-    tightened: set[str] = field(default_factory=set)
-    """Policies whose purge limits shrank: a purge Job is started for each at once."""
+    tightened: dict[str, str] = field(default_factory=dict)
+    """Policies whose purge limits shrank (now, or in a pass whose Job was not started), with
+    their purge ConfigMap's name: a purge Job is started for each at once."""
 
 
 def build_applied_hash(obj: Mapping[str, Any]) -> str:
@@ -164,6 +171,13 @@ def is_tightened(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool
                for key, n in new.items())
 
 
+def _purge_pending(current: Mapping[str, Any] | None) -> str | None:
+    if current is None:
+        return None
+    value = (current.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_PURGE_PENDING)
+    return value if isinstance(value, str) else None
+
+
 def _differs(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
     annotations = current.get("metadata", {}).get("annotations") or {}
     if annotations.get(ANNOTATION_APPLIED_HASH) != build_applied_hash(desired):
@@ -193,9 +207,12 @@ def build_plan(
 
     def converge(role: Role, resource: Resource, desired: Mapping[str, Any],
                  have: Mapping[str, Any] | None, policies: tuple[str, ...],
-                 workload: str = "") -> None:
+                 workload: str = "", pending: str | None = None) -> None:
         name = desired["metadata"]["name"]
         stamped = build_stamped(desired)
+        if pending is not None:
+            # Not part of the applied hash: it never makes an object differ by itself.
+            stamped["metadata"]["annotations"][ANNOTATION_PURGE_PENDING] = pending
         if have is None:
             plan.actions.append(Action("create", role, resource, namespace, name, stamped,
                                        policies, workload))
@@ -214,9 +231,12 @@ def build_plan(
         name = cm["metadata"]["name"]
         wanted_cm.add(name)
         have = have_cm.get(name)
-        converge("purge-config", CONFIG_MAPS, cm, have, (policy_of(cm),))
+        pending = _purge_pending(have)
         if have is not None and is_tightened(have, cm):
-            plan.tightened.add(policy_of(cm))
+            pending = cm["metadata"].get("annotations", {}).get(ANNOTATION_CONFIG_HASH, "")
+        converge("purge-config", CONFIG_MAPS, cm, have, (policy_of(cm),), pending=pending)
+        if pending is not None:
+            plan.tightened[policy_of(cm)] = name
     wanted_cj: set[str] = set()
     for cj in cron_jobs:
         wanted_cj.add(cj["metadata"]["name"])

@@ -24,7 +24,13 @@ from curfew.k8s.client import CONFIG_MAPS, CRON_JOBS, JOBS, PODS, SESSION_POLICI
 from curfew.k8s.events import EVENTS, build_event
 from curfew.operator import messages as m
 from curfew.operator.metrics import Metrics
-from curfew.operator.plan import Action, Plan, build_plan, is_per_workload
+from curfew.operator.plan import (
+    ANNOTATION_PURGE_PENDING,
+    Action,
+    Plan,
+    build_plan,
+    is_per_workload,
+)
 from curfew.operator.settings import OperatorSettings
 from curfew.operator.status import (
     Outcome,
@@ -283,9 +289,13 @@ class Reconciler:
             for role_group in (("config", "purge-config"), ("cron-job",)):
                 actions = [a for a in plan.actions if a.role in role_group]
                 done += await self._execute(actions)
-            for key in sorted(plan.tightened):
+            for key, config_map in sorted(plan.tightened.items()):
                 if key in valid:
                     await self._start_purge(rendered, valid[key], bodies[key], current_cjs)
+                    # Only once the Job exists: until then each pass tries again.
+                    await self.api.patch(CONFIG_MAPS, namespace, config_map, {
+                        "metadata": {"annotations": {ANNOTATION_PURGE_PENDING: None}}})
+                    self.metrics.writes.labels("patch", CONFIG_MAPS.kind).inc()
             managed = sum(1 for o in current_cms if is_per_workload(o))
             managed += sum(1 for a in done if a.role == "config" and a.verb == "create")
             managed -= sum(1 for a in done if a.role == "config" and a.verb == "delete")

@@ -14,6 +14,7 @@ from curfew.k8s.client import (
     SESSION_POLICIES,
     STATEFUL_SETS,
 )
+from curfew.operator.plan import ANNOTATION_PURGE_PENDING
 from tests.integration.operator.harness import (
     Cluster,
     build_policy,
@@ -389,3 +390,38 @@ async def test_a_tightened_policy_starts_a_purge_job_at_once(cluster: Cluster) -
                      == 1500)
     await quiet(cluster.api)
     assert len(cluster.api.list_objects(JOBS, "shop")) == 1
+
+
+async def test_a_tightening_whose_job_could_not_be_started_is_retried(cluster: Cluster) -> None:
+    """The purge ConfigMap is already tightened when the Job creation fails: the pending mark
+    written with it makes the next passes start the Job, then goes away."""
+    await seed(cluster)
+    await start(cluster)
+    await cluster.client.create(SESSION_POLICIES, "shop",
+                                build_policy("store", selector={"team": "store"}, idle="30m"))
+    await eventually(lambda: cluster.api.object(CRON_JOBS, "shop", "curfew-purge-store"))
+    await quiet(cluster.api)
+    outage = cluster.api.fail(500, lambda c: c.verb == "create" and c.resource == "jobs",
+                              times=3)
+    await cluster.client.patch(SESSION_POLICIES, "shop", "store",
+                               {"spec": {"timeouts": {"idle": "20m"}}})
+
+    def pending() -> str | None:
+        cm = cluster.api.object(CONFIG_MAPS, "shop", "curfew-purge-store") or {}
+        return (cm.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_PURGE_PENDING)
+
+    # The first attempt fails after the tightened config was written, marked pending.
+    await eventually(lambda: outage.hits >= 1)
+    purge = cluster.api.object(CONFIG_MAPS, "shop", "curfew-purge-store")
+    assert purge is not None
+    assert json.loads(purge["data"]["purge.json"])["timeouts"]["idleSeconds"] == 1200
+    assert pending() == purge["metadata"]["annotations"]["curfew.dev/config-hash"]
+    assert cluster.api.list_objects(JOBS, "shop") == []
+    jobs = await eventually(lambda: cluster.api.list_objects(JOBS, "shop"))
+    assert outage.hits == 3
+    assert len(jobs) == 1
+    await eventually(lambda: pending() is None)
+    await quiet(cluster.api)
+    # Settled: no further Job, and a resync writes nothing.
+    assert len(cluster.api.list_objects(JOBS, "shop")) == 1
+    await eventually(lambda: "PurgeStarted" in [r for r, _ in events_for(cluster.api, "store")])

@@ -10,6 +10,7 @@ from typing import Any
 from curfew.api import parse_policy
 from curfew.operator.plan import (
     ANNOTATION_APPLIED_HASH,
+    ANNOTATION_PURGE_PENDING,
     build_merge_patch,
     build_plan,
     build_stamped,
@@ -124,7 +125,30 @@ def test_a_shorter_idle_timeout_is_tightening_and_a_longer_one_is_not() -> None:
     rendered = render([_policy("p", idle="20m")], [_workload("web")])
     before = render([_policy("p", idle="30m")], [_workload("web")])
     cms, crons = _applied(before)
-    assert _plan(rendered, cms, crons).tightened == {"shop/p"}
+    plan = _plan(rendered, cms, crons)
+    assert plan.tightened == {"shop/p": "curfew-purge-p"}
+    # The tightened config is written with the pending mark, in the same patch.
+    (patch,) = [a.body for a in plan.actions if a.role == "purge-config"]
+    assert patch is not None
+    pending = patch["metadata"]["annotations"][ANNOTATION_PURGE_PENDING]
+    assert pending == rendered.purge_configs["shop/p"].hash
+
+
+def test_a_pending_purge_is_kept_until_cleared_and_never_makes_a_write_by_itself() -> None:
+    rendered = render([_policy("p", idle="20m")], [_workload("web")])
+    cms, crons = _applied(rendered)
+    purge_cm = next(cm for cm in cms if cm["metadata"]["name"] == "curfew-purge-p")
+    purge_cm["metadata"]["annotations"][ANNOTATION_PURGE_PENDING] = "sha256:abc"
+    plan = _plan(rendered, cms, crons)
+    assert plan.tightened == {"shop/p": "curfew-purge-p"}
+    assert plan.actions == []
+    # A later change to the config keeps the mark instead of removing it as a stale key.
+    changed = render([_policy("p", idle="25m")], [_workload("web")])
+    plan = _plan(changed, cms, crons)
+    (patch,) = [a.body for a in plan.actions if a.role == "purge-config"]
+    assert patch is not None
+    assert ANNOTATION_PURGE_PENDING not in patch["metadata"].get("annotations", {})
+    assert plan.tightened == {"shop/p": "curfew-purge-p"}
 
 
 def test_the_merge_patch_removes_stale_curfew_keys_and_keeps_foreign_ones() -> None:
