@@ -16,7 +16,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 CA_DAYS = 3650
 SERVING_DAYS = 365
 RENEW_BEFORE = datetime.timedelta(days=30)
-"""A serving certificate this close to expiry is replaced at startup (by the same CA)."""
+"""A serving certificate this close to expiry is replaced (by the same CA), at startup and by
+the running operator."""
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,25 @@ def build_tls_bundle(names: list[str]) -> TlsBundle:
                      cert, key)
 
 
-def build_renewed_bundle(bundle: TlsBundle, names: list[str]) -> TlsBundle:
-    """``bundle`` itself while its serving certificate covers ``names`` and is not near expiry;
-    else a new serving certificate from the same CA (so the caBundle stays valid), or a whole
-    new bundle when the CA itself is near expiry or unreadable."""
+def renewal_due(bundle: TlsBundle, now: datetime.datetime | None = None) -> datetime.datetime:
+    """When ``bundle``'s serving certificate (or its CA, if sooner) comes within
+    ``RENEW_BEFORE`` of expiry; ``now`` when either cannot be read."""
+    now = now or _now()
+    try:
+        ends = min(x509.load_pem_x509_certificate(pem).not_valid_after_utc
+                   for pem in (bundle.cert, bundle.ca_cert))
+    except ValueError:
+        return now
+    return ends - RENEW_BEFORE
+
+
+def build_renewed_bundle(bundle: TlsBundle, names: list[str],
+                         now: datetime.datetime | None = None) -> TlsBundle:
+    """``bundle`` itself while its serving certificate covers ``names`` and is not near expiry
+    (at ``now``, default the current time); else a new serving certificate from the same CA (so
+    the caBundle stays valid), or a whole new bundle when the CA itself is near expiry or
+    unreadable."""
+    now = now or _now()
     try:
         ca_cert = x509.load_pem_x509_certificate(bundle.ca_cert)
         ca_key = serialization.load_pem_private_key(bundle.ca_key, password=None)
@@ -111,7 +127,7 @@ def build_renewed_bundle(bundle: TlsBundle, names: list[str]) -> TlsBundle:
     except ValueError:
         return build_tls_bundle(names)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey) \
-            or ca_cert.not_valid_after_utc - RENEW_BEFORE < _now():
+            or ca_cert.not_valid_after_utc - RENEW_BEFORE < now:
         return build_tls_bundle(names)
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -120,7 +136,7 @@ def build_renewed_bundle(bundle: TlsBundle, names: list[str]) -> TlsBundle:
     covered = set(sans.get_values_for_type(x509.DNSName)) | {
         str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
     if set(names) <= covered and cert.issuer == ca_cert.subject \
-            and cert.not_valid_after_utc - RENEW_BEFORE > _now():
+            and cert.not_valid_after_utc - RENEW_BEFORE > now:
         return bundle
     new_cert, new_key = _serving(ca_cert, ca_key, names)
     return TlsBundle(bundle.ca_cert, bundle.ca_key, new_cert, new_key)

@@ -21,7 +21,9 @@ refuses to start with admission handlers and no server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import datetime
 import logging
 import os
 import tempfile
@@ -44,6 +46,7 @@ from curfew.operator.certificates import (
     build_renewed_bundle,
     build_service_names,
     build_tls_bundle,
+    renewal_due,
 )
 from curfew.render.injection import (
     Decision,
@@ -166,8 +169,22 @@ class GuardedWebhookServer(kopf.WebhookServer):
     :attr:`prepare` on each well-formed review before kopf runs the handlers."""
 
     prepare: Callable[[Any], Awaitable[None]] = staticmethod(_nothing_to_prepare)
+    renewer: CertificateRenewer | None = None
+    """Keeps a self-made serving certificate fresh while the server runs (None with
+    cert-manager's files, which kopf re-reads itself when they change)."""
 
     async def __call__(self, fn: Any) -> AsyncIterator[Any]:
+        renewing = asyncio.create_task(self.renewer.run()) if self.renewer else None
+        try:
+            async for client_config in self._serve_guarded(fn):
+                yield client_config
+        finally:
+            if renewing is not None:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
+
+    async def _serve_guarded(self, fn: Any) -> AsyncIterator[Any]:
         async def guarded(request: Any, *, webhook: str | None = None,
                           headers: dict[str, str] | None = None,
                           sslpeer: dict[str, Any] | None = None) -> Any:
@@ -187,14 +204,82 @@ class GuardedWebhookServer(kopf.WebhookServer):
 
 
 def _write_private(directory: Path, name: str, data: bytes) -> Path:
+    """Write ``data`` readable by this user only, replacing ``name`` in one rename: a reader
+    sees the old file or the new one, never half of one."""
     path = directory / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    partial = directory / f".{name}.new"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
+    os.replace(partial, path)
     return path
 
 
-def _shared_bundle(settings: InjectionWebhookSettings, names: list[str]) -> TlsBundle:
+_SERVING_FILE = "tls.pem"
+"""The serving key and certificate in ONE file: kopf reloads its server when the file changes,
+and one rename changes both at once (two files could be read as a mismatched pair)."""
+
+
+class CertificateRenewer:
+    """Renews the self-made serving certificate while the operator runs.
+
+    It wakes when the certificate comes within ``RENEW_BEFORE`` of expiry (and at least every
+    ``check_seconds``, to pick up a certificate another replica renewed in the TLS Secret),
+    renews it from the same CA — through the Secret when one is set, so replicas share it — and
+    rewrites the serving file, which kopf notices and reloads without a restart. A new CA (only
+    when the CA itself nears expiry) is patched into the webhook configuration's caBundle.
+    """
+
+    def __init__(self, settings: InjectionWebhookSettings, names: list[str], bundle: TlsBundle,
+                 directory: Path, *, check_seconds: float = 3600.0,
+                 retry_seconds: float = 60.0) -> None:
+        self.settings = settings
+        self.names = names
+        self.bundle = bundle
+        self.directory = directory
+        self.check_seconds = check_seconds
+        self.retry_seconds = retry_seconds
+
+    def write_serving_file(self) -> Path:
+        return _write_private(self.directory, _SERVING_FILE, self.bundle.key + self.bundle.cert)
+
+    def delay(self, now: datetime.datetime | None = None) -> float:
+        """Seconds to sleep before the next check."""
+        now = now or datetime.datetime.now(datetime.UTC)
+        due = (renewal_due(self.bundle, now) - now).total_seconds()
+        return min(max(due, 0.0), self.check_seconds)
+
+    async def renew_once(self, now: datetime.datetime | None = None) -> bool:
+        """Renew what is due at ``now``; whether the served certificate changed."""
+        if self.settings.tls_secret:
+            bundle = await asyncio.to_thread(_shared_bundle, self.settings, self.names, now)
+        else:
+            bundle = build_renewed_bundle(self.bundle, self.names, now)
+        if bundle == self.bundle:
+            return False
+        new_ca = bundle.ca_cert != self.bundle.ca_cert
+        if new_ca and self.settings.webhook_configuration:
+            await asyncio.to_thread(_patch_ca_bundle, self.settings, bundle.ca_cert)
+        self.bundle = bundle
+        self.write_serving_file()
+        log.info("webhook serving certificate renewed", extra={"new_ca": new_ca})
+        return True
+
+    async def run(self) -> None:
+        delay = self.delay()
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.renew_once()
+                delay = self.delay()
+            except Exception as exc:  # the API or the files: log, and try again soon
+                log.warning("webhook certificate renewal failed; retrying",
+                            extra={"error": str(exc), "retry_seconds": self.retry_seconds})
+                delay = self.retry_seconds
+
+
+def _shared_bundle(settings: InjectionWebhookSettings, names: list[str],
+                   now: datetime.datetime | None = None) -> TlsBundle:
     """The self-made CA and serving certificate, kept in (and read from) the TLS Secret."""
     from curfew.k8s.webhook import apply_tls_secret, build_api_client, read_tls_secret
 
@@ -207,7 +292,7 @@ def _shared_bundle(settings: InjectionWebhookSettings, names: list[str]) -> TlsB
                                       _files(bundle), replace=False)
         current = TlsBundle(stored["ca.crt"], stored["ca.key"], stored["tls.crt"],
                             stored["tls.key"])
-        renewed = build_renewed_bundle(current, names)
+        renewed = build_renewed_bundle(current, names, now)
         if renewed != current:
             apply_tls_secret(api, settings.namespace, settings.tls_secret, _files(renewed),
                              replace=True)
@@ -245,15 +330,17 @@ async def build_webhook_server(settings: InjectionWebhookSettings) -> GuardedWeb
         bundle = await asyncio.to_thread(_shared_bundle, settings, names)
     else:
         bundle = build_tls_bundle(names)
-    directory = Path(tempfile.mkdtemp(prefix="curfew-webhook-"))
-    certfile = _write_private(directory, "tls.crt", bundle.cert)
-    pkeyfile = _write_private(directory, "tls.key", bundle.key)
+    renewer = CertificateRenewer(settings, names, bundle,
+                                 Path(tempfile.mkdtemp(prefix="curfew-webhook-")))
+    serving = renewer.write_serving_file()
     if settings.webhook_configuration:
         changed = await asyncio.to_thread(_patch_ca_bundle, settings, bundle.ca_cert)
         log.info("webhook caBundle checked", extra={
             "configuration": settings.webhook_configuration, "patched": changed})
-    return GuardedWebhookServer(addr=settings.host, port=settings.port, certfile=certfile,
-                                pkeyfile=pkeyfile, cadata=bundle.ca_cert)
+    server = GuardedWebhookServer(addr=settings.host, port=settings.port, certfile=serving,
+                                  pkeyfile=serving, cadata=bundle.ca_cert)
+    server.renewer = renewer
+    return server
 
 
 def build_policies(items: list[dict[str, Any]]) -> list[SessionPolicy]:
