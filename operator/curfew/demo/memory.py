@@ -45,6 +45,7 @@ class MemoryStore(SessionStore):
         policy: str,
         workload: str,
         app_key: str | None = None,
+        after: BaseException | None = None,
     ) -> Verdict:
         now = self._clock()
         self._forget_stale(now)

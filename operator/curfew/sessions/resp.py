@@ -195,26 +195,44 @@ class LeanRedis:
         self._conn: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
 
-    async def call(self, *args: str | bytes | int | float) -> Any:
+    def send_now(self, *args: str | bytes | int | float) -> asyncio.Future[Any] | None:
+        """Send one command at once on the open connection: the future of its reply (or of
+        ReplyError / StoreUnavailable), with no retry; None while there is no open connection.
+
+        For callers that chain callbacks instead of awaiting; after a failure they go on with
+        :meth:`call` and ``attempt=1``, so the retries stay the same in number and backoff.
+        """
+        conn = self._conn
+        if conn is None or conn.closed:
+            return None
+        return conn.send(_pack(args))
+
+    @property
+    def retries(self) -> int:
+        """Retries of a command that met an outage."""
+        return self._retries
+
+    async def call(self, *args: str | bytes | int | float, attempt: int = 0) -> Any:
         """Send one command; its reply. Raises ReplyError for an error reply, StoreUnavailable
-        when the server cannot be reached or does not answer in time (after the retries)."""
+        when the server cannot be reached or does not answer in time (after the retries).
+        ``attempt``: attempts of this command that already failed (see :meth:`send_now`)."""
         packed = _pack(args)
-        attempt = 0
         while True:
+            if attempt:
+                await asyncio.sleep(min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)))
             try:
                 conn = self._conn
                 if conn is None or conn.closed:
                     conn = await self._connect()
                 return await conn.send(packed)
             except ReplyError as error:
-                text = str(error)
-                if text.startswith(_UNAVAILABLE_REPLIES):
-                    raise StoreUnavailable(f"Redis unavailable: {text}") from error
+                outage = outage_of(error)
+                if outage is not None:
+                    raise outage from error
                 raise
             except StoreUnavailable:
                 if attempt >= self._retries:
                     raise
-                await asyncio.sleep(min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
                 attempt += 1
 
     async def _connect(self) -> _Connection:
@@ -258,6 +276,14 @@ class LeanRedis:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def outage_of(error: ReplyError) -> StoreUnavailable | None:
+    """The outage an error reply stands for (a loading or failing-over server), if any."""
+    text = str(error)
+    if text.startswith(_UNAVAILABLE_REPLIES):
+        return StoreUnavailable(f"Redis unavailable: {text}")
+    return None
 
 
 def reply_error(error: ReplyError) -> StoreDataError:

@@ -38,7 +38,7 @@ from redis.backoff import ExponentialBackoff
 
 from curfew.sessions import keys
 from curfew.sessions.errors import StoreConfigError, StoreDataError, StoreUnavailable
-from curfew.sessions.resp import LeanRedis, ReplyError, lean_address, reply_error
+from curfew.sessions.resp import LeanRedis, ReplyError, lean_address, outage_of, reply_error
 from curfew.sessions.rules import Decision, Limits, Reason, SessionRecord, Verdict
 
 DEFAULT_SOCKET_TIMEOUT: Final = 0.25
@@ -341,36 +341,40 @@ class SessionStore:
                 return await self._client.eval(script.source, len(keys_), *keys_, *args)
 
     async def _eval_lean(
-        self, lean: LeanRedis, script: _Script, keys_: Sequence[str], args: Sequence[Any]
+        self,
+        lean: LeanRedis,
+        script: _Script,
+        keys_: Sequence[str],
+        args: Sequence[Any],
+        after: BaseException | None = None,
     ) -> Any:
-        try:
-            return await lean.call("EVALSHA", script.sha, len(keys_), *keys_, *args)
-        except ReplyError as error:
-            if not str(error).startswith("NOSCRIPT"):
-                raise reply_error(error) from error
+        if isinstance(after, ReplyError):
+            after = outage_of(after) or after
+        if isinstance(after, ReplyError):
+            if not str(after).startswith("NOSCRIPT"):
+                raise reply_error(after) from after
+        else:
+            try:
+                return await lean.call("EVALSHA", script.sha, len(keys_), *keys_, *args,
+                                       attempt=0 if after is None else 1)
+            except ReplyError as error:
+                if not str(error).startswith("NOSCRIPT"):
+                    raise reply_error(error) from error
         try:
             return await lean.call("EVAL", script.source, len(keys_), *keys_, *args)
         except ReplyError as error:
             raise reply_error(error) from error
 
-    async def check_and_touch(
+    def _check_and_touch_args(
         self,
         sid: str,
         limits: Limits,
-        *,
         activity: bool,
         policy: str,
         workload: str,
-        app_key: str | None = None,
-    ) -> Verdict:
-        """Check one request's session and, if it counts as ``activity``, touch it: one EVALSHA.
-
-        A first sight creates the record (``Decision.NEW``); an expired session becomes a
-        tombstone and keeps answering with its reason. ``app_key`` only records that the app
-        keeps a session of its own (the key itself is never stored: it may hold the raw id).
-        """
-        keys_ = keys.session_keys(self.namespace, sid)
-        args = (
+        app_key: str | None,
+    ) -> tuple[tuple[str, str, str], tuple[Any, ...]]:
+        return keys.session_keys(self.namespace, sid), (
             sid,
             limits.idle_ms,
             limits.absolute_ms,
@@ -381,10 +385,60 @@ class SessionStore:
             1 if app_key else 0,
             self.retain_ms,
         )
+
+    def check_and_touch_now(
+        self,
+        sid: str,
+        limits: Limits,
+        *,
+        activity: bool,
+        policy: str,
+        workload: str,
+        app_key: str | None = None,
+    ) -> asyncio.Future[Any] | None:
+        """:meth:`check_and_touch` sent at once, for callers that chain callbacks: the future
+        of the raw reply (read it with :meth:`verdict_of`), or None when only the awaited form
+        can send it now (no lean connection, or none open).
+
+        A future that fails is followed by ``check_and_touch(..., after=error)``, which goes on
+        from there: the retries left after an outage, ``EVAL`` after ``NOSCRIPT``.
+        """
+        lean = self.lean
+        if lean is None:
+            return None
+        keys_, args = self._check_and_touch_args(sid, limits, activity, policy, workload,
+                                                 app_key)
+        return lean.send_now("EVALSHA", CHECK_AND_TOUCH.sha, 3, *keys_, *args)
+
+    async def check_and_touch(
+        self,
+        sid: str,
+        limits: Limits,
+        *,
+        activity: bool,
+        policy: str,
+        workload: str,
+        app_key: str | None = None,
+        after: BaseException | None = None,
+    ) -> Verdict:
+        """Check one request's session and, if it counts as ``activity``, touch it: one EVALSHA.
+
+        A first sight creates the record (``Decision.NEW``); an expired session becomes a
+        tombstone and keeps answering with its reason. ``app_key`` only records that the app
+        keeps a session of its own (the key itself is never stored: it may hold the raw id).
+        ``after``: how a :meth:`check_and_touch_now` of this request failed.
+        """
+        keys_, args = self._check_and_touch_args(sid, limits, activity, policy, workload,
+                                                 app_key)
         if self.lean is None:
             reply = await self._eval(CHECK_AND_TOUCH, keys_, args)
         else:
-            reply = await self._eval_lean(self.lean, CHECK_AND_TOUCH, keys_, args)
+            reply = await self._eval_lean(self.lean, CHECK_AND_TOUCH, keys_, args, after)
+        return self.verdict_of(reply)
+
+    @staticmethod
+    def verdict_of(reply: Any) -> Verdict:
+        """The verdict in a reply of the ``check_and_touch`` script."""
         try:
             decision = Decision(_text(reply[0]))
             return Verdict(

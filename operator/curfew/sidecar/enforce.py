@@ -8,10 +8,11 @@ second call, to delete it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from curfew.sessions.errors import StoreUnavailable
 from curfew.sessions.identity import session_hash
@@ -78,6 +79,19 @@ PASS: Final = Outcome(allowed=True)
 """A request without a session: forwarded untouched."""
 
 
+@dataclass(slots=True)
+class Ask:
+    """A request that carries a session: what to ask the store, and what to decide with."""
+
+    policy: SidecarPolicy
+    """The policy in force when the request arrived (it stays the one that judges it)."""
+    facts: RequestFacts
+    sid: str
+    """The keyed hash of the session id."""
+    app_key: str | None
+    activity: bool
+
+
 class Enforcer:
     """Judges requests against the policy in force and the shared session store."""
 
@@ -103,54 +117,81 @@ class Enforcer:
         self, facts: RequestFacts, *, activity: bool | None = None, api: bool | None = None
     ) -> Outcome:
         """Decide one request. ``activity`` / ``api`` override what the request looks like."""
+        ask = self.begin(facts, activity)
+        if isinstance(ask, Outcome):
+            return ask
+        return await self.finish(ask, api=api)
+
+    def begin(self, facts: RequestFacts, activity: bool | None = None) -> Outcome | Ask:
+        """The first step of :meth:`check`: the outcome of a request without a session, or the
+        store question of one with a session (send it with :meth:`ask_now` or :meth:`finish`)."""
         policy = self.watcher.policy
         raw = extract_session_id(policy, facts.cookie, facts.session_header)
         if raw is None:
             self.metrics.count("none", "forwarded")
             return PASS
-        sid = session_hash(self._key, raw)
-        app_key = app_session_key(policy.store_format, policy.key_prefix, raw)
         if activity is None:
             activity = is_activity(policy, facts.method, facts.path)
+        return Ask(
+            policy, facts, session_hash(self._key, raw),
+            app_session_key(policy.store_format, policy.key_prefix, raw), activity,
+        )
+
+    def ask_now(self, ask: Ask) -> asyncio.Future[Any] | None:
+        """Send the store question at once (see ``SessionStore.check_and_touch_now``): the
+        future of its raw reply, for :meth:`settle`; None when only :meth:`finish` can."""
+        policy = ask.policy
+        return self.store.check_and_touch_now(
+            ask.sid, policy.limits, activity=ask.activity, policy=policy.policy,
+            workload=policy.workload, app_key=ask.app_key,
+        )
+
+    async def finish(
+        self, ask: Ask, *, api: bool | None = None, after: BaseException | None = None
+    ) -> Outcome:
+        """Ask the store (going on ``after`` a failed :meth:`ask_now`) and decide."""
+        policy = ask.policy
         try:
             verdict = await self.store.check_and_touch(
-                sid, policy.limits, activity=activity, policy=policy.policy,
-                workload=policy.workload, app_key=app_key,
+                ask.sid, policy.limits, activity=ask.activity, policy=policy.policy,
+                workload=policy.workload, app_key=ask.app_key, after=after,
             )
         except StoreUnavailable as err:
-            return self._unavailable(policy, sid, err)
+            return self.unavailable(ask, err)
+        return self.settle(ask, verdict) or await self.expire(ask, verdict, api)
+
+    def settle(self, ask: Ask, verdict: Verdict) -> Outcome | None:
+        """The outcome of a verdict, unless the session must be expired (then :meth:`expire`,
+        which needs the store again)."""
+        policy = ask.policy
         decision = verdict.decision
         if decision is Decision.NEW or decision is Decision.ALLOWED:
             if decision is Decision.NEW:
-                audit.emit(audit.SESSION_FIRST_SEEN, session=sid, workload=policy.workload,
+                audit.emit(audit.SESSION_FIRST_SEEN, session=ask.sid, workload=policy.workload,
                            policy=policy.policy)
             self.metrics.count(decision.value, "forwarded")
             headers = build_remaining_headers(
                 policy, verdict.idle_remaining, verdict.absolute_remaining, verdict.renewal_due
             )
             return Outcome(True, headers, verdict=verdict, decision=decision.value)
-        return await self._expired(policy, facts, sid, app_key, verdict, api)
+        if policy.enforce:
+            return None
+        reason = decision.value
+        facts = ask.facts
+        audit.emit(audit.SESSION_EXPIRED, session=ask.sid, reason=reason, enforced=False,
+                   method=facts.method, path=facts.path, workload=policy.workload,
+                   policy=policy.policy)
+        self.metrics.count(reason, "audited")
+        headers = build_remaining_headers(
+            policy, verdict.idle_remaining, verdict.absolute_remaining
+        )
+        headers[HEADER_AUDIT_EXPIRED] = reason
+        return Outcome(True, headers, verdict=verdict, decision=reason)
 
-    async def _expired(
-        self,
-        policy: SidecarPolicy,
-        facts: RequestFacts,
-        sid: str,
-        app_key: str | None,
-        verdict: Verdict,
-        api: bool | None,
-    ) -> Outcome:
+    async def expire(self, ask: Ask, verdict: Verdict, api: bool | None) -> Outcome:
+        """End an expired session (Enforce mode) and turn its request away."""
+        policy, facts, sid, app_key = ask.policy, ask.facts, ask.sid, ask.app_key
         reason = verdict.decision.value
-        if not policy.enforce:
-            audit.emit(audit.SESSION_EXPIRED, session=sid, reason=reason, enforced=False,
-                       method=facts.method, path=facts.path, workload=policy.workload,
-                       policy=policy.policy)
-            self.metrics.count(reason, "audited")
-            headers = build_remaining_headers(
-                policy, verdict.idle_remaining, verdict.absolute_remaining
-            )
-            headers[HEADER_AUDIT_EXPIRED] = reason
-            return Outcome(True, headers, verdict=verdict, decision=reason)
         try:
             await self.store.expire(sid, app_key=app_key)
         except StoreUnavailable as err:
@@ -184,7 +225,9 @@ class Enforcer:
         self.metrics.count(reason, "redirected")
         return Outcome(False, headers, 302, b"", verdict, reason)
 
-    def _unavailable(self, policy: SidecarPolicy, sid: str, err: StoreUnavailable) -> Outcome:
+    def unavailable(self, ask: Ask, err: StoreUnavailable) -> Outcome:
+        """The outcome when the store could not be asked: per the failure policy."""
+        policy, sid = ask.policy, ask.sid
         self.metrics.redis_errors.inc()
         held = self._store_log.take()
         if held is not None:

@@ -24,22 +24,16 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from curfew.sidecar.enforce import JSON, Enforcer, Outcome, RequestFacts
-from curfew.sidecar.rules import CURFEW_HEADERS
+from curfew.sidecar.http1 import HOP_BY_HOP, REQUEST_DROP, build_upstream_head, header_block
 from curfew.sidecar.upstream import UpstreamError, UpstreamPool, UpstreamResponse, UpstreamTimeout
 
 _log = logging.getLogger(__name__)
 
-HOP_BY_HOP: Final = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-})
 # A websocket handshake is made anew on each leg; these belong to one leg only.
 _WS_LEG_HEADERS: Final = frozenset({
     "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
     "sec-websocket-accept", "sec-websocket-protocol",
 })
-_REQUEST_DROP: Final = HOP_BY_HOP | CURFEW_HEADERS | {"expect"}
-_REQUEST_DROP_RAW: Final = frozenset(h.encode() for h in _REQUEST_DROP)
 _RESPONSE_DROP: Final = HOP_BY_HOP
 _SMALL_BODY: Final = 64 * 1024
 _NO_BODY_STATUS: Final = frozenset({204, 304})
@@ -101,7 +95,7 @@ class ReverseProxy:
             connect_timeout=connect_timeout, read_timeout=read_timeout,
             tls=ssl.create_default_context() if target.scheme == "https" else None,
         )
-        self._host_line = f"Host: {target.netloc}\r\n".encode("latin-1")
+        self._host = target.netloc.encode("latin-1")
         # aiohttp's client makes the app's leg of websockets only.
         self._client: aiohttp.ClientSession | None = None
 
@@ -157,44 +151,25 @@ class ReverseProxy:
         """The request line and headers to send the app, and whether the body is re-chunked.
 
         Built from the client's raw header bytes: names keep their spelling and order."""
-        src = request.headers
-        drop = _REQUEST_DROP_RAW
-        if "Connection" in src:
-            drop = drop | {t.encode("latin-1") for t in _connection_tokens(src)}
-        peer = request.remote
-        if peer:
-            drop = drop | {b"x-forwarded-for"}
-        out = [f"{request.method} {request.raw_path} HTTP/1.1\r\n".encode("utf-8",
-                                                                          "surrogateescape")]
-        for name, value in request.raw_headers:
-            if name.lower() not in drop:
-                out.append(b"%b: %b\r\n" % (name, value))
-        if "Host" not in src:
-            out.append(self._host_line)
-        if peer:
-            prior = ", ".join(src.getall("X-Forwarded-For", ()))
-            out.append(f"X-Forwarded-For: {prior}, {peer}\r\n".encode("latin-1") if prior
-                       else f"X-Forwarded-For: {peer}\r\n".encode("latin-1"))
-        if "X-Forwarded-Proto" not in src:
-            out.append(b"X-Forwarded-Proto: https\r\n" if request.secure
-                       else b"X-Forwarded-Proto: http\r\n")
-        if "X-Forwarded-Host" not in src and request.host:
-            out.append(f"X-Forwarded-Host: {request.host}\r\n".encode("latin-1"))
-        for key, text in added.items():
-            out.append(f"{key}: {text}\r\n".encode("latin-1"))
         # A chunked upload keeps its framing to the app (Transfer-Encoding is hop-by-hop).
-        chunked = request.body_exists and "Content-Length" not in src
-        if chunked:
-            out.append(b"Transfer-Encoding: chunked\r\n")
-        out.append(b"\r\n")
-        return b"".join(out), chunked
+        chunked = request.body_exists and "Content-Length" not in request.headers
+        host = request.host
+        head = build_upstream_head(
+            request.method.encode("latin-1"),
+            request.raw_path.encode("utf-8", "surrogateescape"),
+            [(name, name.lower(), value) for name, value in request.raw_headers],
+            peer=request.remote, secure=request.secure,
+            forwarded_host=host.encode("utf-8", "surrogateescape") if host else None,
+            default_host=self._host, added=header_block(added), chunked=chunked,
+        )
+        return head, chunked
 
     def _upstream_headers(
         self, request: web.BaseRequest, added: dict[str, str]
     ) -> CIMultiDict[str]:
         """The websocket handshake's headers to the app (aiohttp's client makes that leg)."""
         src = request.headers
-        drop = _REQUEST_DROP | _connection_tokens(src) if "Connection" in src else _REQUEST_DROP
+        drop = REQUEST_DROP | _connection_tokens(src) if "Connection" in src else REQUEST_DROP
         out: CIMultiDict[str] = CIMultiDict()
         for name, value in src.items():
             if name.lower() not in drop:

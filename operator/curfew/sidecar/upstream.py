@@ -22,7 +22,9 @@ import asyncio
 import collections
 import ssl
 from collections.abc import AsyncIterator
-from typing import Final, cast
+from typing import Final, Protocol, cast
+
+from curfew.sidecar.http1 import Malformed, ResponseHead, parse_response_head
 
 _MAX_HEAD: Final = 64 * 1024
 _HIGH_WATER: Final = 256 * 1024
@@ -44,11 +46,21 @@ class _Closed(UpstreamError):
     """The connection closed before any byte of an answer: safe to resend a bodiless request."""
 
 
-class _Connection(asyncio.Protocol):
+class Sink(Protocol):
+    """Takes a connection's bytes as they arrive, instead of its buffer (the fast lane)."""
+
+    def upstream_data(self, data: bytes) -> None: ...
+
+    def upstream_lost(self) -> None: ...
+
+
+class Connection(asyncio.Protocol):
     """One connection to the app: a receive buffer with flow control, and write draining."""
 
     def __init__(self, read_timeout: float) -> None:
-        self._loop = asyncio.get_running_loop()
+        self.loop = self._loop = asyncio.get_running_loop()
+        self.sink: Sink | None = None
+        """While set, bytes go to it, not to the buffer (see :class:`Sink`)."""
         self._read_timeout = read_timeout
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
@@ -63,6 +75,10 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        sink = self.sink
+        if sink is not None:
+            sink.upstream_data(data)
+            return
         self.buffer += data
         if len(self.buffer) > _HIGH_WATER and not self._reading_paused and self.transport:
             self._reading_paused = True
@@ -79,6 +95,8 @@ class _Connection(asyncio.Protocol):
         self._wake()
         if self._drain is not None and not self._drain.done():
             self._drain.set_exception(UpstreamError(f"connection lost: {exc}"))
+        if self.sink is not None:
+            self.sink.upstream_lost()
 
     def pause_writing(self) -> None:
         if self._drain is None or self._drain.done():
@@ -152,32 +170,22 @@ class UpstreamResponse:
     )
 
     def __init__(
-        self,
-        pool: UpstreamPool,
-        conn: _Connection,
-        status: int,
-        reason: str,
-        headers: list[tuple[str, str]],
-        *,
-        bodiless: bool,
-        chunked: bool,
-        content_length: int | None,
-        keep_alive: bool,
-        connection_tokens: frozenset[str],
+        self, pool: UpstreamPool, conn: Connection, head: ResponseHead, *, bodiless: bool
     ) -> None:
-        self.status = status
-        self.reason = reason
-        self.headers = headers
+        self.status = head.status
+        self.reason = head.reason.decode("latin-1")
+        self.headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, _, v in head.fields]
         """(name, value) pairs in the app's order and spelling, hop-by-hop ones included."""
-        self.content_length = content_length
-        self.connection_tokens = connection_tokens
+        self.content_length = content_length = head.content_length
+        self.connection_tokens = frozenset(t.decode("latin-1") for t in head.tokens)
         """Header names the app's ``Connection`` header lists (hop-by-hop for this leg)."""
         self._conn = conn
         self._pool = pool
-        self._chunked = chunked
+        self._chunked = chunked = head.chunked
         self._remaining = 0 if bodiless else content_length
         # Without chunking or a length, the body runs until the app closes the connection.
-        self._keep_alive = keep_alive and (bodiless or chunked or content_length is not None)
+        self._keep_alive = head.keep_alive and (
+            bodiless or chunked or content_length is not None)
         self._done = bodiless or content_length == 0
         if self._done:
             self.release()
@@ -217,7 +225,7 @@ class UpstreamResponse:
         self._done = True
         self.release()
 
-    async def _chunks(self, conn: _Connection) -> AsyncIterator[bytes]:
+    async def _chunks(self, conn: Connection) -> AsyncIterator[bytes]:
         while True:
             line = await _line(conn)
             try:
@@ -250,7 +258,7 @@ class UpstreamResponse:
             conn.close()
 
 
-async def _line(conn: _Connection) -> bytes:
+async def _line(conn: Connection) -> bytes:
     start = 0
     while True:
         end = conn.buffer.find(b"\r\n", start)
@@ -282,25 +290,39 @@ class UpstreamPool:
         self._idle_seconds = idle_seconds
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._idle: collections.deque[tuple[_Connection, float]] = collections.deque()
+        self._idle: collections.deque[tuple[Connection, float]] = collections.deque()
         self.opened = 0
         """Connections opened so far (reuse shows as requests outnumbering them)."""
 
-    def put(self, conn: _Connection) -> None:
+    def put(self, conn: Connection) -> None:
         """Keep a connection for reuse; close those idle longer than ``idle_seconds`` (the
         least recently used, at the far end), so a quiet sidecar holds no sockets forever."""
         idle = self._idle
-        now = asyncio.get_running_loop().time()
+        now = conn.loop.time()
         while idle and (idle[0][1] < now - self._idle_seconds or len(idle) >= _MAX_IDLE):
             idle.popleft()[0].close()
         idle.append((conn, now))
 
-    async def _open(self) -> _Connection:
+    def take(self) -> Connection | None:
+        """An idle connection to reuse now, or None (then :meth:`open` one)."""
+        idle = self._idle
+        while idle:
+            conn, since = idle.pop()
+            if conn.closed:
+                continue
+            if since < conn.loop.time() - self._idle_seconds:
+                conn.close()
+                continue
+            return conn
+        return None
+
+    async def open(self) -> Connection:
+        """A new connection to the app."""
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: _Connection(self._read_timeout), self.host, self.port,
+                    lambda: Connection(self._read_timeout), self.host, self.port,
                     ssl=self._tls, server_hostname=self.host if self._tls else None,
                 ),
                 self._connect_timeout,
@@ -324,20 +346,14 @@ class UpstreamPool:
         """Send one request (``head``: request line and headers, blank line included) and read
         the head of its answer. ``body`` is streamed after the head, chunk-encoded if
         ``chunked``."""
-        while self._idle:
-            conn, since = self._idle.pop()
-            if conn.closed:
-                continue
-            if since < asyncio.get_running_loop().time() - self._idle_seconds:
-                conn.close()
-                continue
+        while (conn := self.take()) is not None:
             try:
                 return await self._exchange(conn, method, head, body, chunked)
             except _Closed:
                 if body is not None:
                     raise UpstreamError("the app closed a kept-alive connection") from None
                 # The app closed an idle connection as we reused it: it never saw the request.
-        conn = await self._open()
+        conn = await self.open()
         try:
             return await self._exchange(conn, method, head, body, chunked)
         except _Closed as error:
@@ -345,7 +361,7 @@ class UpstreamPool:
 
     async def _exchange(
         self,
-        conn: _Connection,
+        conn: Connection,
         method: str,
         head: bytes,
         body: AsyncIterator[bytes] | None,
@@ -363,7 +379,7 @@ class UpstreamPool:
             conn.close()
             raise
 
-    async def _read_head(self, conn: _Connection, method: str) -> UpstreamResponse | None:
+    async def _read_head(self, conn: Connection, method: str) -> UpstreamResponse | None:
         buffer = conn.buffer
         start = 0
         while True:
@@ -377,49 +393,24 @@ class UpstreamPool:
                 if not buffer:
                     raise _Closed("the app closed the connection without answering")
                 raise UpstreamError("the app closed the connection mid-head")
-        lines = conn.consumed(end + 4)[:-4].decode("latin-1").split("\r\n")
-        version, _, rest = lines[0].partition(" ")
-        code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-            raise UpstreamError(f"the app did not answer HTTP/1.1: {lines[0][:40]!r}")
-        status = int(code)
-        if 100 <= status < 200:
+        try:
+            parsed = parse_response_head(conn.consumed(end + 4)[:-2])
+        except Malformed as error:
+            raise UpstreamError(str(error)) from None
+        return self.response(conn, parsed, method)
+
+    def response(
+        self, conn: Connection, head: ResponseHead, method: str
+    ) -> UpstreamResponse | None:
+        """The answer ``head`` read on ``conn`` to a ``method`` request; None for an interim
+        (1xx) answer, after which the final one follows."""
+        status = head.status
+        if status < 200:
             if status == 101:
                 raise UpstreamError("the app switched protocols on a plain request")
             return None  # 100 Continue, 103 Early Hints: the final answer follows
-        headers: list[tuple[str, str]] = []
-        content_length: int | None = None
-        chunked = False
-        connection = ""
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep or not name or name[-1] in " \t" or line[0] in " \t":
-                raise UpstreamError("the app sent a malformed header line")
-            value = value.strip(" \t")
-            lname = name.lower()
-            if lname == "content-length":
-                if not value.isdigit() or (content_length is not None
-                                           and content_length != int(value)):
-                    raise UpstreamError("the app sent an invalid Content-Length")
-                content_length = int(value)
-            elif lname == "transfer-encoding":
-                chunked = value.lower().rsplit(",", 1)[-1].strip() == "chunked"
-                if not chunked:
-                    # Another final coding: the body runs until the app closes.
-                    content_length = None
-            elif lname == "connection":
-                connection = f"{connection},{value}" if connection else value
-            headers.append((name, value))
-        if chunked:
-            content_length = None  # Transfer-Encoding overrides Content-Length (RFC 9112 6.3)
-        tokens = (frozenset(t.strip().lower() for t in connection.split(","))
-                  if connection else frozenset())
-        keep_alive = version == "HTTP/1.1" and "close" not in tokens
         return UpstreamResponse(
-            self, conn, status, reason, headers,
-            bodiless=method == "HEAD" or status in _NO_BODY_STATUS,
-            chunked=chunked, content_length=content_length, keep_alive=keep_alive,
-            connection_tokens=tokens,
+            self, conn, head, bodiless=method == "HEAD" or status in _NO_BODY_STATUS
         )
 
     async def aclose(self) -> None:
@@ -427,7 +418,7 @@ class UpstreamPool:
             self._idle.pop()[0].close()
 
 
-async def _send_body(conn: _Connection, body: AsyncIterator[bytes], chunked: bool) -> None:
+async def _send_body(conn: Connection, body: AsyncIterator[bytes], chunked: bool) -> None:
     try:
         async for chunk in body:
             if not chunk:
