@@ -36,6 +36,18 @@ def session_hash(key: bytes, raw_id: str) -> str:
     return hmac.new(key, raw_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+class SessionHasher:
+    """:func:`session_hash` under one key, set up once (the sidecar hashes an id per request)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def __call__(self, raw_id: str) -> str:
+        h = self._keyed.copy()
+        h.update(raw_id.encode("utf-8"))
+        return h.hexdigest()
+
+
 def is_session_hash(value: str) -> bool:
     """Whether ``value`` has the shape of a session hash (so a raw id is never mistaken for one)."""
     return len(value) == SESSION_HASH_HEX_LENGTH and all(c in "0123456789abcdef" for c in value)

@@ -70,30 +70,36 @@ def shard_of(sid: str) -> int:
 
 
 def shard_tag(shard: int) -> str:
-    return f"{{{shard:02x}}}"
+    return _SHARD_TAGS[shard]
+
+
+_SHARD_TAGS: Final = tuple(f"{{{shard:02x}}}" for shard in range(SHARDS))
+_RECORD: Final = ":r:"
+_DUE: Final = ":due"
+_LIMITS: Final = ":limits"
 
 
 def record_key(namespace: str, sid: str) -> str:
-    return f"{namespace}{shard_tag(shard_of(sid))}:r:{sid}"
+    return namespace + _SHARD_TAGS[shard_of(sid)] + _RECORD + sid
 
 
 def record_prefix(namespace: str, shard: int) -> str:
     """The prefix of every record key of ``shard`` (a record key is this plus the sid)."""
-    return f"{namespace}{shard_tag(shard)}:r:"
+    return namespace + _SHARD_TAGS[shard] + _RECORD
 
 
 def due_key(namespace: str, shard: int) -> str:
-    return f"{namespace}{shard_tag(shard)}:due"
+    return namespace + _SHARD_TAGS[shard] + _DUE
 
 
 def limits_key(namespace: str, shard: int) -> str:
-    return f"{namespace}{shard_tag(shard)}:limits"
+    return namespace + _SHARD_TAGS[shard] + _LIMITS
 
 
 def session_keys(namespace: str, sid: str) -> tuple[str, str, str]:
     """The keys one session's script touches: record, due index, limits set (one slot)."""
-    shard = shard_of(sid)
-    return record_key(namespace, sid), due_key(namespace, shard), limits_key(namespace, shard)
+    slot = namespace + _SHARD_TAGS[shard_of(sid)]
+    return slot + _RECORD + sid, slot + _DUE, slot + _LIMITS
 
 
 def app_session_key(format: str, prefix: str, raw_id: str) -> str | None:

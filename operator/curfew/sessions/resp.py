@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 from urllib.parse import unquote, urlsplit
@@ -29,6 +31,8 @@ from urllib.parse import unquote, urlsplit
 import hiredis
 
 from curfew.sessions.errors import StoreDataError, StoreUnavailable
+
+_log = logging.getLogger(__name__)
 
 _UNAVAILABLE_REPLIES: Final = ("LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY")
 _BACKOFF_BASE: Final = 0.02
@@ -77,13 +81,32 @@ class ReplyError(Exception):
     """An error reply of Redis (``-ERR ...``, ``-NOSCRIPT ...``) to one command."""
 
 
+ReplyCallback = Callable[[Any, BaseException | None], None]
+"""Called with (reply, None) or (None, error) when a command sent with a callback is answered."""
+_Waiter = asyncio.Future[Any] | ReplyCallback
+
+
+def _deliver(waiter: _Waiter, reply: Any, error: BaseException | None) -> None:
+    if isinstance(waiter, asyncio.Future):
+        if not waiter.done():
+            if error is None:
+                waiter.set_result(reply)
+            else:
+                waiter.set_exception(error)
+        return
+    try:
+        waiter(reply, error)
+    except Exception:  # one caller's bug must not stop the replies of the others
+        _log.exception("a reply callback failed")
+
+
 class _Connection(asyncio.Protocol):
     """One TCP connection; pending commands are answered in the order they were sent."""
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
         self._reader = hiredis.Reader()
-        self._pending: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self._pending: collections.deque[tuple[_Waiter, float]] = collections.deque()
         self._out: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -111,12 +134,10 @@ class _Connection(asyncio.Protocol):
             if not pending:
                 self._fail(StoreUnavailable("Redis unavailable: a reply nobody asked for"))
                 return
-            future = pending.popleft()[0]
-            if not future.done():
-                if isinstance(reply, hiredis.ReplyError):
-                    future.set_exception(ReplyError(str(reply)))
-                else:
-                    future.set_result(reply)
+            if isinstance(reply, hiredis.ReplyError):
+                _deliver(pending.popleft()[0], None, ReplyError(str(reply)))
+            else:
+                _deliver(pending.popleft()[0], reply, None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(StoreUnavailable(
@@ -127,16 +148,20 @@ class _Connection(asyncio.Protocol):
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         """Queue one packed command; the future gets its reply (or ReplyError)."""
+        future = self._loop.create_future()
+        self.send_to(packed, future)
+        return future
+
+    def send_to(self, packed: bytes, waiter: _Waiter) -> None:
+        """Queue one packed command for a future or a :data:`ReplyCallback`."""
         if self.closed:
             raise StoreUnavailable("Redis unavailable: connection closed")
-        future = self._loop.create_future()
-        self._pending.append((future, self._loop.time() + self._timeout))
+        self._pending.append((waiter, self._loop.time() + self._timeout))
         if not self._out:
             self._loop.call_soon(self._flush)
         self._out.append(packed)
         if self._timer is None:
             self._timer = self._loop.call_later(self._timeout, self._check_deadline)
-        return future
 
     def _flush(self) -> None:
         out, self._out = self._out, []
@@ -166,9 +191,8 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
         pending, self._pending = self._pending, collections.deque()
-        for future, _ in pending:
-            if not future.done():
-                future.set_exception(error)
+        for waiter, _ in pending:
+            _deliver(waiter, None, error)
 
     def close(self) -> None:
         self._fail(StoreUnavailable("Redis unavailable: connection closed"))
@@ -195,17 +219,19 @@ class LeanRedis:
         self._conn: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
 
-    def send_now(self, *args: str | bytes | int | float) -> asyncio.Future[Any] | None:
-        """Send one command at once on the open connection: the future of its reply (or of
-        ReplyError / StoreUnavailable), with no retry; None while there is no open connection.
+    def send_now(self, callback: ReplyCallback, *args: str | bytes | int | float) -> bool:
+        """Send one command at once on the open connection, with no retry; ``callback`` gets
+        its reply, or ReplyError / StoreUnavailable. False (and nothing sent) while there is
+        no open connection.
 
         For callers that chain callbacks instead of awaiting; after a failure they go on with
         :meth:`call` and ``attempt=1``, so the retries stay the same in number and backoff.
         """
         conn = self._conn
         if conn is None or conn.closed:
-            return None
-        return conn.send(_pack(args))
+            return False
+        conn.send_to(_pack(args), callback)
+        return True
 
     @property
     def retries(self) -> int:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import cached_property
 
 from curfew.sessions.keys import RecordField
 
@@ -73,15 +74,15 @@ class Limits:
         if self.renewal_seconds is not None and self.renewal_seconds <= 0:
             raise ValueError("the renewal interval must be positive")
 
-    @property
+    @cached_property
     def idle_ms(self) -> int:
         return _ms(self.idle_seconds)
 
-    @property
+    @cached_property
     def absolute_ms(self) -> int:
         return _ms(self.absolute_seconds)
 
-    @property
+    @cached_property
     def renewal_ms(self) -> int:
         return 0 if self.renewal_seconds is None else _ms(self.renewal_seconds)
 

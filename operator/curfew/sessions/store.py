@@ -38,7 +38,14 @@ from redis.backoff import ExponentialBackoff
 
 from curfew.sessions import keys
 from curfew.sessions.errors import StoreConfigError, StoreDataError, StoreUnavailable
-from curfew.sessions.resp import LeanRedis, ReplyError, lean_address, outage_of, reply_error
+from curfew.sessions.resp import (
+    LeanRedis,
+    ReplyCallback,
+    ReplyError,
+    lean_address,
+    outage_of,
+    reply_error,
+)
 from curfew.sessions.rules import Decision, Limits, Reason, SessionRecord, Verdict
 
 DEFAULT_SOCKET_TIMEOUT: Final = 0.25
@@ -145,6 +152,12 @@ def _raised_in_redis(error: BaseException) -> bool:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     return tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("redis.")
+
+
+_DECISIONS: Final[dict[bytes | str, Decision]] = {
+    **{d.value.encode(): d for d in Decision}, **{d.value: d for d in Decision}
+}
+"""A decision by its name in a script's reply (bytes from the wire, str from redis-py)."""
 
 
 def _text(value: bytes | str) -> str:
@@ -350,6 +363,8 @@ class SessionStore:
     ) -> Any:
         if isinstance(after, ReplyError):
             after = outage_of(after) or after
+        if isinstance(after, StoreUnavailable) and lean.retries < 1:
+            raise after
         if isinstance(after, ReplyError):
             if not str(after).startswith("NOSCRIPT"):
                 raise reply_error(after) from after
@@ -388,6 +403,7 @@ class SessionStore:
 
     def check_and_touch_now(
         self,
+        callback: ReplyCallback,
         sid: str,
         limits: Limits,
         *,
@@ -395,20 +411,20 @@ class SessionStore:
         policy: str,
         workload: str,
         app_key: str | None = None,
-    ) -> asyncio.Future[Any] | None:
-        """:meth:`check_and_touch` sent at once, for callers that chain callbacks: the future
-        of the raw reply (read it with :meth:`verdict_of`), or None when only the awaited form
-        can send it now (no lean connection, or none open).
+    ) -> bool:
+        """:meth:`check_and_touch` sent at once, for callers that chain callbacks: ``callback``
+        gets the raw reply (read it with :meth:`verdict_of`) or the error. False, and nothing
+        sent, when only the awaited form can send it now (no lean connection, or none open).
 
-        A future that fails is followed by ``check_and_touch(..., after=error)``, which goes on
+        A call that fails is followed by ``check_and_touch(..., after=error)``, which goes on
         from there: the retries left after an outage, ``EVAL`` after ``NOSCRIPT``.
         """
         lean = self.lean
         if lean is None:
-            return None
+            return False
         keys_, args = self._check_and_touch_args(sid, limits, activity, policy, workload,
                                                  app_key)
-        return lean.send_now("EVALSHA", CHECK_AND_TOUCH.sha, 3, *keys_, *args)
+        return lean.send_now(callback, "EVALSHA", CHECK_AND_TOUCH.sha, 3, *keys_, *args)
 
     async def check_and_touch(
         self,
@@ -440,14 +456,14 @@ class SessionStore:
     def verdict_of(reply: Any) -> Verdict:
         """The verdict in a reply of the ``check_and_touch`` script."""
         try:
-            decision = Decision(_text(reply[0]))
+            decision = _DECISIONS[reply[0]]
             return Verdict(
                 decision,
                 max(0, int(reply[1])) / 1000,
                 max(0, int(reply[2])) / 1000,
                 int(reply[3]) == 1,
             )
-        except (IndexError, TypeError, ValueError) as error:
+        except (IndexError, KeyError, TypeError, ValueError) as error:
             raise StoreDataError(f"unexpected reply from check_and_touch: {reply!r}") from error
 
     async def expire(

@@ -8,15 +8,15 @@ second call, to delete it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from curfew.sessions.errors import StoreUnavailable
-from curfew.sessions.identity import session_hash
+from curfew.sessions.identity import SessionHasher
 from curfew.sessions.keys import app_session_key
+from curfew.sessions.resp import ReplyCallback
 from curfew.sessions.rules import Decision, Verdict
 from curfew.sessions.store import SessionStore
 from curfew.sidecar import audit
@@ -104,7 +104,7 @@ class Enforcer:
     ) -> None:
         self.watcher = watcher
         self.store = store
-        self._key = key
+        self._hash = SessionHasher(key)
         self.metrics = metrics
         self._store_log = audit.RateLimited(_STORE_LOG_INTERVAL)
 
@@ -133,16 +133,17 @@ class Enforcer:
         if activity is None:
             activity = is_activity(policy, facts.method, facts.path)
         return Ask(
-            policy, facts, session_hash(self._key, raw),
+            policy, facts, self._hash(raw),
             app_session_key(policy.store_format, policy.key_prefix, raw), activity,
         )
 
-    def ask_now(self, ask: Ask) -> asyncio.Future[Any] | None:
-        """Send the store question at once (see ``SessionStore.check_and_touch_now``): the
-        future of its raw reply, for :meth:`settle`; None when only :meth:`finish` can."""
+    def ask_now(self, ask: Ask, callback: ReplyCallback) -> bool:
+        """Send the store question at once (see ``SessionStore.check_and_touch_now``):
+        ``callback`` gets the raw reply, for :meth:`settle`; False when only :meth:`finish`
+        can ask."""
         policy = ask.policy
         return self.store.check_and_touch_now(
-            ask.sid, policy.limits, activity=ask.activity, policy=policy.policy,
+            callback, ask.sid, policy.limits, activity=ask.activity, policy=policy.policy,
             workload=policy.workload, app_key=ask.app_key,
         )
 
@@ -169,11 +170,12 @@ class Enforcer:
             if decision is Decision.NEW:
                 audit.emit(audit.SESSION_FIRST_SEEN, session=ask.sid, workload=policy.workload,
                            policy=policy.policy)
-            self.metrics.count(decision.value, "forwarded")
+            # A Decision is its own name (a StrEnum): no .value lookup on the hot path.
+            self.metrics.count(decision, "forwarded")
             headers = build_remaining_headers(
                 policy, verdict.idle_remaining, verdict.absolute_remaining, verdict.renewal_due
             )
-            return Outcome(True, headers, verdict=verdict, decision=decision.value)
+            return Outcome(True, headers, verdict=verdict, decision=decision)
         if policy.enforce:
             return None
         reason = decision.value

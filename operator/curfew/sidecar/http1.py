@@ -20,7 +20,7 @@ whitespace.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,6 +35,8 @@ REQUEST_DROP: Final = HOP_BY_HOP | CURFEW_HEADERS | {"expect"}
 """Fields of a client's request the app never sees (``Curfew-*``: only the sidecar sets them)."""
 _REQUEST_DROP_RAW: Final = frozenset(h.encode() for h in REQUEST_DROP)
 _RESPONSE_DROP_RAW: Final = frozenset(h.encode() for h in HOP_BY_HOP)
+_REWRITTEN_RAW: Final = _REQUEST_DROP_RAW | {
+    b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
 
 MAX_FIELDS: Final = 100
 """More fields than this in a request head: handed off (aiohttp applies its own limits)."""
@@ -58,29 +60,27 @@ class RequestHead:
 
     method: bytes
     target: bytes
-    fields: list[tuple[bytes, bytes, bytes]]
-    """(name as sent, lower-cased name, value) in order."""
+    block: bytes
+    """The field lines as the client sent them (each ending in CRLF)."""
     first: dict[bytes, bytes]
     """The first value of each lower-cased name."""
     content_length: int
     close: bool
     """The client asked to close the connection after this request."""
+    plain: bool
+    """No field the proxy drops or rewrites (hop-by-hop, ``Curfew-*``, ``X-Forwarded-*``)."""
 
 
 HAND_OFF: Final = "hand off"
 """The head is well-formed, but of a shape the fast lane leaves to aiohttp."""
 
 
-def _fields(head: bytes, start: int) -> list[tuple[bytes, bytes, bytes]]:
-    """The field lines of ``head`` (which ends with the CRLF of its last line) from ``start``."""
+def _check_fields(head: bytes, start: int) -> None:
+    """Check the field lines of ``head`` (which ends with the CRLF of its last line) from
+    ``start``."""
     if _FIELDS.fullmatch(head, start) is None:
         raise Malformed("malformed header line (obs-fold, a bad name, a bare CR or LF, or a "
                         "control character)")
-    out = []
-    for line in head[start:-2].split(b"\r\n") if len(head) > start else ():
-        name, _, value = line.partition(b":")
-        out.append((name, name.lower(), value.strip(b" \t")))
-    return out
 
 
 def parse_request_head(head: bytes) -> RequestHead | str:
@@ -89,21 +89,28 @@ def parse_request_head(head: bytes) -> RequestHead | str:
     line = _REQUEST_LINE.match(head)
     if line is None:
         return HAND_OFF
-    fields = _fields(head, line.end())
-    if len(fields) > MAX_FIELDS:
+    start = line.end()
+    _check_fields(head, start)
+    block = head[start:]
+    if block.count(b"\n") > MAX_FIELDS:
         return HAND_OFF
     first: dict[bytes, bytes] = {}
     connection: list[bytes] = []
-    for _, lname, value in fields:
+    plain = True
+    for field in block[:-2].split(b"\r\n") if block else ():
+        name, _, value = field.partition(b":")
+        lname = name.lower()
         if lname in first:
             if lname == b"content-length":
                 raise Malformed("more than one Content-Length")
             if lname == b"host":
                 raise Malformed("more than one Host")
         else:
-            first[lname] = value
-        if lname == b"connection":
-            connection.append(value)
+            first[lname] = value.strip(b" \t")
+        if lname in _REWRITTEN_RAW:
+            plain = False
+            if lname == b"connection":
+                connection.append(value)
     length = 0
     if b"content-length" in first:
         if b"transfer-encoding" in first:
@@ -116,7 +123,7 @@ def parse_request_head(head: bytes) -> RequestHead | str:
             or b"expect" in first):
         return HAND_OFF
     close = bool(connection) and b"close" in connection_tokens(connection)
-    return RequestHead(line.group(1), line.group(2), fields, first, length, close)
+    return RequestHead(line.group(1), line.group(2), block, first, length, close, plain)
 
 
 def connection_tokens(values: Iterable[bytes]) -> frozenset[bytes]:
@@ -130,8 +137,8 @@ class ResponseHead:
 
     status: int
     reason: bytes
-    fields: list[tuple[bytes, bytes, bytes]]
-    """(name as sent, lower-cased name, value) in order, hop-by-hop fields included."""
+    block: bytes
+    """The field lines as the app sent them (each ending in CRLF)."""
     content_length: int | None
     """None when the body is chunked, or runs until the app closes."""
     chunked: bool
@@ -139,6 +146,28 @@ class ResponseHead:
     """HTTP/1.1 without ``Connection: close``."""
     tokens: frozenset[bytes]
     """The app's ``Connection`` options (fields it names are hop-by-hop for this leg)."""
+    plain: bool
+    """No field is hop-by-hop or ``Curfew-*``: the block is relayed to the client as it is."""
+
+    @property
+    def fields(self) -> list[tuple[bytes, bytes, bytes]]:
+        """(name as sent, lower-cased name, value) in order, hop-by-hop fields included."""
+        return _split(self.block[:-2])
+
+
+def _split(block: bytes) -> list[tuple[bytes, bytes, bytes]]:
+    fields = []
+    for field in block.split(b"\r\n") if block else ():
+        name, _, value = field.partition(b":")
+        fields.append((name, name.lower(), value.strip(b" \t")))
+    return fields
+
+
+_RESPONSE_SPECIAL: Final = re.compile(
+    rb"^(content-length|transfer-encoding|connection|keep-alive|proxy-authenticate"
+    rb"|proxy-authorization|proxy-connection|te|trailers?|upgrade|curfew-" + _TOKEN.lower()
+    + rb"?):[\t ]*(.*?)[\t ]*\r$", re.IGNORECASE | re.MULTILINE)
+"""The answer fields the proxy reads or drops; most answers have only Content-Length."""
 
 
 def parse_response_head(head: bytes) -> ResponseHead:
@@ -147,11 +176,24 @@ def parse_response_head(head: bytes) -> ResponseHead:
     line = _STATUS_LINE.match(head)
     if line is None:
         raise Malformed(f"the app did not answer HTTP/1.1: {head[:40]!r}")
-    fields = _fields(head, line.end())
-    content_length: int | None = None
+    start = line.end()
+    _check_fields(head, start)
+    block = head[start:]
+    status, reason, keep_alive = int(line.group(2)), line.group(3) or b"", line.group(1) == b"1"
+    special = _RESPONSE_SPECIAL.findall(block)
+    if not special or (len(special) == 1 and special[0][0].lower() == b"content-length"):
+        content_length = None
+        if special:
+            value = special[0][1]
+            if _DIGITS.fullmatch(value) is None:
+                raise Malformed("the app sent an invalid Content-Length")
+            content_length = int(value)
+        return ResponseHead(status, reason, block, content_length, False, keep_alive,
+                            frozenset(), True)
+    content_length = None
     chunked = False
     connection: list[bytes] = []
-    for _, lname, value in fields:
+    for _, lname, value in _split(block[:-2]):
         if lname == b"content-length":
             if _DIGITS.fullmatch(value) is None or (content_length is not None
                                                     and content_length != int(value)):
@@ -167,27 +209,29 @@ def parse_response_head(head: bytes) -> ResponseHead:
     if chunked:
         content_length = None  # Transfer-Encoding overrides Content-Length (RFC 9112 6.3)
     tokens = connection_tokens(connection) if connection else frozenset()
-    return ResponseHead(
-        int(line.group(2)), line.group(3) or b"", fields, content_length, chunked,
-        line.group(1) == b"1" and b"close" not in tokens, tokens,
-    )
+    return ResponseHead(status, reason, block, content_length, chunked,
+                        keep_alive and b"close" not in tokens, tokens, False)
 
 
 def header_block(headers: Mapping[str, str]) -> bytes:
     """Fields the sidecar adds, as lines; a value that could end its line is refused."""
-    out = []
-    for name, value in headers.items():
-        if "\r" in value or "\n" in value or "\0" in value:
-            raise ValueError(f"refusing to send a {name} value with a line break")
-        out.append(f"{name}: {value}\r\n")
-    return "".join(out).encode("latin-1")
+    text = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    if text.count("\n") != len(headers) or text.count("\r") != len(headers) or "\0" in text:
+        raise ValueError(f"refusing to send a header value with a line break: {headers!r}")
+    return text.encode("latin-1")
+
+
+def fields_block(raw: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Fields parsed elsewhere (aiohttp's raw headers) as field lines."""
+    return b"".join([b"%b: %b\r\n" % (name, value) for name, value in raw])
 
 
 def build_upstream_head(
     method: bytes,
     target: bytes,
-    fields: Sequence[tuple[bytes, bytes, bytes]],
+    block: bytes,
     *,
+    plain: bool,
     peer: str | None,
     secure: bool,
     forwarded_host: bytes | None,
@@ -195,7 +239,8 @@ def build_upstream_head(
     added: bytes,
     chunked: bool = False,
 ) -> bytes:
-    """The request head to send the app for a client's request.
+    """The request head to send the app for a client's request with field lines ``block``
+    (``plain``: as :attr:`RequestHead.plain`, and with a ``Host``).
 
     Dropped: hop-by-hop fields and those ``Connection`` names, ``Expect``, every ``Curfew-*``
     field of the client. Set: ``X-Forwarded-For`` (the client's ``peer`` appended to what a
@@ -203,29 +248,29 @@ def build_upstream_head(
     there; ``Host`` (``default_host``) when the client sent none. ``added``: the sidecar's
     own fields (:func:`header_block`). ``chunked``: the body is re-chunked to the app.
     """
-    kept: list[tuple[bytes, bytes]] = []
-    tokens: frozenset[bytes] = frozenset()
     prior: list[bytes] = []
-    host = proto = forwarded = False
-    for name, lname, value in fields:
-        if lname in _REQUEST_DROP_RAW:
-            if lname == b"connection":
-                tokens = tokens | connection_tokens((value,))
-            continue
-        if lname == b"x-forwarded-for":
-            prior.append(value)
-            if peer:
+    host, proto, forwarded = plain, False, False
+    if not plain:
+        kept: list[tuple[bytes, bytes]] = []
+        tokens: frozenset[bytes] = frozenset()
+        for name, lname, value in _split(block[:-2]):
+            if lname in _REQUEST_DROP_RAW:
+                if lname == b"connection":
+                    tokens = tokens | connection_tokens((value,))
                 continue
-        elif lname == b"host":
-            host = True
-        elif lname == b"x-forwarded-proto":
-            proto = True
-        elif lname == b"x-forwarded-host":
-            forwarded = True
-        kept.append((lname, b"%b: %b\r\n" % (name, value)))
-    out = [b"%b %b HTTP/1.1\r\n" % (method, target)]
-    out += [line for lname, line in kept if lname not in tokens] if tokens else [
-        line for _, line in kept]
+            if lname == b"x-forwarded-for":
+                prior.append(value)
+                if peer:
+                    continue
+            elif lname == b"host":
+                host = True
+            elif lname == b"x-forwarded-proto":
+                proto = True
+            elif lname == b"x-forwarded-host":
+                forwarded = True
+            kept.append((lname, b"%b: %b\r\n" % (name, value)))
+        block = b"".join([line for lname, line in kept if lname not in tokens])
+    out = [b"%b %b HTTP/1.1\r\n%b" % (method, target, block)]
     if not host:
         out.append(b"Host: %b\r\n" % default_host)
     if peer:
@@ -249,11 +294,10 @@ def build_response_head(
     """The client's answer head for the app's ``head``: hop-by-hop fields (and those its
     ``Connection`` names) dropped, the app's values of ``added_names`` replaced by ``added``,
     then ``framing`` (``Transfer-Encoding`` / ``Connection`` lines of the client's leg)."""
-    drop = _RESPONSE_DROP_RAW | head.tokens | added_names
-    out = [b"HTTP/1.1 %d %b\r\n" % (head.status, head.reason)]
-    out += [b"%b: %b\r\n" % (name, value) for name, lname, value in head.fields
-            if lname not in drop]
-    out.append(added)
-    out.append(framing)
-    out.append(b"\r\n")
-    return b"".join(out)
+    if head.plain:
+        block = head.block
+    else:
+        drop = _RESPONSE_DROP_RAW | head.tokens | added_names
+        block = b"".join([b"%b: %b\r\n" % (name, value) for name, lname, value in head.fields
+                          if lname not in drop])
+    return b"HTTP/1.1 %d %b\r\n%b%b%b\r\n" % (head.status, head.reason, block, added, framing)

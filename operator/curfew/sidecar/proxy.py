@@ -24,7 +24,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from curfew.sidecar.enforce import JSON, Enforcer, Outcome, RequestFacts
-from curfew.sidecar.http1 import HOP_BY_HOP, REQUEST_DROP, build_upstream_head, header_block
+from curfew.sidecar.http1 import (
+    HOP_BY_HOP,
+    REQUEST_DROP,
+    build_upstream_head,
+    fields_block,
+    header_block,
+)
 from curfew.sidecar.upstream import UpstreamError, UpstreamPool, UpstreamResponse, UpstreamTimeout
 
 _log = logging.getLogger(__name__)
@@ -82,20 +88,22 @@ class ReverseProxy:
         read_timeout: float,
         websocket_interval: float,
     ) -> None:
-        self._upstream = upstream
-        self._enforcer = enforcer
+        self.upstream = upstream
+        self.enforcer = enforcer
+        self.read_timeout = read_timeout
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self._ws_interval = websocket_interval
         target = urlsplit(upstream)
-        self._pool = UpstreamPool(
+        self.pool = UpstreamPool(
             target.hostname or "127.0.0.1",
             target.port or (443 if target.scheme == "https" else 80),
             connect_timeout=connect_timeout, read_timeout=read_timeout,
             tls=ssl.create_default_context() if target.scheme == "https" else None,
         )
-        self._host = target.netloc.encode("latin-1")
+        self.upstream_host = target.netloc.encode("latin-1")
+        """The app's ``host[:port]``: the ``Host`` of a request that came without one."""
         # aiohttp's client makes the app's leg of websockets only.
         self._client: aiohttp.ClientSession | None = None
 
@@ -111,13 +119,13 @@ class ReverseProxy:
         )
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        await self.pool.aclose()
         if self._client is not None:
             await self._client.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
-        enforcer = self._enforcer
+        enforcer = self.enforcer
         facts = facts_of(request, enforcer.session_header)
         outcome = await enforcer.check(facts)
         if not outcome.allowed:
@@ -126,7 +134,7 @@ class ReverseProxy:
         if request.raw_path[:1] != "/":
             return web.Response(status=400, text="absolute-form request targets are not proxied")
         if "websocket" in request.headers.get("Upgrade", "").lower():
-            url = URL(self._upstream + request.raw_path, encoded=True)
+            url = URL(self.upstream + request.raw_path, encoded=True)
             headers = self._upstream_headers(request, outcome.headers)
             return await self._websocket(request, url, headers, facts)
         if request.headers.get("Expect", "").lower() == "100-continue":
@@ -134,14 +142,14 @@ class ReverseProxy:
         head, chunked = self._upstream_head(request, outcome.headers)
         enforcer.metrics.added_latency.observe(time.perf_counter() - started)
         try:
-            upstream = await self._pool.request(
+            upstream = await self.pool.request(
                 request.method, head, request.content.iter_any() if request.body_exists else None,
                 chunked=chunked,
             )
         except UpstreamTimeout:
             return _gateway_error(504, "upstream_timeout")
         except UpstreamError as err:
-            _log.warning("upstream %s unreachable: %s", self._upstream, err)
+            _log.warning("upstream %s unreachable: %s", self.upstream, err)
             return _gateway_error(502, "upstream_unavailable")
         return await self._relay(request, upstream, outcome.headers)
 
@@ -157,10 +165,10 @@ class ReverseProxy:
         head = build_upstream_head(
             request.method.encode("latin-1"),
             request.raw_path.encode("utf-8", "surrogateescape"),
-            [(name, name.lower(), value) for name, value in request.raw_headers],
+            fields_block(request.raw_headers), plain=False,
             peer=request.remote, secure=request.secure,
             forwarded_host=host.encode("utf-8", "surrogateescape") if host else None,
-            default_host=self._host, added=header_block(added), chunked=chunked,
+            default_host=self.upstream_host, added=header_block(added), chunked=chunked,
         )
         return head, chunked
 
@@ -207,7 +215,7 @@ class ReverseProxy:
             except UpstreamTimeout:
                 return _gateway_error(504, "upstream_timeout")
             except UpstreamError as err:
-                _log.warning("upstream %s failed mid-response: %s", self._upstream, err)
+                _log.warning("upstream %s failed mid-response: %s", self.upstream, err)
                 return _gateway_error(502, "upstream_unavailable")
             return web.Response(status=upstream.status, reason=upstream.reason, headers=headers,
                                 body=body)
@@ -262,7 +270,7 @@ class ReverseProxy:
         while True:
             await asyncio.sleep(self._ws_interval)
             active, relay.client_sent = relay.client_sent, False
-            outcome = await self._enforcer.check(facts, activity=active, api=True)
+            outcome = await self.enforcer.check(facts, activity=active, api=True)
             if not outcome.allowed:
                 reason = outcome.headers.get("Curfew-Reason", "expired")
                 await relay.close(_WS_CLOSE_EXPIRED, f"session {reason}".encode())
@@ -327,6 +335,10 @@ async def _forward(
     return True
 
 
+def gateway_body(error: str) -> bytes:
+    """The JSON body of a 502 / 504 answer."""
+    return f'{{"error": "{error}"}}'.encode()
+
+
 def _gateway_error(status: int, error: str) -> web.Response:
-    return web.Response(status=status, body=f'{{"error": "{error}"}}'.encode(),
-                        content_type=JSON)
+    return web.Response(status=status, body=gateway_body(error), content_type=JSON)

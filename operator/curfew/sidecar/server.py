@@ -1,8 +1,10 @@
 """The sidecar process: listeners, the sidecar's own endpoints, readiness, graceful shutdown.
 
-One low-level aiohttp server per port (no router: the hot path is a single dispatch on the
-path). Paths under ``/.curfew/`` belong to the sidecar and are never forwarded: the session
-status, keepalive, and later its static assets, registered in :attr:`Sidecar.reserved`.
+In proxy mode the main port is the fast lane (:mod:`curfew.sidecar.fastlane`), which hands
+what it does not serve itself to a low-level aiohttp server; every other listener is such a
+server (no router: a single dispatch on the path). Paths under ``/.curfew/`` belong to the
+sidecar and are never forwarded: the session status, keepalive, and later its static assets,
+registered in :attr:`Sidecar.reserved`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from curfew.sessions.store import SessionStore
 from curfew.sidecar.authz import AuthzService
 from curfew.sidecar.client import ClientEndpoints
 from curfew.sidecar.enforce import JSON, Enforcer
+from curfew.sidecar.fastlane import FastLane
 from curfew.sidecar.metrics import CONTENT_TYPE, SidecarMetrics
 from curfew.sidecar.proxy import ReverseProxy, answer, facts_of
 from curfew.sidecar.reload import ConfigWatcher
@@ -76,6 +79,8 @@ class Sidecar:
             "/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics,
         }
         self._runners: list[web.BaseRunner] = []
+        self.fast_lane: FastLane | None = None
+        """Proxy mode's main listener (the other listeners are aiohttp's)."""
         self._watch: asyncio.Task[None] | None = None
         self.stopping = False
         self.metrics.set_config(policy.hash, policy.workload, policy.policy, valid=True)
@@ -86,7 +91,10 @@ class Sidecar:
         """Start listening; returns the bound (host, port) of the main and ops listeners."""
         if self.proxy is not None:
             await self.proxy.start()
-        bound = [await self._listen(self.settings.listen, self._main)]
+            self.fast_lane = FastLane(self.proxy, self._main, self.settings.shutdown_grace_seconds)
+            bound = [await self.fast_lane.start(*parse_host_port(self.settings.listen))]
+        else:
+            bound = [await self._listen(self.settings.listen, self._main)]
         if self.settings.ops_listen:
             bound.append(await self._listen(self.settings.ops_listen, self._ops_only))
         self._watch = asyncio.create_task(self.watcher.run(self.settings.config_poll_seconds))
@@ -114,6 +122,8 @@ class Sidecar:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
+        if self.fast_lane is not None:
+            await self.fast_lane.stop()
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()

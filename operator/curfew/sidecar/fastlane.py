@@ -1,0 +1,655 @@
+"""Proxy mode's fast lane: the main listener serves the common requests itself.
+
+A proxied request through aiohttp's server costs about as much CPU as the whole app behind
+it (a task, a request object, a response object and its writer per request). The fast lane
+is an :class:`asyncio.Protocol` per client connection that reads HTTP/1.1 requests itself
+(:mod:`curfew.sidecar.http1`, strictly) and serves them with chained callbacks, no task:
+the store's reply future calls back the decision, the request goes to a pooled connection to
+the app whose bytes come straight to the exchange (:class:`_Exchange`), and a small answer of
+known length goes back to the client in one write.
+
+What it serves: origin-form HTTP/1.1 requests with a ``Host``, no body or a body of
+``Content-Length`` up to 64 KiB, outside ``/.curfew/``. Everything else well-formed is
+**handed off**, untouched, to the aiohttp server on the same connection (websockets,
+``Expect``, chunked or large uploads, HTTP/1.0, other target forms, the sidecar's own
+endpoints, oversized heads), which then owns the connection to its end. A head two parsers
+could read differently is refused with 400 and the connection closed.
+
+Rarer paths do use a task: a store call that must wait (no connection yet, a retry, an
+expired session to end), a new connection to the app, and answers streamed to the client
+(chunked, close-delimited or over 64 KiB), which keep the client's flow control and the
+app's read timeout of :mod:`curfew.sidecar.upstream`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import http
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final, cast
+
+from aiohttp import web
+from yarl import URL
+
+from curfew.sessions.store import SessionStore
+from curfew.sidecar.enforce import Ask, Enforcer, Outcome, RequestFacts
+from curfew.sidecar.http1 import (
+    HAND_OFF,
+    Malformed,
+    RequestHead,
+    ResponseHead,
+    build_response_head,
+    build_upstream_head,
+    header_block,
+    parse_request_head,
+    parse_response_head,
+)
+from curfew.sidecar.proxy import ReverseProxy, gateway_body
+from curfew.sidecar.rules import RESERVED_PREFIX
+from curfew.sidecar.upstream import Connection, UpstreamError, UpstreamPool, UpstreamResponse
+
+_log = logging.getLogger(__name__)
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+MAX_HEAD: Final = 16 * 1024
+"""A request head longer than this is handed off (aiohttp then applies its own limits)."""
+SMALL_BODY: Final = 64 * 1024
+"""Request bodies up to this are read whole and sent with the head; answers up to this are
+relayed in one write (a cut-short one is then still a clean 502)."""
+_MAX_BUFFER: Final = 4 * SMALL_BODY
+"""Pipelined bytes held while a request is in flight before reading from the client pauses."""
+_MAX_RESPONSE_HEAD: Final = 64 * 1024
+KEEPALIVE_SECONDS: Final = 75.0
+"""An idle client connection is closed after this long (aiohttp's default, kept)."""
+_NO_BODY_STATUS: Final = frozenset({204, 304})
+_JSON: Final = {"Content-Type": "application/json"}
+
+
+def _phrase(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Unknown"
+
+
+def _text(value: bytes | None) -> str | None:
+    # As aiohttp decodes header values.
+    return None if value is None else value.decode("utf-8", "surrogateescape")
+
+
+@functools.cache
+def _names(headers: tuple[str, ...]) -> frozenset[bytes]:
+    """The lower-cased names of the fields the sidecar adds (a handful of combinations)."""
+    return frozenset(name.lower().encode() for name in headers)
+
+
+def _path_of(target: str) -> str:
+    """The decoded path of an origin-form target, exactly as aiohttp's ``request.path``."""
+    path = target.partition("?")[0].partition("#")[0]
+    if "%" not in path:
+        return path
+    return URL.build(path=path, encoded=True).path
+
+
+class FastLane:
+    """The main listener of proxy mode (see the module docstring)."""
+
+    def __init__(self, proxy: ReverseProxy, handler: Handler, grace: float) -> None:
+        self.proxy = proxy
+        self.enforcer: Enforcer = proxy.enforcer
+        self.pool: UpstreamPool = proxy.pool
+        self.read_timeout = proxy.read_timeout
+        self.upstream_host = proxy.upstream_host
+        self.web = web.Server(handler, access_log=None)
+        """The aiohttp server that takes the connections handed off."""
+        self.connections: set[_Client] = set()
+        self.stopping = False
+        self._grace = grace
+        self._loop = asyncio.get_running_loop()
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._idle = asyncio.Event()
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Listen; the bound address."""
+        self._server = await self._loop.create_server(
+            lambda: _Client(self), host, port, reuse_address=True
+        )
+        self._sweep()
+        sockname = self._server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    async def stop(self) -> None:
+        """Stop accepting; close idle connections; let requests in flight finish within the
+        grace period (those handed off to aiohttp too); then close what is left."""
+        self.stopping = True
+        if self._server is not None:
+            self._server.close()
+        for client in list(self.connections):
+            client.stop()
+        self.web.pre_shutdown()
+        if self.connections:
+            self._idle.clear()
+        else:
+            self._idle.set()
+        await asyncio.gather(self.web.shutdown(self._grace), self._settled())
+        for client in list(self.connections):
+            client.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+
+    async def _settled(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self._grace)
+
+    def forget(self, client: _Client) -> None:
+        self.connections.discard(client)
+        if self.stopping and not self.connections:
+            self._idle.set()
+
+    def _sweep(self) -> None:
+        """Every so often: time out answers the app is too slow to send, close idle clients."""
+        now = self._loop.time()
+        stale = now - self.read_timeout
+        idle = now - KEEPALIVE_SECONDS
+        for client in list(self.connections):
+            exchange = client.exchange
+            if exchange is not None:
+                if exchange.last < stale:
+                    exchange.timed_out()
+            elif not client.busy and client.last < idle:
+                client.close()
+        self._sweeper = self._loop.call_later(min(1.0, self.read_timeout / 4), self._sweep)
+
+
+class _Client(asyncio.Protocol):
+    """One client connection of the fast lane: one request at a time, answers in order."""
+
+    def __init__(self, lane: FastLane) -> None:
+        self.lane = lane
+        self.loop = lane._loop
+        self.transport: asyncio.Transport | None = None
+        self.peer: str | None = None
+        self.buf = b""
+        self.busy = False
+        """A request is being served (the next pipelined one waits in ``buf``)."""
+        self.exchange: _Exchange | None = None
+        self.last = 0.0
+        self.closing = False
+        self.closed = False
+        self._head: RequestHead | None = None
+        self._facts: RequestFacts | None = None
+        self._ask: Ask | None = None
+        self._added = b""
+        self._added_names: frozenset[bytes] = frozenset()
+        self._started = 0.0
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drained: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._body = b""
+        self._eof = False
+        self._sent = False
+        """Part of a streamed answer is out: a failure can only cut the connection."""
+
+    # --- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if peer else None
+        self.last = self.loop.time()
+        if self.lane.stopping:
+            self.transport.close()
+            return
+        self.lane.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        self.buf = buf
+        if self.busy or self._writing_paused or self.closing:
+            if len(buf) > _MAX_BUFFER and not self._reading_paused and self.transport:
+                self._reading_paused = True
+                self.transport.pause_reading()
+            return
+        self._serve()
+
+    def eof_received(self) -> bool | None:
+        # A client that half-closes after its request still gets the answer, then the close.
+        self._eof = True
+        return True if self.busy else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.lane.forget(self)
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.abandon()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_exception(ConnectionResetError("the client went away"))
+        if self._task is not None:
+            self._task.cancel()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        if not self.busy and self.buf and not self.closing:
+            self._serve()
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        """Serve the next request in ``buf`` once it is complete (or hand it off)."""
+        buf = self.buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > MAX_HEAD:
+                self._hand_off()
+            elif b"\n\n" in buf or b"\n\r\n" in buf:
+                self._refuse("a line ends in a bare LF")
+            return
+        try:
+            head = parse_request_head(buf[:end + 2])
+        except Malformed as error:
+            self._refuse(str(error))
+            return
+        if head == HAND_OFF:
+            self._hand_off()
+            return
+        assert isinstance(head, RequestHead)
+        length = head.content_length
+        if length > SMALL_BODY:
+            self._hand_off()
+            return
+        target = head.target.decode("utf-8", "surrogateescape")
+        path = _path_of(target)
+        if path.startswith(RESERVED_PREFIX):
+            self._hand_off()
+            return
+        start = end + 4
+        if len(buf) < start + length:
+            return  # the rest of the body is on its way
+        self.buf = buf[start + length:]
+        self.busy = True
+        try:
+            self._start(head, target, path, buf[start:start + length])
+        except Exception:
+            self._internal_error()
+
+    def _start(self, head: RequestHead, target: str, path: str, body: bytes) -> None:
+        self._started = time.perf_counter()
+        self._head = head
+        self._body = body
+        first = head.first
+        enforcer = self.lane.enforcer
+        session_header = enforcer.session_header
+        proto = first.get(b"x-forwarded-proto")
+        cookie = first.get(b"cookie")
+        self._facts = facts = RequestFacts(
+            method=head.method.decode("ascii"),
+            path=path,
+            target=target,
+            cookie=None if cookie is None else cookie.decode("utf-8", "surrogateescape"),
+            session_header=_text(first.get(session_header.encode("latin-1")))
+            if session_header else None,
+            accept=_text(first.get(b"accept")),
+            requested_with=_text(first.get(b"x-requested-with")),
+            fetch_mode=_text(first.get(b"sec-fetch-mode")),
+            secure=proto is not None and proto.split(b",")[0].strip() == b"https",
+        )
+        ask = enforcer.begin(facts)
+        if isinstance(ask, Outcome):
+            self._decided(ask)
+            return
+        self._ask = ask
+        if not enforcer.ask_now(ask, self._answered):
+            self._spawn(self._finish(ask, None))
+
+    def _answered(self, reply: Any, error: BaseException | None) -> None:
+        """The store's reply to the request's one EVALSHA."""
+        if self.closed:
+            return
+        ask = self._ask
+        assert ask is not None
+        try:
+            if error is not None:
+                self._spawn(self._finish(ask, error))
+                return
+            verdict = SessionStore.verdict_of(reply)
+            outcome = self.lane.enforcer.settle(ask, verdict)
+            if outcome is None:
+                self._spawn(self._expire(ask, verdict))
+                return
+            self._decided(outcome)
+        except Exception:
+            self._internal_error()
+
+    async def _finish(self, ask: Ask, after: BaseException | None) -> None:
+        self._decided(await self.lane.enforcer.finish(ask, after=after))
+
+    async def _expire(self, ask: Ask, verdict: Any) -> None:
+        self._decided(await self.lane.enforcer.expire(ask, verdict, None))
+
+    def _decided(self, outcome: Outcome) -> None:
+        lane = self.lane
+        head = self._head
+        assert head is not None
+        if not outcome.allowed:
+            lane.enforcer.metrics.added_latency.observe(time.perf_counter() - self._started)
+            self._answer(outcome.status, outcome.headers, outcome.body)
+            return
+        added = outcome.headers
+        self._added = header_block(added) if added else b""
+        self._added_names = _names(tuple(added))
+        request = build_upstream_head(
+            head.method, head.target, head.block, plain=head.plain, peer=self.peer, secure=False,
+            forwarded_host=head.first[b"host"], default_host=lane.upstream_host,
+            added=self._added,
+        )
+        lane.enforcer.metrics.added_latency.observe(time.perf_counter() - self._started)
+        if self._body:
+            request += self._body
+        conn = lane.pool.take()
+        if conn is None:
+            self._spawn(self._connect(request))
+        else:
+            self._send(conn, request, resend=not self._body)
+
+    async def _connect(self, request: bytes) -> None:
+        try:
+            conn = await self.lane.pool.open()
+        except UpstreamError as error:
+            self.upstream_failed(error)
+            return
+        self._send(conn, request, resend=False)
+
+    def _send(self, conn: Connection, request: bytes, *, resend: bool) -> None:
+        head = self._head
+        assert head is not None
+        self.exchange = exchange = _Exchange(self, conn, request, head.method == b"HEAD", resend)
+        conn.sink = exchange
+        try:
+            conn.write(request)
+        except UpstreamError:
+            exchange.upstream_lost()
+
+    # --- answers -------------------------------------------------------------------------
+
+    def relay(self, head: ResponseHead, body: bytes) -> None:
+        """The app's whole answer, in one write."""
+        self.exchange = None
+        close = self._closes_after()
+        assert self.transport is not None
+        self.transport.write(build_response_head(
+            head, self._added, self._added_names, b"Connection: close\r\n" if close else b""
+        ) + body)
+        self._done(close)
+
+    def stream(self, response: UpstreamResponse, head: ResponseHead) -> None:
+        """The app's answer, relayed as it arrives (chunked, until close, or large)."""
+        self.exchange = None
+        self._spawn(self._stream(response, head))
+
+    async def _stream(self, response: UpstreamResponse, head: ResponseHead) -> None:
+        transport = self.transport
+        assert transport is not None
+        close = self._closes_after()
+        # A body without a length is chunked to the client, so its connection stays usable.
+        chunked = head.content_length is None
+        framing = b"Transfer-Encoding: chunked\r\n" if chunked else b""
+        if close:
+            framing += b"Connection: close\r\n"
+        transport.write(build_response_head(head, self._added, self._added_names, framing))
+        self._sent = True
+        try:
+            async for chunk in response.iter_chunks():
+                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+                if self._writing_paused:
+                    await self._drain()
+            if chunked:
+                transport.write(b"0\r\n\r\n")
+        except (UpstreamError, ConnectionError) as error:
+            # Part of the answer is out: only a cut connection tells the client it is short.
+            _log.warning("upstream %s failed mid-response: %s", self.lane.proxy.upstream, error)
+            transport.abort()
+            return
+        finally:
+            response.release()
+        self._done(close)
+
+    async def _drain(self) -> None:
+        if self.closed:
+            raise ConnectionResetError("the client went away")
+        self._drained = self.loop.create_future()
+        await self._drained
+
+    def upstream_failed(self, error: UpstreamError, *, timeout: bool = False) -> None:
+        """The app could not be asked, or did not answer (before any byte went to the client)."""
+        self.exchange = None
+        if self.closed:
+            return
+        if timeout:
+            self._answer(504, _JSON, gateway_body("upstream_timeout"))
+        else:
+            _log.warning("upstream %s unreachable: %s", self.lane.proxy.upstream, error)
+            self._answer(502, _JSON, gateway_body("upstream_unavailable"))
+
+    def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        """An answer of the sidecar's own."""
+        head = self._head
+        close = self._closes_after()
+        assert self.transport is not None
+        self.transport.write(b"HTTP/1.1 %d %b\r\n%bContent-Length: %d\r\n%b\r\n%b" % (
+            status, _phrase(status), header_block(headers), len(body),
+            b"Connection: close\r\n" if close else b"",
+            b"" if head is not None and head.method == b"HEAD" else body,
+        ))
+        self._done(close)
+
+    def _closes_after(self) -> bool:
+        head = self._head
+        return self.closing or self._eof or head is None or head.close
+
+    def _done(self, close: bool) -> None:
+        """The answer is out: serve the next request, or close."""
+        self.busy = self._sent = False
+        self._head = self._facts = self._ask = None
+        self._task = None
+        self._body = b""
+        if close:
+            self.close()
+            return
+        self.last = self.loop.time()
+        if self._reading_paused and len(self.buf) <= _MAX_BUFFER and self.transport:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        if self.buf and not self._writing_paused and not self.closed:
+            self._serve()
+
+    # --- the connection --------------------------------------------------------------------
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self._task = self.loop.create_task(self._guarded(work))
+
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._internal_error()
+
+    def _internal_error(self) -> None:
+        _log.exception("the fast lane failed on a request")
+        self.exchange = None
+        if self._sent:
+            self.abort()
+        elif not self.closed and self.busy:
+            self.closing = True
+            self._answer(500, {"Content-Type": "text/plain"}, b"internal error\n")
+
+    def _refuse(self, why: str) -> None:
+        """Answer 400 to a head that is not strictly HTTP/1.1, and close."""
+        self.closing = True
+        self.buf = b""
+        self._answer(400, {"Content-Type": "text/plain"}, f"bad request: {why}\n".encode())
+
+    def _hand_off(self) -> None:
+        """Give the connection, from the request in ``buf`` on, to the aiohttp server."""
+        transport = self.transport
+        assert transport is not None
+        self.lane.forget(self)
+        handler = self.lane.web()
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        if self._reading_paused:
+            transport.resume_reading()
+        buf, self.buf = self.buf, b""
+        if buf:
+            handler.data_received(buf)
+
+    def stop(self) -> None:
+        """Shutting down: close now when idle, else after the answer in flight."""
+        self.closing = True
+        if not self.busy:
+            self.close()
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class _Exchange:
+    """One request on a connection to the app, fed its bytes as they arrive (a ``Sink``)."""
+
+    __slots__ = (
+        "_head_only",
+        "_received",
+        "buf",
+        "client",
+        "conn",
+        "head",
+        "last",
+        "length",
+        "request",
+        "resend",
+    )
+
+    def __init__(
+        self, client: _Client, conn: Connection, request: bytes, head_only: bool, resend: bool
+    ) -> None:
+        self.client = client
+        self.conn = conn
+        self.request = request
+        self.resend = resend
+        """Bodiless on a reused connection: if the app closes it unanswered, send it anew."""
+        self.buf = b""
+        self.head: ResponseHead | None = None
+        self.length = 0
+        self.last = conn.loop.time()
+        self._head_only = head_only
+        self._received = False
+
+    def upstream_data(self, data: bytes) -> None:
+        self._received = True
+        self.last = self.conn.loop.time()
+        try:
+            self._feed(self.buf + data if self.buf else data)
+        except UpstreamError as error:
+            self._fail(error)
+        except Exception:
+            self.conn.sink = None
+            self.conn.close()
+            self.client._internal_error()
+
+    def _feed(self, buf: bytes) -> None:
+        head = self.head
+        while head is None:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > _MAX_RESPONSE_HEAD:
+                    raise UpstreamError("the app sent an oversized response head")
+                self.buf = buf
+                return
+            try:
+                parsed = parse_response_head(buf[:end + 2])
+            except Malformed as error:
+                raise UpstreamError(str(error)) from None
+            buf = buf[end + 4:]
+            if parsed.status < 200:
+                if parsed.status == 101:
+                    raise UpstreamError("the app switched protocols on a plain request")
+                continue  # 100 Continue, 103 Early Hints: the final answer follows
+            self.head = head = parsed
+            if self._head_only or parsed.status in _NO_BODY_STATUS:
+                self.length = 0
+            elif parsed.content_length is not None and parsed.content_length <= SMALL_BODY:
+                self.length = parsed.content_length
+            else:
+                self._stream(parsed, buf)
+                return
+        if len(buf) < self.length:
+            self.buf = buf
+            return
+        conn = self.conn
+        conn.sink = None
+        if head.keep_alive and len(buf) == self.length:
+            self.client.lane.pool.put(conn)
+        else:
+            conn.close()  # the app said close, or sent more than its answer
+        self.client.relay(head, buf)
+
+    def _stream(self, head: ResponseHead, rest: bytes) -> None:
+        conn = self.conn
+        conn.sink = None
+        conn.buffer += rest
+        response = self.client.lane.pool.response(conn, head, "GET")
+        assert response is not None
+        self.client.stream(response, head)
+
+    def upstream_lost(self) -> None:
+        """The app closed the connection before the answer was whole."""
+        conn = self.conn
+        conn.sink = None
+        client = self.client
+        if client.exchange is not self:
+            return
+        if self.resend and not self._received:
+            # The app closed a kept-alive connection as it was reused: it never saw the request.
+            client.exchange = None
+            fresh = self.request
+            client._spawn(client._connect(fresh))
+            return
+        self._fail(UpstreamError("the app closed the connection without answering"
+                                 if not self._received else
+                                 "the app closed the connection mid-answer"))
+
+    def _fail(self, error: UpstreamError) -> None:
+        self.conn.sink = None
+        self.conn.close()
+        self.client.upstream_failed(error)
+
+    def timed_out(self) -> None:
+        self.conn.sink = None
+        self.conn.close()
+        self.client.upstream_failed(UpstreamError("read timeout"), timeout=True)
+
+    def abandon(self) -> None:
+        """The client went away: the answer can never be delivered, nor the connection reused."""
+        self.conn.sink = None
+        self.conn.close()
