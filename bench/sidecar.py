@@ -104,6 +104,11 @@ def serve_upstream(port: int) -> None:
     uvloop.run(main())
 
 
+def quiet(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A process whose output is dropped."""
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -158,7 +163,7 @@ def wrk(
 
 def _script_commands() -> frozenset[str]:
     """Commands the store's Lua scripts issue: Redis counts them in commandstats too."""
-    names = set()
+    names: set[str] = set()
     for script in (ROOT / "operator/curfew/sessions/lua").glob("*.lua"):
         names.update(m.lower() for m in re.findall(r"redis\.call\('(\w+)'", script.read_text()))
     return frozenset(names)
@@ -215,20 +220,18 @@ def main() -> int:
     config.write_text(UnifiedConfig.model_validate(POLICY).sealed().to_json())
     redis_port, app_port, sidecar_port, ops_port = (free_port() for _ in range(4))
     procs: list[subprocess.Popen[bytes]] = []
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     try:
-        procs.append(subprocess.Popen(
+        procs.append(quiet(
             ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(tmp)], **quiet))
-        procs.append(subprocess.Popen(
-            [sys.executable, __file__, "--upstream-server", str(app_port)], **quiet))
+             "--appendonly", "no", "--dir", str(tmp)]))
+        procs.append(quiet([sys.executable, __file__, "--upstream-server", str(app_port)]))
         env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
                "CURFEW_SESSION_KEY": KEY}
-        procs.append(subprocess.Popen(
+        procs.append(quiet(
             [sys.executable, "-m", "curfew", "sidecar", "--config", str(config),
              "--listen", f"127.0.0.1:{sidecar_port}", "--ops-listen", f"127.0.0.1:{ops_port}",
              "--upstream", f"http://127.0.0.1:{app_port}", "--log-level", "WARNING"],
-            env=env, **quiet))
+            env))
         wait_http(app_port)
         wait_http(ops_port, "/readyz")
         client = redis.Redis(port=redis_port)

@@ -44,6 +44,7 @@ from curfew.sidecar.http1 import (
     ResponseHead,
     build_response_head,
     build_upstream_head,
+    has_bare_lf,
     header_block,
     parse_request_head,
     parse_response_head,
@@ -193,7 +194,6 @@ class _Client(asyncio.Protocol):
         self._drained: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._body = b""
-        self._eof = False
         self._sent = False
         """Part of a streamed answer is out: a failure can only cut the connection."""
 
@@ -221,9 +221,9 @@ class _Client(asyncio.Protocol):
         self._serve()
 
     def eof_received(self) -> bool | None:
-        # A client that half-closes after its request still gets the answer, then the close.
-        self._eof = True
-        return True if self.busy else None
+        # As aiohttp's server: a client that stops sending is gone (the answer in flight, if
+        # any, is dropped and the app's connection closed).
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -255,7 +255,7 @@ class _Client(asyncio.Protocol):
         if end < 0:
             if len(buf) > MAX_HEAD:
                 self._hand_off()
-            elif b"\n\n" in buf or b"\n\r\n" in buf:
+            elif has_bare_lf(buf):
                 self._refuse("a line ends in a bare LF")
             return
         try:
@@ -458,7 +458,7 @@ class _Client(asyncio.Protocol):
 
     def _closes_after(self) -> bool:
         head = self._head
-        return self.closing or self._eof or head is None or head.close
+        return self.closing or head is None or head.close
 
     def _done(self, close: bool) -> None:
         """The answer is out: serve the next request, or close."""

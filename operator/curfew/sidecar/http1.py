@@ -88,6 +88,8 @@ def parse_request_head(head: bytes) -> RequestHead | str:
     line): what the fast lane serves, or :data:`HAND_OFF`. Raises :class:`Malformed`."""
     line = _REQUEST_LINE.match(head)
     if line is None:
+        if has_bare_lf(head):
+            raise Malformed("a line ends in a bare LF")
         return HAND_OFF
     start = line.end()
     _check_fields(head, start)
@@ -124,6 +126,11 @@ def parse_request_head(head: bytes) -> RequestHead | str:
         return HAND_OFF
     close = bool(connection) and b"close" in connection_tokens(connection)
     return RequestHead(line.group(1), line.group(2), block, first, length, close, plain)
+
+
+def has_bare_lf(data: bytes) -> bool:
+    """Whether a line of ``data`` ends in LF without CR (which parsers read differently)."""
+    return data.count(b"\n") != data.count(b"\r\n")
 
 
 def connection_tokens(values: Iterable[bytes]) -> frozenset[bytes]:
