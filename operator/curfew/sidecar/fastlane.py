@@ -111,14 +111,14 @@ class FastLane:
         self.connections: set[_Client] = set()
         self.stopping = False
         self._grace = grace
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._idle = asyncio.Event()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; the bound address."""
-        self._server = await self._loop.create_server(
+        self._server = await self.loop.create_server(
             lambda: _Client(self), host, port, reuse_address=True
         )
         self._sweep()
@@ -155,7 +155,7 @@ class FastLane:
 
     def _sweep(self) -> None:
         """Every so often: time out answers the app is too slow to send, close idle clients."""
-        now = self._loop.time()
+        now = self.loop.time()
         stale = now - self.read_timeout
         idle = now - KEEPALIVE_SECONDS
         for client in list(self.connections):
@@ -165,7 +165,7 @@ class FastLane:
                     exchange.timed_out()
             elif not client.busy and client.last < idle:
                 client.close()
-        self._sweeper = self._loop.call_later(min(1.0, self.read_timeout / 4), self._sweep)
+        self._sweeper = self.loop.call_later(min(1.0, self.read_timeout / 4), self._sweep)
 
 
 class _Client(asyncio.Protocol):
@@ -173,7 +173,7 @@ class _Client(asyncio.Protocol):
 
     def __init__(self, lane: FastLane) -> None:
         self.lane = lane
-        self.loop = lane._loop
+        self.loop = lane.loop
         self.transport: asyncio.Transport | None = None
         self.peer: str | None = None
         self.buf = b""
@@ -184,7 +184,6 @@ class _Client(asyncio.Protocol):
         self.closing = False
         self.closed = False
         self._head: RequestHead | None = None
-        self._facts: RequestFacts | None = None
         self._ask: Ask | None = None
         self._added = b""
         self._added_names: frozenset[bytes] = frozenset()
@@ -295,7 +294,7 @@ class _Client(asyncio.Protocol):
         session_header = enforcer.session_header
         proto = first.get(b"x-forwarded-proto")
         cookie = first.get(b"cookie")
-        self._facts = facts = RequestFacts(
+        facts = RequestFacts(
             method=head.method.decode("ascii"),
             path=path,
             target=target,
@@ -463,7 +462,7 @@ class _Client(asyncio.Protocol):
     def _done(self, close: bool) -> None:
         """The answer is out: serve the next request, or close."""
         self.busy = self._sent = False
-        self._head = self._facts = self._ask = None
+        self._head = self._ask = None
         self._task = None
         self._body = b""
         if close:
