@@ -115,7 +115,6 @@ async def _purge(settings: PurgeSettings) -> int:
             format=target.format,
             socket_timeout=settings.socket_timeout,
             connect_timeout=settings.socket_timeout,
-            retain_seconds=settings.retain_seconds,
         )
     except StoreConfigError as error:
         raise _UsageError(str(error)) from error

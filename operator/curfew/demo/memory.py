@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from curfew.sessions import keys
 from curfew.sessions.rules import Decision, Limits, SessionRecord, Verdict, decide
-from curfew.sessions.store import DEFAULT_RETAIN_SECONDS, SessionStore
+from curfew.sessions.store import SessionStore
 
 
 def _wall_ms() -> int:
@@ -28,7 +29,7 @@ class MemoryStore(SessionStore):
         self,
         *,
         namespace: str,
-        retain_seconds: float = DEFAULT_RETAIN_SECONDS,
+        retain_seconds: float = keys.RETAIN_SECONDS,
         clock: Callable[[], int] = _wall_ms,
     ) -> None:
         super().__init__(None, namespace=namespace, retain_seconds=retain_seconds)

@@ -1,13 +1,14 @@
 """One purge run: gather what expired, check the safety cap, then remove, each removal guarded.
 
-Gather reads only: Curfew's records through the sharded ``due`` indexes (``purge_shard.lua`` in
-count mode: cost follows the number of expired sessions, not the store's size) and, for app
-formats, the app's keyspace by SCAN. Nothing is removed until the whole run is judged, so the
-cap (``maxPurgeFraction``) can abort a run that would log out too many users while removing
-nothing. Every removal is judged again atomically in Redis (``purge_shard.lua`` judges and
-expires in one script; ``purge_record.lua`` and ``delete_if_unchanged.lua`` compare what was
-judged), so runs are idempotent, two overlapping runs are safe, and a session touched during
-the run keeps living.
+Gather reads only: Curfew's records through the sharded ``due`` indexes (``ZCOUNT``, or
+``purge_shard.lua`` in count mode when some limits shrank: cost follows the number of expired
+sessions, not the store's size) and, for app formats, the app's keyspace by SCAN. Nothing is
+removed until the whole run is judged, so the cap (``maxPurgeFraction``) can abort a run that
+would log out too many users while removing nothing. Every removal is judged again atomically
+in Redis (``purge_shard.lua`` reads and removes index entries in one script, from the index
+alone for sessions their own records call expired; ``purge_record.lua`` and
+``delete_if_unchanged.lua`` compare what was judged), so runs are idempotent, two overlapping
+runs are safe, and a session touched during the run keeps living.
 """
 
 from __future__ import annotations
@@ -187,14 +188,14 @@ class Purge:
             if self.apps is not None:
                 # With an app format the sessions are the app's: a Curfew record whose app
                 # session is already gone is cleanup.
-                self.summary.repaired += len(group.sids)
+                self.summary.repaired += group.count
                 continue
             self._count_group(group)
 
     def _count_group(self, group: ShardGroup) -> None:
-        self.summary.expired[group.reason] += len(group.sids)
-        self.audit.expired_many(
-            group.sids, reason=group.reason, policy=group.policy, workload=group.workload
+        self.summary.expired[group.reason] += group.count
+        self.audit.expired_joined(
+            group.joined_sids, reason=group.reason, policy=group.policy, workload=group.workload
         )
 
     def _count(self, sid: str, reason: Reason, policy: str, workload: str) -> None:

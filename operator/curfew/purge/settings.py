@@ -55,11 +55,6 @@ class PurgeSettings(BaseSettings):
     socket_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to wait for one Redis reply (a whole pipeline)."
     )
-    retain_seconds: float = Field(
-        default=86_400.0,
-        ge=0,
-        description="How long a purged session's tombstone keeps answering 'expired'.",
-    )
     progress: bool | None = Field(
         default=None, description="Show a progress line on stderr (default: when it is a TTY)."
     )

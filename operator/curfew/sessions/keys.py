@@ -6,20 +6,37 @@ session record and the index entries pointing at it are always in one slot and o
 can update them atomically, while the shards spread over the masters of a Cluster::
 
     <ns>{NN}:r:<sid>   hash: one session record (fields in ``RecordField``)
-    <ns>{NN}:due       sorted set: sid -> earliest deadline (ms), the purge index
+    <ns>{NN}:due       sorted set: "<owner><sid>" -> earliest deadline (ms, ``due_score``)
     <ns>{NN}:limits    sorted set: "<idle_ms>:<absolute_ms>" -> latest absolute deadline using it
 
-``NN`` is the shard of the session hash (``shard_of``). The app's own session keys follow the
-app's library (``app_session_key``); Curfew never writes them, it only deletes them.
+``NN`` is the shard of the session hash (``shard_of``). The due index carries what the purge
+job needs to remove and report an expired session without reading its record: the record's
+owner (``owner_id``) in the member, and which deadline comes first in the score. The app's own
+session keys follow the app's library (``app_session_key``); Curfew never writes them, it only
+deletes them.
 """
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
+from functools import lru_cache
 from typing import Final
 
 SHARDS: Final = 64
 """Number of shards of Curfew's keyspace. Part of the schema: changing it orphans records."""
+
+RETAIN_SECONDS: Final = 86_400.0
+"""How long a record outlives its deadline (and a tombstone its expiry): a replayed cookie is
+answered "expired", not "new", for this long. Part of the schema, the same for the sidecar and
+the purge job: the purge takes an index entry due longer ago than this for one whose record
+Redis has dropped. Keep it longer than the app's own sessions or tokens live."""
+
+OWNER_HEX_LENGTH: Final = 12
+"""Length of an owner id (``owner_id``), the fixed-width head of every due index member."""
+
+ABSOLUTE_MARK: Final = 0.5
+"""Added to a due score when the absolute deadline comes first (``due_score``)."""
 
 CURFEW_FORMAT: Final = "curfew"
 APP_NAMESPACE_PREFIX: Final = "curfew:"
@@ -48,8 +65,49 @@ class RecordField(StrEnum):
     POLICY = "p"
     WORKLOAD = "w"
     APP_SESSION = "k"
+    OWNER = "o"
     EXPIRED = "x"
     EXPIRED_AT = "t"
+
+
+@lru_cache(maxsize=1024)
+def owner_id(policy: str, workload: str) -> str:
+    """The fixed-width id of the (policy, workload) that created a session: the first 12 hex
+    characters of SHA-256 over ``policy NUL workload`` (neither holds a NUL: both are
+    Kubernetes names). It heads the session's due index member, so the purge job can group
+    expired sessions by owner and name their policy and workload from one record per group."""
+    digest = hashlib.sha256(f"{policy}\0{workload}".encode()).hexdigest()
+    return digest[:OWNER_HEX_LENGTH]
+
+
+def due_member(owner: str, sid: str) -> str:
+    """A session's member in its shard's due index: its owner id, then its session hash."""
+    return owner + sid
+
+
+def split_due_member(member: str) -> tuple[str, str]:
+    """The (owner id, session hash) of a due index member."""
+    return member[:OWNER_HEX_LENGTH], member[OWNER_HEX_LENGTH:]
+
+
+def due_score(idle_deadline_ms: int, absolute_deadline_ms: int) -> float:
+    """A session's score in the due index: its earliest deadline in ms, plus ``ABSOLUTE_MARK``
+    when that is the absolute one (an idle deadline that ties with it comes first, as in the
+    rules). Exact: a double holds every integer and half up to 2**52, far past any ms time."""
+    if absolute_deadline_ms < idle_deadline_ms:
+        return absolute_deadline_ms + ABSOLUTE_MARK
+    return float(idle_deadline_ms)
+
+
+def due_deadline(score: float) -> tuple[int, bool]:
+    """The deadline (ms) a due score stands for, and whether it is the absolute one."""
+    deadline = int(score)
+    return deadline, score != deadline
+
+
+def due_until(ms: int) -> float:
+    """The highest due score of a deadline at or before ``ms``: read the index up to this."""
+    return ms + ABSOLUTE_MARK
 
 
 def curfew_namespace(format: str, key_prefix: str) -> str:

@@ -13,7 +13,10 @@ checked with the current limits ``I`` / ``A``:
   (absolute); the reason is the deadline that passed first;
 - an expired record becomes a tombstone that answers with its reason until it is retained no
   longer, so a stale cookie replayed later is not mistaken for a new session;
-- only a request that counts as activity moves ``l``.
+- only a request that counts as activity moves ``l``;
+- the record's due index entry (``keys.due_member``, ``keys.due_score``) is its owner and sid,
+  scored by its earliest deadline under its recorded limits: the script keeps the two in step,
+  so an entry due by now is a session expired by its record's own fields.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cached_property
 
+from curfew.sessions import keys
 from curfew.sessions.keys import RecordField
 
 Clock = Callable[[], int]
@@ -136,8 +140,18 @@ class SessionRecord:
 
     @property
     def due_ms(self) -> int:
-        """The earliest deadline: the score of the record in the purge index."""
+        """The earliest deadline."""
         return min(self.idle_deadline_ms, self.absolute_deadline_ms)
+
+    @property
+    def owner(self) -> str:
+        """The owner id of the (policy, workload) that created the record (field ``o``)."""
+        return keys.owner_id(self.policy, self.workload)
+
+    @property
+    def due_score(self) -> float:
+        """The record's score in the due index (``keys.due_score``)."""
+        return keys.due_score(self.idle_deadline_ms, self.absolute_deadline_ms)
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> SessionRecord | None:
@@ -175,6 +189,7 @@ class SessionRecord:
             RecordField.POLICY.value: self.policy,
             RecordField.WORKLOAD.value: self.workload,
             RecordField.APP_SESSION.value: "1" if self.app_session else "0",
+            RecordField.OWNER.value: self.owner,
         }
         if self.expired is not None:
             fields[RecordField.EXPIRED.value] = self.expired.value

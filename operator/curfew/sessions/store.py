@@ -51,10 +51,6 @@ from curfew.sessions.rules import Decision, Limits, Reason, SessionRecord, Verdi
 DEFAULT_SOCKET_TIMEOUT: Final = 0.25
 DEFAULT_CONNECT_TIMEOUT: Final = 0.5
 DEFAULT_RETRIES: Final = 2
-DEFAULT_RETAIN_SECONDS: Final = 86_400.0
-"""How long a record outlives its deadline (and a tombstone its expiry): a replayed cookie is
-answered "expired", not "new", for this long. Keep it longer than the app's own sessions or
-tokens live."""
 
 _RECORD_FIELDS: Final = tuple(f.value for f in keys.RecordField)
 
@@ -103,13 +99,20 @@ ShardMode = Literal["count", "list", "remove"]
 
 @dataclass(frozen=True)
 class ShardGroup:
-    """Sessions ``purge_shard`` found expired (listed or removed) for one reason, policy and
-    workload: one group per batch in the common case, so the job handles sessions in bulk."""
+    """Sessions ``purge_shard`` found expired (listed or removed) for one reason and owner (so
+    one policy and workload): one group per batch in the common case, so the job handles
+    sessions in bulk."""
 
     reason: Reason
     policy: str
     workload: str
-    sids: list[str]
+    joined_sids: str
+    """The group's session hashes joined by single spaces: no Python object per session."""
+    count: int
+
+    @property
+    def sids(self) -> list[str]:
+        return self.joined_sids.split(" ")
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,14 @@ class ShardBatch:
     repaired: int
     counts: dict[Reason, int]
     groups: list[ShardGroup]
+
+
+def _joined_sids(members: list[bytes]) -> str:
+    """The session hashes of one group's due index members (all of one owner), joined by
+    spaces: the owner id cut from the whole group with one join and one replace."""
+    owner = members[0][: keys.OWNER_HEX_LENGTH]
+    joined = b" ".join(members)[keys.OWNER_HEX_LENGTH :]
+    return joined.replace(b" " + owner, b" ").decode()
 
 
 def _describe(error: BaseException) -> str:
@@ -275,13 +286,14 @@ class SessionStore:
         *,
         namespace: str,
         cluster: bool = False,
-        retain_seconds: float = DEFAULT_RETAIN_SECONDS,
+        retain_seconds: float = keys.RETAIN_SECONDS,
         lean: LeanRedis | None = None,
     ) -> None:
         self._client = client
         self.namespace = namespace
         self.cluster = cluster
         self.retain_ms = round(retain_seconds * 1000)
+        """``keys.RETAIN_SECONDS`` but in tests: the sidecar's and the purge job's must agree."""
         self.lean = lean
         """The pipelined connection ``check_and_touch`` uses, when the URL allows one."""
 
@@ -295,7 +307,7 @@ class SessionStore:
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
-        retain_seconds: float = DEFAULT_RETAIN_SECONDS,
+        retain_seconds: float = keys.RETAIN_SECONDS,
         max_connections: int = 64,
         lean: bool = False,
     ) -> SessionStore:
@@ -399,6 +411,7 @@ class SessionStore:
             workload,
             1 if app_key else 0,
             self.retain_ms,
+            keys.owner_id(policy, workload),
         )
 
     def check_and_touch_now(
@@ -439,10 +452,12 @@ class SessionStore:
     ) -> Verdict:
         """Check one request's session and, if it counts as ``activity``, touch it: one EVALSHA.
 
-        A first sight creates the record (``Decision.NEW``); an expired session becomes a
-        tombstone and keeps answering with its reason. ``app_key`` only records that the app
-        keeps a session of its own (the key itself is never stored: it may hold the raw id).
-        ``after``: how a :meth:`check_and_touch_now` of this request failed.
+        A first sight creates the record (``Decision.NEW``), owned by this ``policy`` and
+        ``workload``; a record keeps the owner that created it when another workload shares
+        the session. An expired session becomes a tombstone and keeps answering with its
+        reason. ``app_key`` only records that the app keeps a session of its own (the key
+        itself is never stored: it may hold the raw id). ``after``: how a
+        :meth:`check_and_touch_now` of this request failed.
         """
         keys_, args = self._check_and_touch_args(sid, limits, activity, policy, workload,
                                                  app_key)
@@ -532,7 +547,7 @@ class SessionStore:
         with translate_errors():
             pipe = self._client.pipeline(transaction=False)
             for shard in range(keys.SHARDS):
-                pipe.zcount(keys.due_key(self.namespace, shard), "-inf", until_ms)
+                pipe.zcount(keys.due_key(self.namespace, shard), "-inf", keys.due_until(until_ms))
             return sum(int(n) for n in await pipe.execute())
 
     async def limit_classes(self, now_ms: int) -> list[tuple[int, int]]:
@@ -568,8 +583,9 @@ class SessionStore:
         workloads: Mapping[str, Limits],
     ) -> dict[int, ShardBatch]:
         """Run ``purge_shard`` on one batch of each shard in ``batches`` (shard -> offset), all
-        in one pipeline. Each call judges at most ``count`` index entries due by ``until_ms``."""
-        wl: list[Any] = [len(workloads)]
+        in one pipeline. Each call judges at most ``count`` index entries due by ``until_ms``:
+        those due by ``now_ms`` from the index alone, the later ones by their records."""
+        wl: list[Any] = [self.retain_ms, len(workloads)]
         for name, limits in workloads.items():
             wl += [name, limits.idle_ms, limits.absolute_ms]
         shards = list(batches)
@@ -583,7 +599,7 @@ class SessionStore:
                     keys.due_key(self.namespace, shard),
                     keys.record_prefix(self.namespace, shard),
                     now_ms,
-                    until_ms,
+                    keys.due_until(until_ms),
                     batches[shard],
                     count,
                     mode,
@@ -598,7 +614,8 @@ class SessionStore:
                     _REASONS[rest[i]],
                     rest[i + 1].decode(),
                     rest[i + 2].decode(),
-                    rest[i + 3].decode().split(" "),
+                    _joined_sids(rest[i + 3]),
+                    len(rest[i + 3]),
                 )
                 for i in range(0, len(rest), 4)
             ]

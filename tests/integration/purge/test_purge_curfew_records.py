@@ -9,9 +9,10 @@ import pytest
 
 from curfew.sessions import keys
 from curfew.sessions.identity import session_hash
-from curfew.sessions.rules import Decision
+from curfew.sessions.rules import Decision, Limits
 from curfew.sessions.store import SessionStore
-from fixtures.purge import WEB, curfew_purge, purge_config, write_config
+from fixtures.purge import POLICY, WEB, curfew_purge, purge_config, write_config
+from fixtures.redis_servers import RedisServer
 from fixtures.sessions import MIN, plant, read
 
 KEY = b"purge-test-session-key-0123456789"
@@ -49,7 +50,7 @@ async def populate(store: SessionStore) -> dict[str, list[str]]:
     for i in range(2):
         gone = sid(f"vanished-{i}")
         due_key = keys.due_key(store.namespace, keys.shard_of(gone))
-        await store.client.zadd(due_key, {gone: 1})
+        await store.client.zadd(due_key, {keys.due_member(keys.owner_id(POLICY, WEB), gone): 1})
     return groups
 
 
@@ -57,6 +58,7 @@ async def test_a_purge_expires_each_session_for_its_reason_and_keeps_the_live_on
     store: SessionStore, store_url: str, tmp_path: Path
 ) -> None:
     groups = await populate(store)
+    planted = {s: await read(store, s) for s in groups["idle"] + groups["absolute"]}
     log = tmp_path / "termination-log"
     run = curfew_purge(
         write_config(tmp_path, purge_config()), store_url, "--termination-log", str(log)
@@ -75,12 +77,33 @@ async def test_a_purge_expires_each_session_for_its_reason_and_keeps_the_live_on
         rec = await read(store, s)
         assert rec is not None
         assert rec.expired is None
+    for s, before in planted.items():
+        # Expired by its own fields: only its index entry goes; the record is its own tombstone.
+        assert await read(store, s) == before
+    [tightened] = groups["tightened"]
+    tomb = await read(store, tightened)
+    assert tomb is not None
+    assert tomb.expired is Decision.EXPIRED_IDLE, "only the tightened record is marked"
+    assert await store.count_sessions() == 10
+
+
+async def test_a_cookie_of_a_session_purged_by_its_index_entry_alone_is_still_refused(
+    store: SessionStore, store_url: str, tmp_path: Path
+) -> None:
+    groups = await populate(store)
+    assert curfew_purge(write_config(tmp_path, purge_config()), store_url).code == 0
+    loosened = Limits(idle_seconds=24 * 3600, absolute_seconds=48 * 3600)
     for name, decision in (("idle", Decision.EXPIRED_IDLE), ("absolute", Decision.EXPIRED_ABSOLUTE),
                            ("tightened", Decision.EXPIRED_IDLE)):
         for s in groups[name]:
-            rec = await read(store, s)
-            assert rec is not None, name
-            assert rec.expired is decision, name
+            for limits in (Limits(15 * 60, 8 * 3600), loosened):
+                verdict = await store.check_and_touch(
+                    s, limits, activity=True, policy=POLICY, workload=WEB
+                )
+                assert verdict.decision is decision, (name, limits)
+            after = await read(store, s)
+            assert after is not None
+            assert after.expired is decision, name
     assert await store.count_sessions() == 10
 
 
@@ -250,3 +273,80 @@ async def test_sessions_of_several_workloads_across_many_batches_each_get_their_
         assert rec is not None
         assert rec.expired is None
     assert await store.count_sessions() == len(live)
+
+
+def sids_in_shard(shard: int, n: int, tag: str) -> list[str]:
+    """``n`` session hashes that fall in ``shard``, so their entries share one index batch."""
+    found = []
+    i = 0
+    while len(found) < n:
+        s = sid(f"{tag}-{i}")
+        if keys.shard_of(s) == shard:
+            found.append(s)
+        i += 1
+    return found
+
+
+async def test_a_group_is_named_by_the_next_record_when_its_first_is_gone_and_repaired_when_all_are(
+    store: SessionStore, store_url: str, tmp_path: Path
+) -> None:
+    api = "Deployment/shop/api"
+    named = sids_in_shard(7, 3, "named")
+    for n, s in enumerate(named):
+        await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=(20 + n) * MIN, workload=WEB)
+    [lone] = sids_in_shard(9, 1, "lone")
+    await plant(store, lone, created_ago_ms=60 * MIN, last_ago_ms=20 * MIN, workload=api)
+    # Records deleted before their retention ran out (by hand, or evicted): the oldest entry of
+    # the first group, the only entry of the second.
+    await store.client.delete(keys.record_key(store.namespace, named[-1]))
+    await store.client.delete(keys.record_key(store.namespace, lone))
+    run = curfew_purge(write_config(tmp_path, purge_config(max_fraction=1)), store_url)
+    assert run.code == 0, run.stderr
+    assert sorted(e["session"] for e in run.events) == sorted(named)
+    assert {(e["policy"], e["workload"]) for e in run.events} == {(POLICY, WEB)}
+    assert run.summary["expired"] == {"idle": 3, "absolute": 0, "tightened": 0}
+    assert run.summary["repaired"] == 1
+    assert await store.count_sessions() == 0
+
+
+async def test_the_common_path_writes_no_record_and_reads_one_record_per_group_and_batch(
+    redis_server: RedisServer, redis_url: str, tmp_path: Path
+) -> None:
+    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
+    api = "Deployment/shop/api"
+    try:
+        expired = []
+        for i in range(300):
+            s = sid(f"common-{i}")
+            workload = WEB if i % 3 else api
+            if i % 2:
+                expired.append((s, workload))
+                await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=16 * MIN,
+                            workload=workload)
+            else:
+                await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=MIN, workload=workload)
+        for i in range(20):
+            # Entries whose records lapsed long ago: repaired by their score alone.
+            s = sid(f"lapsed-{i}")
+            await store.client.zadd(keys.due_key(store.namespace, keys.shard_of(s)),
+                                    {keys.due_member(keys.owner_id(POLICY, WEB), s): 1_000})
+        before = {s: await store.client.dump(keys.record_key(store.namespace, s))
+                  for s, _ in expired}
+        admin = redis_server.client()
+        admin.config_resetstat()
+        config = purge_config(workloads=(("web", 900, 28800), ("api", 900, 28800)),
+                              max_fraction=1)
+        run = curfew_purge(write_config(tmp_path, config), redis_url)
+        assert run.code == 0, run.stderr
+        assert run.summary["expired"]["idle"] == len(expired)
+        assert run.summary["repaired"] == 20
+        stats = admin.info("commandstats")
+        assert "cmdstat_hset" not in stats
+        # Every shard fits one batch: one HMGET per (shard, owner) that has expired sessions.
+        groups = {(keys.shard_of(s), w) for s, w in expired}
+        assert stats["cmdstat_hmget"]["calls"] == len(groups)
+        for s, _ in expired:
+            assert await store.client.dump(keys.record_key(store.namespace, s)) == before[s]
+        assert await store.count_sessions() == 150
+    finally:
+        await store.aclose()

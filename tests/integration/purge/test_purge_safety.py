@@ -22,6 +22,7 @@ from curfew.sessions.identity import session_hash
 from curfew.sessions.rules import Decision, Limits
 from curfew.sessions.store import SessionStore
 from fixtures.purge import (
+    POLICY,
     SESSION_KEY,
     WEB,
     curfew_purge,
@@ -31,6 +32,8 @@ from fixtures.purge import (
 )
 from fixtures.redis_servers import RedisServer
 from fixtures.sessions import MIN, plant, read
+
+OWNER = keys.owner_id(POLICY, WEB)
 
 
 def sid(raw: str) -> str:
@@ -47,9 +50,9 @@ async def plant_many(store: SessionStore, prefix: str, n: int, *, last_ago_ms: i
             record, due, _ = keys.session_keys(store.namespace, s)
             last = now - last_ago_ms
             pipe.hset(record, mapping={"c": now - 60 * MIN, "l": last, "i": 15 * MIN,
-                                       "a": 480 * MIN, "u": now - 60 * MIN, "p": "shop/storefront",
-                                       "w": WEB, "k": "0"})
-            pipe.zadd(due, {s: last + 15 * MIN})
+                                       "a": 480 * MIN, "u": now - 60 * MIN, "p": POLICY,
+                                       "w": WEB, "k": "0", "o": OWNER})
+            pipe.zadd(due, {keys.due_member(OWNER, s): last + 15 * MIN})
         await pipe.execute()
 
 
@@ -183,7 +186,8 @@ async def _live_idle_count(store: SessionStore) -> int:
     live = 0
     for shard in range(keys.SHARDS):
         due = await store.client.zrangebyscore(keys.due_key(store.namespace, shard), "-inf", now)
-        for record in await store.read_records([s.decode() for s in due]):
+        sids = [keys.split_due_member(m.decode())[1] for m in due]
+        for record in await store.read_records(sids):
             assert record is not None
             assert record.expired is None
             live += 1
@@ -278,5 +282,64 @@ async def test_the_cap_counts_due_entries_when_no_limits_shrank(redis_url: str) 
         assert summary.outcome == "aborted"
         assert "would remove 2000 of 3000 sessions (67%)" in summary.message
         assert await store.count_sessions() == 3000
+    finally:
+        await store.aclose()
+
+
+async def test_a_session_touched_after_the_runs_snapshot_is_judged_by_its_new_activity(
+    redis_url: str,
+) -> None:
+    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
+    web_now = {WEB: Limits(15 * 60, 8 * 3600)}
+    try:
+        await store.load_scripts()
+        now = await store.server_time_ms()
+        # Both were recorded with a 30-minute idle limit and left 20 minutes ago: live under it,
+        # expired under the workload's current 15 minutes (read from the tightening window).
+        back, away = sid("back"), sid("away")
+        for s in (back, away):
+            await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=20 * MIN,
+                        idle_ms=30 * MIN, now_ms=now)
+        # After the run took its snapshot, the user of one comes back (a sidecar still on the
+        # 30-minute config touches it); the touch moves its index entry in the same step.
+        verdict = await store.check_and_touch(back, Limits(30 * 60, 8 * 3600), activity=True,
+                                              policy=POLICY, workload=WEB)
+        assert verdict.decision is Decision.ALLOWED
+        removed = {}
+        for s in (back, away):
+            shard = keys.shard_of(s)
+            batches = await store.purge_shards(
+                {shard: 0}, now_ms=now, until_ms=now + 15 * MIN, count=10, mode="remove",
+                workloads=web_now,
+            )
+            removed[s] = sum(g.count for g in batches[shard].groups)
+        assert removed == {back: 0, away: 1}
+        kept, gone = await read(store, back), await read(store, away)
+        assert kept is not None
+        assert kept.expired is None
+        assert gone is not None
+        assert gone.expired is Decision.EXPIRED_IDLE
+    finally:
+        await store.aclose()
+
+
+async def test_a_session_the_sidecar_expired_first_is_not_removed_or_audited_again(
+    redis_url: str,
+) -> None:
+    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
+    try:
+        await store.load_scripts()
+        now = await store.server_time_ms()
+        s = sid("expired-by-the-sidecar")
+        await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=20 * MIN, now_ms=now)
+        verdict = await store.check_and_touch(s, Limits(15 * 60, 8 * 3600), activity=True,
+                                              policy=POLICY, workload=WEB)
+        assert verdict.decision is Decision.EXPIRED_IDLE
+        shard = keys.shard_of(s)
+        batches = await store.purge_shards(
+            {shard: 0}, now_ms=now, until_ms=now, count=10, mode="remove", workloads={}
+        )
+        assert batches[shard].examined == 0
+        assert batches[shard].groups == []
     finally:
         await store.aclose()

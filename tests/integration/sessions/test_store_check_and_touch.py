@@ -25,16 +25,35 @@ def sid_of(raw: str) -> str:
     return session_hash(KEY, raw)
 
 
-async def check(store: SessionStore, sid: str, limits: Limits = LIMITS, *, activity: bool = True):
+POLICY, WEB = "shop/storefront", "Deployment/shop/web"
+OWNER = keys.owner_id(POLICY, WEB)
+
+
+async def check(
+    store: SessionStore,
+    sid: str,
+    limits: Limits = LIMITS,
+    *,
+    activity: bool = True,
+    workload: str = WEB,
+):
     return await store.check_and_touch(
-        sid, limits, activity=activity, policy="shop/storefront", workload="Deployment/shop/web"
+        sid, limits, activity=activity, policy=POLICY, workload=workload
     )
 
 
-async def due_score(store: SessionStore, sid: str) -> float | None:
+async def due_entries(store: SessionStore, sid: str) -> dict[str, float]:
+    """The due index entries of ``sid``'s shard that name it, member -> score."""
     _record_key, due_key, _ = keys.session_keys(store.namespace, sid)
-    score: float | None = await store.client.zscore(due_key, sid)
-    return score
+    entries = await store.client.zrange(due_key, 0, -1, withscores=True)
+    return {m.decode(): score for m, score in entries if m.decode().endswith(sid)}
+
+
+async def due_score(store: SessionStore, sid: str) -> float | None:
+    """The score of ``sid``'s entry, which must be the one its creator's owner id names."""
+    entries = await due_entries(store, sid)
+    assert set(entries) <= {keys.due_member(OWNER, sid)}, entries
+    return entries.get(keys.due_member(OWNER, sid))
 
 
 async def test_a_first_sight_creates_a_record_an_index_entry_and_a_deadline_ttl(
@@ -50,8 +69,43 @@ async def test_a_first_sight_creates_a_record_an_index_entry_and_a_deadline_ttl(
     assert rec.workload == "Deployment/shop/web"
     assert await due_score(store, sid) == rec.created_ms + 15 * MIN
     record_key = keys.record_key(store.namespace, sid)
+    assert await store.client.hget(record_key, "o") == OWNER.encode()
     expire_at = await store.client.pexpiretime(record_key)
     assert expire_at == rec.created_ms + 15 * MIN + store.retain_ms
+
+
+async def test_a_session_shared_by_two_workloads_keeps_the_owner_that_created_it(
+    store: SessionStore,
+) -> None:
+    sid = sid_of("shared")
+    await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=5 * MIN, workload=WEB)
+    other = "Deployment/shop/api"
+    assert (await check(store, sid, workload=other)).decision is Decision.ALLOWED
+    after = await read(store, sid)
+    assert after is not None
+    assert after.workload == WEB
+    # One entry, still under the creator's owner id, moved to the new idle deadline.
+    assert await due_entries(store, sid) == {
+        keys.due_member(OWNER, sid): after.last_activity_ms + 15 * MIN
+    }
+    assert (await store.client.hget(keys.record_key(store.namespace, sid), "o")).decode() == OWNER
+
+
+async def test_the_due_score_says_when_the_absolute_deadline_comes_first(
+    store: SessionStore,
+) -> None:
+    sid = sid_of("near-absolute")
+    # 5 minutes of the 8 hours left, 15 of idle: the absolute deadline comes first.
+    await plant(store, sid, created_ago_ms=475 * MIN, last_ago_ms=1 * MIN)
+    await check(store, sid, activity=True)
+    rec = await read(store, sid)
+    assert rec is not None
+    score = await due_score(store, sid)
+    assert score == rec.absolute_deadline_ms + 0.5
+    assert score is not None
+    assert keys.due_deadline(score) == (rec.absolute_deadline_ms, True)
+    ttl_at = await store.client.pexpiretime(keys.record_key(store.namespace, sid))
+    assert ttl_at == rec.absolute_deadline_ms + store.retain_ms
 
 
 async def test_a_second_request_is_allowed_with_the_time_left(store: SessionStore) -> None:
@@ -153,9 +207,20 @@ async def test_the_script_agrees_with_the_pure_rules(store: SessionStore) -> Non
         )
         verdict = await check(store, sid, activity=activity)
         now = await store.server_time_ms()
-        expected, _ = decide(planted, LIMITS, now_ms=now, activity=activity)
-        assert verdict.decision is expected.decision, (created, last, idle, activity)
+        expected, after = decide(planted, LIMITS, now_ms=now, activity=activity)
+        case = (created, last, idle, activity)
+        assert verdict.decision is expected.decision, case
         assert verdict.idle_remaining == pytest.approx(expected.idle_remaining, abs=1)
+        score = await due_score(store, sid)
+        if expected.expired:
+            assert score is None, case
+        else:
+            # The same deadline (to the millisecond the two clocks were read apart) and mark.
+            assert score is not None, case
+            got, absolute = keys.due_deadline(score)
+            want, want_absolute = keys.due_deadline(after.due_score)
+            assert absolute is want_absolute, case
+            assert got == pytest.approx(want, abs=5), case
 
 
 async def test_expire_leaves_a_tombstone_and_deletes_the_apps_own_session(

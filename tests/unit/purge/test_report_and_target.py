@@ -67,11 +67,36 @@ def test_a_batch_with_a_session_that_needs_escaping_still_gives_valid_json_lines
     assert [json.loads(line)["session"] for line in out.getvalue().splitlines()] == sids
 
 
+@pytest.mark.parametrize(
+    ("case", "sids"),
+    [
+        ("keyed hashes", ["ab" * 32, "cd" * 32, "ef" * 32]),
+        ("one that needs escaping", ["ab" * 32, 'x"\\n', "cd" * 32]),
+        ("one session", ["ab" * 32]),
+    ],
+)
+def test_sessions_joined_by_spaces_give_the_same_lines_as_a_list_of_them(
+    case: str, sids: list[str]
+) -> None:
+    joined, listed = io.StringIO(), io.StringIO()
+    audit = Audit(joined, dry_run=False, store_format="curfew")
+    audit.expired_joined(" ".join(sids), reason=Reason.IDLE, policy="p/q", workload="w")
+    Audit(listed, dry_run=False, store_format="curfew").expired_many(
+        sids, reason=Reason.IDLE, policy="p/q", workload="w"
+    )
+    lines = [json.loads(line) for line in joined.getvalue().splitlines()]
+    assert [e["session"] for e in lines] == sids, case
+    assert [{k: v for k, v in e.items() if k != "time"} for e in lines] == [
+        {k: v for k, v in json.loads(line).items() if k != "time"}
+        for line in listed.getvalue().splitlines()
+    ], case
+
+
 def test_an_empty_batch_writes_nothing() -> None:
     out = io.StringIO()
-    Audit(out, dry_run=False, store_format="curfew").expired_many(
-        [], reason=Reason.IDLE, policy="p/q", workload="w"
-    )
+    audit = Audit(out, dry_run=False, store_format="curfew")
+    audit.expired_many([], reason=Reason.IDLE, policy="p/q", workload="w")
+    audit.expired_joined("", reason=Reason.IDLE, policy="p/q", workload="w")
     assert out.getvalue() == ""
 
 

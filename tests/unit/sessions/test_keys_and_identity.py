@@ -74,3 +74,43 @@ def test_spring_expiry_keys_are_not_taken_for_sessions() -> None:
     assert keys.app_raw_id("spring-session", prefix, prefix + "sessions:expires:abc") is None
     assert keys.app_scan_pattern("spring-session", prefix) == "spring:session:sessions:*"
     assert keys.app_scan_pattern("generic", "a*b:") == "a\\*b:*"
+
+
+def test_an_owner_id_is_twelve_hex_characters_of_sha256_over_policy_nul_workload() -> None:
+    owner = keys.owner_id("shop/storefront", "Deployment/shop/web")
+    assert owner == "bbdb165fce72"
+    assert len(owner) == keys.OWNER_HEX_LENGTH
+    assert keys.owner_id("shop/storefront", "Deployment/shop/api") != owner
+    assert keys.owner_id("shop/checkout", "Deployment/shop/web") != owner
+
+
+def test_a_due_member_is_the_owner_then_the_session_hash() -> None:
+    sid = session_hash(KEY, "cookie-value")
+    owner = keys.owner_id("shop/storefront", "Deployment/shop/web")
+    member = keys.due_member(owner, sid)
+    assert member == owner + sid
+    assert keys.split_due_member(member) == (owner, sid)
+
+
+@pytest.mark.parametrize(
+    ("case", "idle_deadline", "absolute_deadline", "score"),
+    [
+        ("the idle deadline first: the deadline itself", 1_800_000_900_000, 1_800_028_800_000,
+         1_800_000_900_000.0),
+        ("the absolute deadline first: half a millisecond later", 1_800_000_900_000,
+         1_800_000_300_000, 1_800_000_300_000.5),
+        ("a tie names idle, as the rules do", 1_800_000_900_000, 1_800_000_900_000,
+         1_800_000_900_000.0),
+        ("exact in the year 2100", 4_102_444_800_001, 4_102_444_800_000, 4_102_444_800_000.5),
+    ],
+)
+def test_the_due_score_is_the_earliest_deadline_and_marks_an_absolute_one(
+    case: str, idle_deadline: int, absolute_deadline: int, score: float
+) -> None:
+    got = keys.due_score(idle_deadline, absolute_deadline)
+    assert got == score, case
+    deadline, absolute = keys.due_deadline(got)
+    assert deadline == min(idle_deadline, absolute_deadline), case
+    assert absolute is (absolute_deadline < idle_deadline), case
+    # Read up to due_until(ms): every entry whose deadline is at or before ms, none after.
+    assert got <= keys.due_until(deadline) < keys.due_score(deadline + 1, deadline + 1)

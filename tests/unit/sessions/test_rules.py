@@ -2,6 +2,7 @@
 
 import pytest
 
+from curfew.sessions import keys
 from curfew.sessions.rules import (
     Decision,
     Limits,
@@ -143,6 +144,26 @@ def test_the_purge_judges_a_record_by_the_shorter_of_recorded_and_current_limits
 def test_a_record_survives_the_round_trip_through_its_hash_fields() -> None:
     rec = record(created_ago=60, last_ago=5)
     assert SessionRecord.from_fields(rec.to_fields()) == rec
+
+
+def test_a_record_carries_the_owner_id_of_the_policy_and_workload_that_created_it() -> None:
+    _, created = decide(None, LIMITS, now_ms=NOW, activity=True, policy="p/q", workload="D/p/w")
+    assert created.owner == keys.owner_id("p/q", "D/p/w")
+    assert created.to_fields()["o"] == created.owner
+
+
+@pytest.mark.parametrize(
+    ("case", "rec", "score"),
+    [
+        ("idle deadline first", record(created_ago=60, last_ago=5), NOW + 10 * MIN),
+        ("absolute deadline first", record(created_ago=475, last_ago=1), NOW + 5 * MIN + 0.5),
+    ],
+)
+def test_the_due_score_of_a_record_is_its_earliest_deadline_marked_when_absolute(
+    case: str, rec: SessionRecord, score: float
+) -> None:
+    assert rec.due_score == score, case
+    assert keys.due_deadline(rec.due_score) == (rec.due_ms, score % 1 == 0.5), case
 
 
 def test_an_unreadable_record_parses_to_none_instead_of_raising() -> None:
