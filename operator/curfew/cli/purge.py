@@ -131,6 +131,7 @@ async def _purge(settings: PurgeSettings) -> int:
             dry_run=settings.dry_run,
             batch_size=settings.batch_size,
             shard_batch=settings.shard_batch,
+            pipelines=settings.pipelines,
             scan_count=settings.scan_count,
         )
     except ValueError as error:

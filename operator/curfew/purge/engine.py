@@ -13,6 +13,7 @@ runs are safe, and a session touched during the run keeps living.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class Purge:
         batch_size: int = 1000,
         shard_batch: int = 200,
         scan_count: int = 1000,
+        pipelines: int = 2,
     ) -> None:
         self.store = store
         self.target = target
@@ -93,6 +95,7 @@ class Purge:
         self.batch_size = batch_size
         self.shard_batch = shard_batch
         self.scan_count = scan_count
+        self.pipelines = pipelines
         self.apps = (
             AppSessions(store.client, format=target.format, prefix=target.key_prefix)
             if target.format != keys.CURFEW_FORMAT
@@ -157,8 +160,30 @@ class Purge:
     async def _walk_index(
         self, now: int, until: int, mode: ShardMode, on_batch: Callable[[ShardBatch], None]
     ) -> None:
-        """Every shard's index entries due by ``until``: a batch of each shard per pipeline."""
-        offsets = dict.fromkeys(range(keys.SHARDS), 0)
+        """Every shard's index entries due by ``until``, the shards split over ``pipelines``
+        concurrent walks: Redis runs one walk's batch while the job handles another's reply."""
+        walks = [
+            asyncio.create_task(self._walk_shards(shards, now, until, mode, on_batch))
+            for shards in (range(i, keys.SHARDS, self.pipelines) for i in range(self.pipelines))
+        ]
+        done, pending = await asyncio.wait(walks, return_when=asyncio.FIRST_EXCEPTION)
+        for walk in pending:
+            walk.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        errors = [error for walk in done if (error := walk.exception()) is not None]
+        if errors:
+            raise errors[0]  # the first failure is the run's; the other walks stopped with it
+
+    async def _walk_shards(
+        self,
+        shards: range,
+        now: int,
+        until: int,
+        mode: ShardMode,
+        on_batch: Callable[[ShardBatch], None],
+    ) -> None:
+        """The entries of ``shards``: a batch of each per pipeline."""
+        offsets = dict.fromkeys(shards, 0)
         while offsets:
             batches = await self.store.purge_shards(
                 offsets,

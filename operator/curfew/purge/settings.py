@@ -49,6 +49,13 @@ class PurgeSettings(BaseSettings):
         le=5000,
         description="Index entries one script call judges: bounds how long a call blocks Redis.",
     )
+    pipelines: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Concurrent pipelines over disjoint shards of the index, so Redis runs one "
+        "while the job writes the audit lines of another.",
+    )
     scan_count: int = Field(
         default=1000, ge=1000, description="COUNT of each SCAN over an app's keyspace."
     )

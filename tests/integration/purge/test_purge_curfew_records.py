@@ -233,9 +233,11 @@ async def test_a_policy_json_is_accepted_as_the_config_too(
     assert len(groups["live"]) == await store.count_sessions()
 
 
-@pytest.mark.parametrize("shard_batch", ["1", "3", "5000"])
+@pytest.mark.parametrize(
+    ("shard_batch", "pipelines"), [("1", "1"), ("3", "2"), ("5000", "2"), ("3", "8")]
+)
 async def test_sessions_of_several_workloads_across_many_batches_each_get_their_own_audit_line(
-    store: SessionStore, store_url: str, tmp_path: Path, shard_batch: str
+    store: SessionStore, store_url: str, tmp_path: Path, shard_batch: str, pipelines: str
 ) -> None:
     api = "Deployment/shop/api"
     expected: dict[str, tuple[str, str]] = {}
@@ -262,7 +264,9 @@ async def test_sessions_of_several_workloads_across_many_batches_each_get_their_
                         idle_ms=30 * MIN, workload=workload)
     config = purge_config(workloads=(("web", 900, 28800), ("api", 600, 28800)), max_fraction=1)
     run = curfew_purge(
-        write_config(tmp_path, config), store_url, env={"CURFEW_PURGE_SHARD_BATCH": shard_batch}
+        write_config(tmp_path, config),
+        store_url,
+        env={"CURFEW_PURGE_SHARD_BATCH": shard_batch, "CURFEW_PURGE_PIPELINES": pipelines},
     )
     assert run.code == 0, run.stderr
     got = {e["session"]: (e["reason"], e["workload"]) for e in run.events}
