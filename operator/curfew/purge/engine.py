@@ -82,7 +82,7 @@ class Purge:
         session_key: bytes | None = None,
         dry_run: bool = False,
         batch_size: int = 1000,
-        shard_batch: int = 200,
+        shard_batch: int = 500,
         scan_count: int = 1000,
         pipelines: int = 2,
     ) -> None:

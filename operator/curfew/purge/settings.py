@@ -44,7 +44,7 @@ class PurgeSettings(BaseSettings):
         default=1000, ge=1, le=100_000, description="Sessions read or removed per pipeline."
     )
     shard_batch: int = Field(
-        default=200,
+        default=500,
         ge=1,
         le=5000,
         description="Index entries one script call judges: bounds how long a call blocks Redis.",
