@@ -4,14 +4,16 @@ Starts its own redis-server on a free loopback port, then measures:
 
 1. the baseline: raw pipelined DEL throughput (`redis-benchmark -P 64`, keys made by
    `redis-benchmark -t set` first);
-2. `curfew purge` over N Curfew sessions of which 10% are idle-expired (expired per second);
+2. `curfew purge` over N Curfew sessions of which 10% are idle-expired (expired per second),
+   written as check_and_touch writes them (owner field, due index member and score);
 3. `curfew purge` over N Curfew sessions none of which expired (seconds: must not grow with N);
 4. `curfew purge` walking N Spring Session sessions (JDK-serialized, with their expiry keys) by
    SCAN (sessions per second);
 
 and the slowest command Redis logged during the three purges (SLOWLOG). It prints the machine's
 load average before and after each measurement (every figure here is wall-clock time on a
-shared machine), and Redis's own time per removed session (INFO commandstats). It ends with
+shared machine), and, per removed session, the run's time and Redis's own time in
+purge_shard (INFO commandstats). It ends with
 
     RESULT expired_per_s=… ratio_to_raw_del=… none_expired_seconds=… spring_keys_per_s=…
     max_slowlog_ms=…
@@ -44,29 +46,37 @@ from curfew.api.config import (
     PurgeConfig,
     PurgeWorkload,
 )
+from curfew.sessions import keys
 
 SESSION_KEY = "bench-session-key-0123456789abcdef"
+OWNER = keys.owner_id("bench/policy", "Deployment/bench/web")
+RETAIN_MS = round(keys.RETAIN_SECONDS * 1000)
 MIN = 60_000
 CHUNK = 20_000
 
-# Server-side generators: records written as check_and_touch writes them, without a million
+# Server-side generators: records written as check_and_touch writes them (owner field, due
+# index member "<owner><sid>", score = earliest deadline + 0.5 when absolute), without a million
 # round trips. They name keys the script does not declare, which a single server allows.
 CURFEW_SESSIONS = """
 local ns, first, n, now, every = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
   tonumber(ARGV[4]), tonumber(ARGV[5])
+local owner, retain = ARGV[6], tonumber(ARGV[7])
+local function s(v) return string.format('%d', v) end
+local created, idle, abs = now - 3600000, 900000, 28800000
 for i = first, first + n - 1 do
   local sid = redis.sha1hex(tostring(i)) .. string.sub(redis.sha1hex(i .. 'b'), 1, 24)
   local tag = string.format('{%02x}', tonumber(string.sub(sid, 1, 4), 16) % 64)
   local last = now - 60000
   if every > 0 and i % every == 0 then last = now - 1200000 end
   local rec = ns .. tag .. ':r:' .. sid
-  redis.call('HSET', rec, 'c', string.format('%d', now - 3600000), 'l', string.format('%d', last),
-    'i', '900000', 'a', '28800000', 'u', string.format('%d', now - 3600000),
-    'p', 'bench/policy', 'w', 'Deployment/bench/web', 'k', '0')
-  redis.call('ZADD', ns .. tag .. ':due', string.format('%d', last + 900000), sid)
-  redis.call('ZADD', ns .. tag .. ':limits', 'GT', string.format('%d', now + 25200000),
-    '900000:28800000')
-  redis.call('PEXPIREAT', rec, string.format('%d', last + 900000 + 86400000))
+  redis.call('HSET', rec, 'c', s(created), 'l', s(last), 'i', s(idle), 'a', s(abs),
+    'u', s(created), 'p', 'bench/policy', 'w', 'Deployment/bench/web', 'k', '0', 'o', owner)
+  local di, da = last + idle, created + abs
+  local score = s(di)
+  if da < di then score = s(da) .. '.5' end
+  redis.call('ZADD', ns .. tag .. ':due', score, owner .. sid)
+  redis.call('ZADD', ns .. tag .. ':limits', 'GT', s(da), s(idle) .. ':' .. s(abs))
+  redis.call('PEXPIREAT', rec, s(math.min(di, da) + retain))
 end
 return n
 """
@@ -222,7 +232,7 @@ def main() -> None:
         print(f"baseline: redis-benchmark pipelined DEL: {raw:,.0f}/s", flush=True)
         client.flushall()
 
-        populate(client, CURFEW_SESSIONS, n, "curfew:", 10)
+        populate(client, CURFEW_SESSIONS, n, "curfew:", 10, OWNER, RETAIN_MS)
         client.slowlog_reset()
         client.config_resetstat()
         machine_load("before the 10% expired purge")
@@ -232,11 +242,13 @@ def main() -> None:
         expired = sum(expired_run["expired"].values())  # type: ignore[attr-defined]
         expired_per_s = expired / float(expired_run["durationSeconds"])  # type: ignore[arg-type]
         print(f"purge, {n:,} sessions, {expired:,} expired: {expired_run}", flush=True)
-        print(f"  Redis time in purge_shard: {server_usec(client, 'evalsha') / expired:.1f} us "
-              "per removed session", flush=True)
+        redis_us = server_usec(client, "evalsha") / expired
+        run_us = float(expired_run["durationSeconds"]) * 1e6 / expired  # type: ignore[arg-type]
+        print(f"  per removed session: {run_us:.2f} us of the run, {redis_us:.2f} us of it Redis "
+              "time in purge_shard", flush=True)
         client.flushall()
 
-        populate(client, CURFEW_SESSIONS, n, "curfew:", 0)
+        populate(client, CURFEW_SESSIONS, n, "curfew:", 0, OWNER, RETAIN_MS)
         client.slowlog_reset()
         none_run = run_purge(workdir / "curfew.json", port)
         slow = max(slow, slowest_ms(client, "none expired"))
