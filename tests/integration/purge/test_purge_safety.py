@@ -9,6 +9,7 @@ import pty
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from curfew.sessions import keys
 from curfew.sessions.apps import AppSessions
 from curfew.sessions.identity import session_hash
 from curfew.sessions.rules import Decision, Limits
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import SessionStore, ShardBatch
 from fixtures.purge import (
     POLICY,
     SESSION_KEY,
@@ -286,60 +287,63 @@ async def test_the_cap_counts_due_entries_when_no_limits_shrank(redis_url: str) 
         await store.aclose()
 
 
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[SessionStore]:
+    s = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
+    await s.load_scripts()
+    yield s
+    await s.aclose()
+
+
+async def remove_batch(
+    store: SessionStore, s: str, *, now: int, until: int, workloads: dict[str, Limits]
+) -> ShardBatch:
+    """One ``purge_shard`` call in remove mode on the shard of ``s``, by a run that took its
+    snapshot of the clock at ``now``."""
+    shard = keys.shard_of(s)
+    batches = await store.purge_shards(
+        {shard: 0}, now_ms=now, until_ms=until, count=10, mode="remove", workloads=workloads
+    )
+    return batches[shard]
+
+
 async def test_a_session_touched_after_the_runs_snapshot_is_judged_by_its_new_activity(
-    redis_url: str,
+    store: SessionStore,
 ) -> None:
-    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
-    web_now = {WEB: Limits(15 * 60, 8 * 3600)}
-    try:
-        await store.load_scripts()
-        now = await store.server_time_ms()
-        # Both were recorded with a 30-minute idle limit and left 20 minutes ago: live under it,
-        # expired under the workload's current 15 minutes (read from the tightening window).
-        back, away = sid("back"), sid("away")
-        for s in (back, away):
-            await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=20 * MIN,
-                        idle_ms=30 * MIN, now_ms=now)
-        # After the run took its snapshot, the user of one comes back (a sidecar still on the
-        # 30-minute config touches it); the touch moves its index entry in the same step.
-        verdict = await store.check_and_touch(back, Limits(30 * 60, 8 * 3600), activity=True,
-                                              policy=POLICY, workload=WEB)
-        assert verdict.decision is Decision.ALLOWED
-        removed = {}
-        for s in (back, away):
-            shard = keys.shard_of(s)
-            batches = await store.purge_shards(
-                {shard: 0}, now_ms=now, until_ms=now + 15 * MIN, count=10, mode="remove",
-                workloads=web_now,
-            )
-            removed[s] = sum(g.count for g in batches[shard].groups)
-        assert removed == {back: 0, away: 1}
-        kept, gone = await read(store, back), await read(store, away)
-        assert kept is not None
-        assert kept.expired is None
-        assert gone is not None
-        assert gone.expired is Decision.EXPIRED_IDLE
-    finally:
-        await store.aclose()
+    now = await store.server_time_ms()
+    # Both were recorded with a 30-minute idle limit and left 20 minutes ago: live under it,
+    # expired under the workload's current 15 minutes (read from the tightening window).
+    back, away = sid("back"), sid("away")
+    for s in (back, away):
+        await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=20 * MIN, idle_ms=30 * MIN,
+                    now_ms=now)
+    # After the run took its snapshot, the user of one comes back (a sidecar still on the
+    # 30-minute config touches it); the touch moves its index entry in the same step.
+    verdict = await store.check_and_touch(back, Limits(30 * 60, 8 * 3600), activity=True,
+                                          policy=POLICY, workload=WEB)
+    assert verdict.decision is Decision.ALLOWED
+    removed = {}
+    for s in (back, away):
+        batch = await remove_batch(store, s, now=now, until=now + 15 * MIN,
+                                   workloads={WEB: Limits(15 * 60, 8 * 3600)})
+        removed[s] = sum(g.count for g in batch.groups)
+    assert removed == {back: 0, away: 1}
+    kept, gone = await read(store, back), await read(store, away)
+    assert kept is not None
+    assert kept.expired is None
+    assert gone is not None
+    assert gone.expired is Decision.EXPIRED_IDLE
 
 
 async def test_a_session_the_sidecar_expired_first_is_not_removed_or_audited_again(
-    redis_url: str,
+    store: SessionStore,
 ) -> None:
-    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
-    try:
-        await store.load_scripts()
-        now = await store.server_time_ms()
-        s = sid("expired-by-the-sidecar")
-        await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=20 * MIN, now_ms=now)
-        verdict = await store.check_and_touch(s, Limits(15 * 60, 8 * 3600), activity=True,
-                                              policy=POLICY, workload=WEB)
-        assert verdict.decision is Decision.EXPIRED_IDLE
-        shard = keys.shard_of(s)
-        batches = await store.purge_shards(
-            {shard: 0}, now_ms=now, until_ms=now, count=10, mode="remove", workloads={}
-        )
-        assert batches[shard].examined == 0
-        assert batches[shard].groups == []
-    finally:
-        await store.aclose()
+    now = await store.server_time_ms()
+    s = sid("expired-by-the-sidecar")
+    await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=20 * MIN, now_ms=now)
+    verdict = await store.check_and_touch(s, Limits(15 * 60, 8 * 3600), activity=True,
+                                          policy=POLICY, workload=WEB)
+    assert verdict.decision is Decision.EXPIRED_IDLE
+    batch = await remove_batch(store, s, now=now, until=now, workloads={})
+    assert batch.examined == 0
+    assert batch.groups == []
