@@ -13,7 +13,10 @@ checked with the current limits ``I`` / ``A``:
   (absolute); the reason is the deadline that passed first;
 - an expired record becomes a tombstone that answers with its reason until it is retained no
   longer, so a stale cookie replayed later is not mistaken for a new session;
-- only a request that counts as activity moves ``l``;
+- only a request that counts as activity moves ``l``, and only once it is at least the touch
+  granularity (``touch_granularity_ms``: 1 s, or a sixteenth of a shorter idle limit's) past
+  the recorded ``l``: a busy session is written about once a second instead of on every
+  request, and its idle deadline can come that much early, never late;
 - the record's due index entry (``keys.due_member``, ``keys.due_score``) is its owner and sid,
   scored by its earliest deadline under its recorded limits: the script keeps the two in step,
   so an entry due by now is a session expired by its record's own fields.
@@ -36,6 +39,19 @@ Clock = Callable[[], int]
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+TOUCH_GRANULARITY_MS = 1000
+"""Activity this close after the recorded last activity is not written again (see
+:func:`touch_granularity_ms`)."""
+
+
+def touch_granularity_ms(idle_ms: int) -> int:
+    """How far past the recorded last activity a request must be to move it, under the
+    effective idle limit ``idle_ms``: ``TOUCH_GRANULARITY_MS``, or a sixteenth of the idle limit
+    when that is shorter, so a policy of seconds keeps its precision. The script computes the
+    same (``check_and_touch.lua``)."""
+    return min(TOUCH_GRANULARITY_MS, idle_ms // 16)
 
 
 class Decision(StrEnum):
@@ -239,7 +255,7 @@ def decide(
     reason = expiry_of(current, now_ms)
     if reason is not None:
         return Verdict(reason, 0.0, 0.0), replace(current, expired=reason, expired_at_ms=now_ms)
-    if activity:
+    if activity and now_ms - current.last_activity_ms >= touch_granularity_ms(current.idle_ms):
         current = replace(current, last_activity_ms=now_ms)
     renewal_due = limits.renewal_ms > 0 and now_ms - current.authenticated_ms >= limits.renewal_ms
     verdict = Verdict(

@@ -46,7 +46,14 @@ from curfew.sessions.resp import (
     outage_of,
     reply_error,
 )
-from curfew.sessions.rules import Decision, Limits, Reason, SessionRecord, Verdict
+from curfew.sessions.rules import (
+    TOUCH_GRANULARITY_MS,
+    Decision,
+    Limits,
+    Reason,
+    SessionRecord,
+    Verdict,
+)
 
 DEFAULT_SOCKET_TIMEOUT: Final = 0.25
 DEFAULT_CONNECT_TIMEOUT: Final = 0.5
@@ -412,6 +419,7 @@ class SessionStore:
             1 if app_key else 0,
             self.retain_ms,
             keys.owner_id(policy, workload),
+            TOUCH_GRANULARITY_MS,
         )
 
     def check_and_touch_now(

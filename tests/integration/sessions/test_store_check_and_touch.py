@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from curfew.sessions import keys
+from curfew.sessions import keys, rules
 from curfew.sessions.errors import StoreConfigError, StoreUnavailable
 from curfew.sessions.identity import session_hash
 from curfew.sessions.rules import Decision, Limits, SessionRecord, decide
@@ -127,6 +127,27 @@ async def test_activity_moves_the_last_activity_the_index_and_the_ttl(store: Ses
     assert await due_score(store, sid) == after.last_activity_ms + 15 * MIN
     ttl_at = await store.client.pexpiretime(keys.record_key(store.namespace, sid))
     assert ttl_at == after.last_activity_ms + 15 * MIN + store.retain_ms
+
+
+async def test_activity_within_the_touch_granularity_writes_nothing(store: SessionStore) -> None:
+    sid = sid_of("busy")
+    await check(store, sid)
+    first = await read(store, sid)
+    assert first is not None
+    record_key = keys.record_key(store.namespace, sid)
+    ttl_at = await store.client.pexpiretime(record_key)
+    for _ in range(5):
+        verdict = await check(store, sid, activity=True)
+        assert verdict.decision is Decision.ALLOWED
+    # A busy session is written about once per granularity, not on every request.
+    assert await read(store, sid) == first
+    assert await due_score(store, sid) == first.due_ms
+    assert await store.client.pexpiretime(record_key) == ttl_at
+    await asyncio.sleep((rules.TOUCH_GRANULARITY_MS + 20) / 1000)
+    await check(store, sid, activity=True)
+    later = await read(store, sid)
+    assert later is not None
+    assert later.last_activity_ms >= first.last_activity_ms + rules.TOUCH_GRANULARITY_MS
 
 
 async def test_a_request_that_is_not_activity_changes_nothing(store: SessionStore) -> None:

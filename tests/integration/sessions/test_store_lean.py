@@ -70,7 +70,7 @@ async def test_concurrent_checks_each_get_their_own_session_s_verdict(
                 await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=20 * MIN)
                 expected[sid] = Decision.EXPIRED_IDLE
             elif i % 3 == 1:
-                await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=(i % 14) * MIN)
+                await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=(1 + i % 14) * MIN)
                 expected[sid] = Decision.ALLOWED
             else:
                 expected[sid] = Decision.NEW

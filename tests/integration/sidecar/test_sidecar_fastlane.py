@@ -79,7 +79,10 @@ async def test_pipelined_requests_are_answered_in_order_on_one_connection(
     ) + b"POST /last HTTP/1.1\r\nHost: shop\r\nContent-Length: 4\r\n\r\nbody")
     answers = [await read_response(reader) for _ in range(6)]
     assert [echo(a)["target"] for a in answers] == [*(f"/p{i}" for i in range(5)), "/last"]
-    assert [a[1].get("curfew-idle-remaining") for a in answers[:5]] == ["900"] * 5
+    # Each allowed, with the idle time left counted from the first (later ones, within the
+    # touch granularity, are not written again).
+    assert [a[1].get("curfew-idle-remaining") in ("899", "900") for a in answers[:5]] \
+        == [True] * 5
     assert echo(answers[5])["body_sha256"] == hashlib.sha256(b"body").hexdigest()
     writer.close()
 

@@ -1,15 +1,19 @@
 """The pure decision rules: every decision of check_and_touch and every purge reason."""
 
+from dataclasses import replace
+
 import pytest
 
 from curfew.sessions import keys
 from curfew.sessions.rules import (
+    TOUCH_GRANULARITY_MS,
     Decision,
     Limits,
     Reason,
     SessionRecord,
     decide,
     judge,
+    touch_granularity_ms,
 )
 
 MIN = 60_000
@@ -53,6 +57,27 @@ def test_a_request_that_is_not_activity_leaves_the_idle_clock_where_it_was() -> 
     verdict, after = decide(before, LIMITS, now_ms=NOW, activity=False)
     assert verdict.idle_remaining == 5 * 60
     assert after == before
+
+
+def test_activity_within_the_touch_granularity_is_not_written_again() -> None:
+    before = replace(record(created_ago=60, last_ago=0),
+                     last_activity_ms=NOW - TOUCH_GRANULARITY_MS + 1)
+    verdict, after = decide(before, LIMITS, now_ms=NOW, activity=True)
+    assert after == before
+    # The time left counts from the recorded activity: early by under the granularity.
+    assert verdict.idle_remaining == (15 * MIN - TOUCH_GRANULARITY_MS + 1) / 1000
+    _, moved = decide(before, LIMITS, now_ms=NOW + 1, activity=True)
+    assert moved.last_activity_ms == NOW + 1
+
+
+@pytest.mark.parametrize(
+    ("idle_ms", "granularity_ms"),
+    [(15 * MIN, 1000), (16_000, 1000), (2_000, 125), (16, 1)],
+)
+def test_a_short_idle_limit_gets_a_finer_touch_granularity(
+    idle_ms: int, granularity_ms: int
+) -> None:
+    assert touch_granularity_ms(idle_ms) == granularity_ms
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 -- KEYS: 1 record hash, 2 due index (zset), 3 limit classes (zset)
 -- ARGV: 1 sid, 2 idle ms, 3 absolute ms, 4 renewal ms (0: none), 5 activity (1/0),
 --       6 policy, 7 workload, 8 app session known (1/0), 9 retention ms after a deadline,
---       10 owner id of (policy, workload), for a new record
+--       10 owner id of (policy, workload), for a new record, 11 touch granularity cap (ms)
 -- Returns {decision, idle remaining ms, absolute remaining ms, renewal due (1/0)}
 -- The due index member is the RECORD's owner and the sid; its score is the earliest deadline
 -- under the recorded limits, plus 0.5 when that is the absolute one (keys.py:due_score). Both
@@ -56,7 +56,9 @@ if ei ~= ri or ea ~= ra then
   redis.call('ZADD', lim, 'GT', s(c + ea), s(ei) .. ':' .. s(ea))
   changed = true
 end
-if ARGV[5] == '1' then
+-- Activity within the touch granularity of the recorded one is not written again
+-- (rules.py:touch_granularity_ms): the idle deadline may come that much early, never late.
+if ARGV[5] == '1' and now - l >= math.min(tonumber(ARGV[11]), math.floor(ei / 16)) then
   di = now + ei
   redis.call('HSET', rec, 'l', s(now))
   changed = true
