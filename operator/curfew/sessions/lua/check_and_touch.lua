@@ -8,66 +8,66 @@
 -- The due index member is the RECORD's owner and the sid; its score is the earliest deadline
 -- under the recorded limits, plus 0.5 when that is the absolute one (keys.py:due_score). Both
 -- move here with the record, so an entry due by now is a session its own fields call expired.
-local rec, due, lim = KEYS[1], KEYS[2], KEYS[3]
-local sid = ARGV[1]
-local idle, abs, renewal = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local retain = tonumber(ARGV[9])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Most requests of a busy session only read (see the touch granularity below): that path
+-- converts only what it needs and builds no strings.
+local call, tonumber, min, floor = redis.call, tonumber, math.min, math.floor
+local rec = KEYS[1]
+local t = call('TIME')
+local now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+local idle, abs = tonumber(ARGV[2]), tonumber(ARGV[3])
 local function s(n) return string.format('%d', n) end
 local function score(di, da)
   if da < di then return s(da) .. '.5' end
   return s(di)
 end
 
-local f = redis.call('HMGET', rec, 'c', 'l', 'i', 'a', 'u', 'x', 'o')
+local f = call('HMGET', rec, 'c', 'l', 'i', 'a', 'u', 'x', 'o')
 if not f[1] then
   local di, da = now + idle, now + abs
-  redis.call('HSET', rec, 'c', s(now), 'l', s(now), 'i', s(idle), 'a', s(abs), 'u', s(now),
+  call('HSET', rec, 'c', s(now), 'l', s(now), 'i', s(idle), 'a', s(abs), 'u', s(now),
     'p', ARGV[6], 'w', ARGV[7], 'k', ARGV[8], 'o', ARGV[10])
-  redis.call('ZADD', due, score(di, da), ARGV[10] .. sid)
-  redis.call('ZADD', lim, 'GT', s(da), s(idle) .. ':' .. s(abs))
-  redis.call('PEXPIREAT', rec, s(math.min(di, da) + retain))
+  call('ZADD', KEYS[2], score(di, da), ARGV[10] .. ARGV[1])
+  call('ZADD', KEYS[3], 'GT', s(da), s(idle) .. ':' .. s(abs))
+  call('PEXPIREAT', rec, s(min(di, da) + tonumber(ARGV[9])))
   return {'new', idle, abs, 0}
 end
 if f[6] then
   return {f[6], 0, 0, 0}
 end
 
-local member = f[7] .. sid
 local c, l = tonumber(f[1]), tonumber(f[2])
 local ri, ra = tonumber(f[3]), tonumber(f[4])
-local ei, ea = math.min(ri, idle), math.min(ra, abs)
+local ei, ea = min(ri, idle), min(ra, abs)
 local di, da = l + ei, c + ea
-if now >= math.min(di, da) then
+if now >= min(di, da) then
   -- The deadline that passed first names the reason. The record stays as a tombstone so a
   -- replayed id keeps getting this answer instead of starting a new session.
   local reason = 'absolute'
   if di <= da then reason = 'idle' end
-  redis.call('HSET', rec, 'i', s(ei), 'a', s(ea), 'x', reason, 't', s(now))
-  redis.call('ZREM', due, member)
-  redis.call('PEXPIREAT', rec, s(now + retain))
+  call('HSET', rec, 'i', s(ei), 'a', s(ea), 'x', reason, 't', s(now))
+  call('ZREM', KEYS[2], f[7] .. ARGV[1])
+  call('PEXPIREAT', rec, s(now + tonumber(ARGV[9])))
   return {reason, 0, 0, 0}
 end
 
 local changed = false
 if ei ~= ri or ea ~= ra then
-  redis.call('HSET', rec, 'i', s(ei), 'a', s(ea))
-  redis.call('ZADD', lim, 'GT', s(c + ea), s(ei) .. ':' .. s(ea))
+  call('HSET', rec, 'i', s(ei), 'a', s(ea))
+  call('ZADD', KEYS[3], 'GT', s(c + ea), s(ei) .. ':' .. s(ea))
   changed = true
 end
 -- Activity within the touch granularity of the recorded one is not written again
 -- (rules.py:touch_granularity_ms): the idle deadline may come that much early, never late.
-if ARGV[5] == '1' and now - l >= math.min(tonumber(ARGV[11]), math.floor(ei / 16)) then
+if ARGV[5] == '1' and now - l >= min(tonumber(ARGV[11]), floor(ei / 16)) then
   di = now + ei
-  redis.call('HSET', rec, 'l', s(now))
+  call('HSET', rec, 'l', s(now))
   changed = true
 end
 if changed then
-  redis.call('ZADD', due, score(di, da), member)
-  redis.call('PEXPIREAT', rec, s(math.min(di, da) + retain))
+  call('ZADD', KEYS[2], score(di, da), f[7] .. ARGV[1])
+  call('PEXPIREAT', rec, s(min(di, da) + tonumber(ARGV[9])))
 end
-local u = tonumber(f[5]) or c
+local renewal = tonumber(ARGV[4])
 local renewal_due = 0
-if renewal > 0 and now - u >= renewal then renewal_due = 1 end
+if renewal > 0 and now - (tonumber(f[5]) or c) >= renewal then renewal_due = 1 end
 return {'allowed', di - now, da - now, renewal_due}
