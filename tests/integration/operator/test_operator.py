@@ -362,13 +362,18 @@ async def test_an_aborted_purge_turns_purge_healthy_false_at_once(cluster: Clust
     assert "80%" in healthy["message"]
 
 
-async def test_a_tightened_policy_starts_a_purge_job_at_once(cluster: Cluster) -> None:
+async def start_with_a_policy_to_tighten(cluster: Cluster) -> None:
+    """The operator running, with the policy "store" (idle 30m) applied and settled."""
     await seed(cluster)
     await start(cluster)
     await cluster.client.create(SESSION_POLICIES, "shop",
                                 build_policy("store", selector={"team": "store"}, idle="30m"))
     await eventually(lambda: cluster.api.object(CRON_JOBS, "shop", "curfew-purge-store"))
     await quiet(cluster.api)
+
+
+async def test_a_tightened_policy_starts_a_purge_job_at_once(cluster: Cluster) -> None:
+    await start_with_a_policy_to_tighten(cluster)
     assert cluster.api.list_objects(JOBS) == []
     await cluster.client.patch(SESSION_POLICIES, "shop", "store",
                                {"spec": {"timeouts": {"idle": "20m"}}})
@@ -395,12 +400,7 @@ async def test_a_tightened_policy_starts_a_purge_job_at_once(cluster: Cluster) -
 async def test_a_tightening_whose_job_could_not_be_started_is_retried(cluster: Cluster) -> None:
     """The purge ConfigMap is already tightened when the Job creation fails: the pending mark
     written with it makes the next passes start the Job, then goes away."""
-    await seed(cluster)
-    await start(cluster)
-    await cluster.client.create(SESSION_POLICIES, "shop",
-                                build_policy("store", selector={"team": "store"}, idle="30m"))
-    await eventually(lambda: cluster.api.object(CRON_JOBS, "shop", "curfew-purge-store"))
-    await quiet(cluster.api)
+    await start_with_a_policy_to_tighten(cluster)
     outage = cluster.api.fail(500, lambda c: c.verb == "create" and c.resource == "jobs",
                               times=3)
     await cluster.client.patch(SESSION_POLICIES, "shop", "store",
