@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
-from curfew.sidecar.enforce import Enforcer, RequestFacts
+from curfew.sidecar.enforce import Enforcer, RequestFacts, session_fields
 from curfew.sidecar.rules import RESERVED_PREFIX
 
 NGINX_URI: Final = "X-Original-URI"
@@ -48,13 +48,13 @@ class AuthzService:
                 target = target[len(self._prefix):] or "/"
             method = request.method
         proto = h.get("X-Forwarded-Proto")
-        header = self._enforcer.session_header
+        cookie, session = session_fields(h, self._enforcer.session_header)
         return RequestFacts(
             method=method,
             path=unquote(urlsplit(target).path),
             target=target,
-            cookie=h.get("Cookie"),
-            session_header=h.get(header) if header else None,
+            cookie=cookie,
+            session_header=session,
             accept=h.get("Accept"),
             requested_with=h.get("X-Requested-With"),
             fetch_mode=h.get("Sec-Fetch-Mode"),

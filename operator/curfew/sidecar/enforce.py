@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from curfew.sessions.errors import StoreUnavailable
 from curfew.sessions.identity import SessionHasher
@@ -26,6 +26,8 @@ from curfew.sidecar.rules import (
     HEADER_AUDIT_EXPIRED,
     HEADER_REASON,
     HEADER_REDIRECT,
+    SEPARATE_FIELDS,
+    AmbiguousSession,
     SidecarPolicy,
     build_clear_cookie,
     build_expired_body,
@@ -41,7 +43,24 @@ _log = logging.getLogger(__name__)
 
 JSON: Final = "application/json"
 _UNAVAILABLE_BODY: Final = json.dumps({"error": "session_store_unavailable"}).encode()
+_AMBIGUOUS_BODY: Final = json.dumps({"error": "ambiguous_session"}).encode()
 _STORE_LOG_INTERVAL: Final = 10.0
+
+
+class _Fields(Protocol):
+    def getall(self, key: str, default: tuple[()], /) -> list[str] | tuple[()]: ...
+
+
+def session_fields(headers: _Fields, session_header: str | None) -> tuple[str | None, str | None]:
+    """The ``Cookie`` and session header values of a request whose fields may repeat: every
+    ``Cookie`` field joined with ``"; "`` (as HTTP/2 joins them), every session header field
+    joined with :data:`SEPARATE_FIELDS`, so that a second session id is seen, not skipped."""
+    cookies = headers.getall("Cookie", ())
+    cookie = "; ".join(cookies) if cookies else None
+    if not session_header:
+        return cookie, None
+    values = headers.getall(session_header, ())
+    return cookie, SEPARATE_FIELDS.join(values) if values else None
 
 
 @dataclass(slots=True)
@@ -77,6 +96,10 @@ class Outcome:
 
 PASS: Final = Outcome(allowed=True)
 """A request without a session: forwarded untouched."""
+AMBIGUOUS: Final = Outcome(
+    False, {"Content-Type": JSON, "Cache-Control": "no-store"}, 400, _AMBIGUOUS_BODY,
+    decision="ambiguous")
+"""The answer to a request carrying two different session ids (never forwarded)."""
 
 
 @dataclass(slots=True)
@@ -126,7 +149,11 @@ class Enforcer:
         """The first step of :meth:`check`: the outcome of a request without a session, or the
         store question of one with a session (send it with :meth:`ask_now` or :meth:`finish`)."""
         policy = self.watcher.policy
-        raw = extract_session_id(policy, facts.cookie, facts.session_header)
+        try:
+            raw = extract_session_id(policy, facts.cookie, facts.session_header)
+        except AmbiguousSession:
+            self.metrics.count("ambiguous", "rejected")
+            return AMBIGUOUS
         if raw is None:
             self.metrics.count("none", "forwarded")
             return PASS

@@ -50,7 +50,7 @@ from curfew.sidecar.http1 import (
     parse_response_head,
 )
 from curfew.sidecar.proxy import ReverseProxy, gateway_body
-from curfew.sidecar.rules import RESERVED_PREFIX
+from curfew.sidecar.rules import RESERVED_PREFIX, SEPARATE_FIELDS
 from curfew.sidecar.upstream import Connection, UpstreamError, UpstreamPool, UpstreamResponse
 
 _log = logging.getLogger(__name__)
@@ -87,6 +87,14 @@ def _text(value: bytes | None) -> str | None:
 def _names(headers: tuple[str, ...]) -> frozenset[bytes]:
     """The lower-cased names of the fields the sidecar adds (a handful of combinations)."""
     return frozenset(name.lower().encode() for name in headers)
+
+
+def _session_header(head: RequestHead, name: str) -> str | None:
+    """The session header's value; every value, joined, when the field came more than once."""
+    key = name.encode("latin-1")
+    if key not in head.repeated:
+        return _text(head.first.get(key))
+    return SEPARATE_FIELDS.join(v.decode("utf-8", "surrogateescape") for v in head.values(key))
 
 
 def _path_of(target: str) -> str:
@@ -299,8 +307,7 @@ class _Client(asyncio.Protocol):
             path=path,
             target=target,
             cookie=None if cookie is None else cookie.decode("utf-8", "surrogateescape"),
-            session_header=_text(first.get(session_header.encode("latin-1")))
-            if session_header else None,
+            session_header=_session_header(head, session_header) if session_header else None,
             accept=_text(first.get(b"accept")),
             requested_with=_text(first.get(b"x-requested-with")),
             fetch_mode=_text(first.get(b"sec-fetch-mode")),

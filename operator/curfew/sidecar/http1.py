@@ -63,12 +63,27 @@ class RequestHead:
     block: bytes
     """The field lines as the client sent them (each ending in CRLF)."""
     first: dict[bytes, bytes]
-    """The first value of each lower-cased name."""
+    """The first value of each lower-cased name; for ``cookie``, every value joined with
+    ``"; "`` (a second session cookie must be seen, not skipped)."""
     content_length: int
     close: bool
     """The client asked to close the connection after this request."""
     plain: bool
     """No field the proxy drops or rewrites (hop-by-hop, ``Curfew-*``, ``X-Forwarded-*``)."""
+    repeated: frozenset[bytes] = frozenset()
+    """Lower-cased names that came more than once."""
+
+    def values(self, name: bytes) -> list[bytes]:
+        """Every value of the lower-cased field ``name``, in order."""
+        if name not in self.repeated:
+            value = self.first.get(name)
+            return [] if value is None else [value]
+        found = []
+        for field in self.block[:-2].split(b"\r\n"):
+            key, _, value = field.partition(b":")
+            if key.lower() == name:
+                found.append(value.strip(b" \t"))
+        return found
 
 
 HAND_OFF: Final = "hand off"
@@ -99,6 +114,7 @@ def parse_request_head(head: bytes) -> RequestHead | str:
     first: dict[bytes, bytes] = {}
     connection: list[bytes] = []
     plain = True
+    repeated: set[bytes] = set()
     for field in block[:-2].split(b"\r\n") if block else ():
         name, _, value = field.partition(b":")
         lname = name.lower()
@@ -107,6 +123,9 @@ def parse_request_head(head: bytes) -> RequestHead | str:
                 raise Malformed("more than one Content-Length")
             if lname == b"host":
                 raise Malformed("more than one Host")
+            if lname == b"cookie":
+                first[lname] += b"; " + value.strip(b" \t")
+            repeated.add(lname)
         else:
             first[lname] = value.strip(b" \t")
         if lname in _REWRITTEN_RAW:
@@ -125,7 +144,8 @@ def parse_request_head(head: bytes) -> RequestHead | str:
             or b"expect" in first):
         return HAND_OFF
     close = bool(connection) and b"close" in connection_tokens(connection)
-    return RequestHead(line.group(1), line.group(2), block, first, length, close, plain)
+    return RequestHead(line.group(1), line.group(2), block, first, length, close, plain,
+                       frozenset(repeated) if repeated else frozenset())
 
 
 def has_bare_lf(data: bytes) -> bool:

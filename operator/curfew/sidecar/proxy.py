@@ -23,7 +23,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from curfew.sidecar.enforce import JSON, Enforcer, Outcome, RequestFacts
+from curfew.sidecar.enforce import JSON, Enforcer, Outcome, RequestFacts, session_fields
 from curfew.sidecar.http1 import (
     HOP_BY_HOP,
     REQUEST_DROP,
@@ -58,12 +58,13 @@ def facts_of(request: web.BaseRequest, session_header: str | None) -> RequestFac
     """Describe a request the client sent to this proxy."""
     h = request.headers
     proto = h.get("X-Forwarded-Proto")
+    cookie, session = session_fields(h, session_header)
     return RequestFacts(
         method=request.method,
         path=request.path,
         target=request.raw_path,
-        cookie=h.get("Cookie"),
-        session_header=h.get(session_header) if session_header else None,
+        cookie=cookie,
+        session_header=session,
         accept=h.get("Accept"),
         requested_with=h.get("X-Requested-With"),
         fetch_mode=h.get("Sec-Fetch-Mode"),

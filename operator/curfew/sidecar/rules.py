@@ -99,19 +99,36 @@ def build_policy(config: UnifiedConfig) -> SidecarPolicy:
     )
 
 
-def cookie_value(cookie_header: str, name: str) -> str | None:
-    """The first value of cookie ``name`` in a ``Cookie`` header, unquoted; None when absent.
+SEPARATE_FIELDS: Final = "\n"
+"""Joins the values of a header field sent more than once (a byte no field value holds)."""
 
-    Browsers send the most specific cookie of a name first, which is the one the app reads.
+
+class AmbiguousSession(ValueError):
+    """A request that carries two different session ids: the sidecar could judge one while the
+    app reads the other, so neither is trusted."""
+
+
+def cookie_value(cookie_header: str, name: str) -> str | None:
+    """The value of cookie ``name`` in a ``Cookie`` header (all of a request's ``Cookie`` fields
+    joined with ``"; "``), unquoted; None when absent.
+
+    Raises :class:`AmbiguousSession` when the name has two different values: apps differ on
+    which one they read (the first, the last, or any that works), so judging one of them would
+    let a request through on the other.
     """
+    found: str | None = None
     for part in cookie_header.split(";"):
         key, sep, value = part.partition("=")
         if sep and key.strip() == name:
             value = value.strip()
             if len(value) >= 2 and value[0] == value[-1] == '"':
                 value = value[1:-1]
-            return value or None
-    return None
+            if not value:
+                continue
+            if found is not None and value != found:
+                raise AmbiguousSession(f"two different values of cookie {name}")
+            found = value
+    return found
 
 
 def extract_session_id(
@@ -119,14 +136,21 @@ def extract_session_id(
 ) -> str | None:
     """The raw session id a request carries, per the policy's session source; None if none.
 
-    ``header_value`` is the value of the policy's session header (when it reads a header). A
-    header without the configured prefix (``Bearer ``, compared case-insensitively) carries no
-    session of ours, so the request passes untouched like one without a session.
+    ``header_value`` is the value of the policy's session header (when it reads a header), its
+    values joined with :data:`SEPARATE_FIELDS` when the field came more than once. A header
+    without the configured prefix (``Bearer ``, compared case-insensitively) carries no session
+    of ours, so the request passes untouched like one without a session. Raises
+    :class:`AmbiguousSession` for two different session ids (see :func:`cookie_value`).
     """
     if policy.cookie_name is not None:
         return cookie_value(cookie_header, policy.cookie_name) if cookie_header else None
     if not header_value:
         return None
+    if SEPARATE_FIELDS in header_value:
+        values = {v.strip() for v in header_value.split(SEPARATE_FIELDS)}
+        if len(values) > 1:
+            raise AmbiguousSession(f"the session header came {len(values)} times, differing")
+        header_value = values.pop()
     value = header_value.strip()
     prefix = policy.header_prefix
     if prefix:

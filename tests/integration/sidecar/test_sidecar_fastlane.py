@@ -274,6 +274,42 @@ async def test_spoofed_curfew_headers_are_stripped_and_forwarded_for_is_extended
     writer.close()
 
 
+@pytest.mark.parametrize("version", ["1.1", "1.0"], ids=["fast lane", "handed off"])
+async def test_two_different_session_cookies_are_refused_not_judged_one_by_one(
+    start_sidecar: StartSidecar, version: str,
+) -> None:
+    """The app might read the second one (the last, or any that works): neither is trusted."""
+    running = await start_sidecar()
+    reader, writer = await connect(running)
+    # The same session twice, in one field or two, is one session.
+    writer.write(f"GET /same HTTP/{version}\r\nHost: shop\r\nCookie: session=raw-one\r\n"
+                 "Cookie: theme=dark; session=raw-one\r\nConnection: keep-alive\r\n\r\n"
+                 .encode())
+    answer = await read_response(reader)
+    assert answer[0] == 200
+    assert answer[1]["curfew-idle-remaining"] == "900"
+    assert echo(answer)["target"] == "/same"
+    for cookies in (b"Cookie: session=raw-one\r\nCookie: session=raw-other\r\n",
+                    b"Cookie: session=raw-one; session=raw-other\r\n"):
+        writer.write(f"GET /two HTTP/{version}\r\nHost: shop\r\n".encode() + cookies
+                     + b"Connection: keep-alive\r\n\r\n")
+        status, fields, body = await read_response(reader)
+        assert (status, json.loads(body)) == (400, {"error": "ambiguous_session"})
+        assert fields["cache-control"] == "no-store"
+    writer.close()
+
+
+async def test_two_different_session_headers_are_refused(start_sidecar: StartSidecar) -> None:
+    running = await start_sidecar(
+        policy_doc(session={"header": "Authorization", "headerPrefix": "Bearer "}))
+    reader, writer = await connect(running)
+    writer.write(b"GET /two HTTP/1.1\r\nHost: shop\r\nAuthorization: Bearer raw-one\r\n"
+                 b"Authorization: Bearer raw-other\r\n\r\n")
+    status, _, body = await read_response(reader)
+    assert (status, json.loads(body)) == (400, {"error": "ambiguous_session"})
+    writer.close()
+
+
 async def test_an_app_that_is_down_or_silent_is_502_or_504_on_a_kept_connection(
     start_sidecar: StartSidecar,
 ) -> None:

@@ -12,6 +12,8 @@ from curfew.sidecar.rules import (
     HEADER_IDLE_REMAINING,
     HEADER_RENEWAL_DUE,
     HEADER_WARNING,
+    SEPARATE_FIELDS,
+    AmbiguousSession,
     SidecarPolicy,
     build_clear_cookie,
     build_login_redirect,
@@ -33,7 +35,8 @@ MakePolicy = Callable[..., SidecarPolicy]
         ("session=abc", "abc"),
         ("theme=dark; session=abc; lang=en", "abc"),
         ('session="quoted value"', "quoted value"),
-        ("session=first; session=second", "first"),
+        ("session=same; theme=dark; session=same", "same"),
+        ("session=; session=abc", "abc"),
         ("mysession=nope; session_x=nope", None),
         ("session=", None),
         ("theme=dark", None),
@@ -59,6 +62,27 @@ def test_a_header_session_needs_the_configured_prefix(
 ) -> None:
     policy = make_policy(session={"header": "Authorization", "headerPrefix": "Bearer "})
     assert extract_session_id(policy, "session=cookie-is-ignored", header_value) == raw
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["session=first; session=second", 'session=abc; session="abd"',
+     "session=abc; theme=dark; session=abc; session=abd"],
+)
+def test_two_different_values_of_the_session_cookie_are_ambiguous(header: str) -> None:
+    # Apps differ on which one they read: judging either would let the other through.
+    with pytest.raises(AmbiguousSession):
+        cookie_value(header, "session")
+
+
+def test_a_session_header_sent_twice_must_say_the_same(make_policy: MakePolicy) -> None:
+    policy = make_policy(session={"header": "Authorization", "headerPrefix": "Bearer "})
+    twice = SEPARATE_FIELDS.join(["Bearer tok", "Bearer tok"])
+    assert extract_session_id(policy, None, twice) == "tok"
+    with pytest.raises(AmbiguousSession):
+        extract_session_id(policy, None, SEPARATE_FIELDS.join(["Bearer tok", "Bearer other"]))
+    with pytest.raises(AmbiguousSession):
+        extract_session_id(policy, None, SEPARATE_FIELDS.join(["Basic x", "Bearer tok"]))
 
 
 def test_a_header_session_without_prefix_is_the_whole_value(make_policy: MakePolicy) -> None:
