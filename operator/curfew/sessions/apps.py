@@ -123,7 +123,8 @@ class AppSessions:
         """Delete each session unless it changed since it was read; True where deleted.
 
         A removed Spring session also loses its ``sessions:expires:<id>`` key, its member of
-        the ``expirations:<minute>`` set and of its principal index set.
+        the ``expirations:<minute>`` set (or of the ``sessions:expirations`` sorted set) and of
+        its principal index set.
         """
         if not sessions:
             return []
@@ -156,6 +157,10 @@ class AppSessions:
             if minute is not None:
                 member = write_spring_string("expires:" + s.raw_id, s.spring.serializer)
                 pipe.srem(keys.spring_expirations_key(self.prefix, minute), member)
+            # Spring Session 3.4+ can keep expiries in one sorted set instead of the minute
+            # sets: an id absent from it costs one ZREM that removes nothing.
+            pipe.zrem(keys.spring_expirations_zset_key(self.prefix),
+                      write_spring_string(s.raw_id, s.spring.serializer))
             if s.spring.principal:
                 pipe.srem(
                     keys.spring_principal_index_key(self.prefix, s.spring.principal),

@@ -45,6 +45,8 @@ APP_NAMESPACE_PREFIX: Final = "curfew:"
 SPRING_SESSIONS: Final = "sessions:"
 SPRING_EXPIRES: Final = "sessions:expires:"
 SPRING_EXPIRATIONS: Final = "expirations:"
+SPRING_EXPIRATIONS_ZSET: Final = "sessions:expirations"
+"""Spring Session 3.4+'s sorted-set expiration store: session id -> expiry (ms), one key."""
 SPRING_PRINCIPAL_INDEX: Final = (
     "index:org.springframework.session.FindByIndexNameSessionRepository.PRINCIPAL_NAME_INDEX_NAME:"
 )
@@ -185,12 +187,15 @@ def app_raw_id(format: str, prefix: str, key: str) -> str | None:
     """The raw session id inside an app session key, or None if the key is not a session.
 
     Only used in memory by the purge job to compute the keyed hash; never stored or logged.
+    Spring's ``sessions:expires:<id>`` keys and its sorted-set expiration store
+    (``sessions:expirations``) are not sessions.
     """
     head = prefix + SPRING_SESSIONS if format == "spring-session" else prefix
     if not key.startswith(head):
         return None
     rest = key[len(head) :]
-    if not rest or (format == "spring-session" and rest.startswith("expires:")):
+    if not rest or (format == "spring-session"
+                    and (rest.startswith("expires:") or rest == "expirations")):
         return None
     return rest
 
@@ -201,6 +206,10 @@ def spring_expires_key(prefix: str, raw_id: str) -> str:
 
 def spring_expirations_key(prefix: str, minute_ms: int) -> str:
     return f"{prefix}{SPRING_EXPIRATIONS}{minute_ms}"
+
+
+def spring_expirations_zset_key(prefix: str) -> str:
+    return f"{prefix}{SPRING_EXPIRATIONS_ZSET}"
 
 
 def spring_principal_index_key(prefix: str, principal: str) -> str:

@@ -60,10 +60,12 @@ async def write_spring(
     max_inactive: int = 1800,
     principal: str | None = None,
     serializer: str = "jdk",
+    sorted_set: bool = False,
 ) -> None:
     """A session as Spring Session's RedisIndexedSessionRepository saves it: the hash, the
-    ``sessions:expires:<id>`` key, the ``expirations:<minute>`` set member and the principal
-    index. Keys whose TTL would already have passed are written without one."""
+    ``sessions:expires:<id>`` key, the ``expirations:<minute>`` set member (``sorted_set``: the
+    3.4+ ``sessions:expirations`` sorted set's instead) and the principal index. Keys whose TTL
+    would already have passed are written without one."""
     created, last = now - created_ago * MIN, now - last_ago * MIN
     if serializer == "jdk":
         enc_long, enc_int, enc_str = jdk_long, jdk_integer, jdk_string
@@ -87,8 +89,11 @@ async def write_spring(
     await client.append(expires_key, "")
     if expires_at > now:
         await client.pexpireat(expires_key, expires_at)
-    minute = (expires_at // 60_000 + 1) * 60_000
-    await client.sadd(f"{SPRING}expirations:{minute}", enc_str(f"expires:{raw_id}"))
+    if sorted_set:
+        await client.zadd(f"{SPRING}sessions:expirations", {enc_str(raw_id): expires_at})
+    else:
+        minute = (expires_at // 60_000 + 1) * 60_000
+        await client.sadd(f"{SPRING}expirations:{minute}", enc_str(f"expires:{raw_id}"))
     if principal:
         await client.sadd(PRINCIPAL_INDEX + principal, enc_str(raw_id))
 
@@ -105,11 +110,38 @@ async def spring_keys_of(client: Any, raw_id: str, principal: str | None, now: i
             minute = (now // 60_000 + minute_offset) * 60_000
             if await client.sismember(f"{SPRING}expirations:{minute}", serialized):
                 present.append("expirations")
+    for serialized in (jdk_string(raw_id), json.dumps(raw_id).encode()):
+        if await client.zscore(f"{SPRING}sessions:expirations", serialized) is not None:
+            present.append("expirations-zset")
     if principal:
         for serialized in (jdk_string(raw_id), json.dumps(raw_id).encode()):
             if await client.sismember(PRINCIPAL_INDEX + principal, serialized):
                 present.append("principal")
     return present
+
+
+@pytest.mark.parametrize("serializer", ["jdk", "json"])
+async def test_spring_sessions_in_the_sorted_set_expiration_store_leave_it_when_removed(
+    spring_store: SessionStore, store_url: str, tmp_path: Path, serializer: str
+) -> None:
+    client = spring_store.client
+    now = await spring_store.server_time_ms()
+    w = {"now": now, "serializer": serializer, "sorted_set": True}
+    for i in range(3):
+        await write_spring(client, f"live-{i}", created_ago=60, last_ago=1, **w)
+    await write_spring(client, "idle", created_ago=60, last_ago=20, **w)
+    run = curfew_purge(
+        write_config(tmp_path, purge_config(format="spring-session", key_prefix=SPRING)),
+        store_url,
+    )
+    assert run.code == 0, run.stderr
+    # The sorted set itself is not taken for a session.
+    assert run.summary["scanned"] == 4
+    assert run.summary["expired"] == {"idle": 1, "absolute": 0, "tightened": 0}
+    assert await spring_keys_of(client, "idle", None, now) == []
+    for i in range(3):
+        assert await spring_keys_of(client, f"live-{i}", None, now) \
+            == ["session", "expires", "expirations-zset"]
 
 
 @pytest.mark.parametrize("serializer", ["jdk", "json"])
