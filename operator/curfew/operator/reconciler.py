@@ -293,9 +293,9 @@ class Reconciler:
                 if key in valid:
                     await self._start_purge(rendered, valid[key], bodies[key], current_cjs)
                     # Only once the Job exists: until then each pass tries again.
-                    await self.api.patch(CONFIG_MAPS, namespace, config_map, {
-                        "metadata": {"annotations": {ANNOTATION_PURGE_PENDING: None}}})
-                    self.metrics.writes.labels("patch", CONFIG_MAPS.kind).inc()
+                    await self._apply(Action(
+                        "patch", "purge-config", CONFIG_MAPS, namespace, config_map,
+                        {"metadata": {"annotations": {ANNOTATION_PURGE_PENDING: None}}}, (key,)))
             managed = sum(1 for o in current_cms if is_per_workload(o))
             managed += sum(1 for a in done if a.role == "config" and a.verb == "create")
             managed -= sum(1 for a in done if a.role == "config" and a.verb == "delete")
