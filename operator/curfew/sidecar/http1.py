@@ -114,7 +114,7 @@ def parse_request_head(head: bytes) -> RequestHead | str:
     first: dict[bytes, bytes] = {}
     connection: list[bytes] = []
     plain = True
-    repeated: set[bytes] = set()
+    repeated: set[bytes] | None = None  # made only for a head that repeats a field
     for field in block[:-2].split(b"\r\n") if block else ():
         name, _, value = field.partition(b":")
         lname = name.lower()
@@ -125,6 +125,8 @@ def parse_request_head(head: bytes) -> RequestHead | str:
                 raise Malformed("more than one Host")
             if lname == b"cookie":
                 first[lname] += b"; " + value.strip(b" \t")
+            if repeated is None:
+                repeated = set()
             repeated.add(lname)
         else:
             first[lname] = value.strip(b" \t")
