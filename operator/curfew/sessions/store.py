@@ -273,7 +273,7 @@ def build_client(
         if "sentinel_password" in query:
             sentinel_kwargs["password"] = query["sentinel_password"][0]
         db = int(path[1]) if len(path) > 1 else 0
-        sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs)
         client = sentinel.master_for(path[0], ssl=tls, db=db, **auth, **common)
         return client, False
     raise StoreConfigError(f"store URL: unsupported scheme {scheme!r}")
