@@ -22,6 +22,12 @@ from pydantic.alias_generators import to_camel
 
 from curfew.api.durations import SECOND, Duration
 from curfew.api.errors import InvalidPolicy
+from curfew.sessions.codec import (
+    DEFAULT_ID_PATTERNS,
+    MAX_PATTERN_LENGTH,
+    InvalidIdPattern,
+    check_id_pattern,
+)
 
 GROUP: Final = "curfew.dev"
 VERSION: Final = "v1alpha1"
@@ -222,6 +228,13 @@ class SessionKeySecretRef(SecretKeyRef):
     key: str = Field(default="session-key", description="Key within the Secret.")
 
 
+def _id_pattern(value: str) -> str:
+    try:
+        return check_id_pattern(value)
+    except InvalidIdPattern as error:
+        raise ValueError(f"idPattern: {error}") from None
+
+
 class Store(Model):
     """The shared Redis session store."""
 
@@ -236,10 +249,19 @@ class Store(Model):
         default=None, min_length=1, max_length=128,
         description="Key prefix of the app's sessions (default: the format's own).",
     )
+    id_pattern: Annotated[str, AfterValidator(_id_pattern)] | None = Field(
+        default=None, min_length=1, max_length=MAX_PATTERN_LENGTH,
+        description="Regular expression every session id must match in full (default: the "
+        "format's own grammar); a value outside it is no session.",
+    )
 
     @property
     def effective_key_prefix(self) -> str:
         return self.key_prefix if self.key_prefix is not None else DEFAULT_KEY_PREFIX[self.format]
+
+    @property
+    def effective_id_pattern(self) -> str:
+        return self.id_pattern if self.id_pattern is not None else DEFAULT_ID_PATTERNS[self.format]
 
     @property
     def effective_session_key_ref(self) -> SecretKeyRef:

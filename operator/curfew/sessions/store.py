@@ -37,6 +37,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 
 from curfew.sessions import keys
+from curfew.sessions.codec import AppKey
 from curfew.sessions.errors import StoreConfigError, StoreDataError, StoreUnavailable
 from curfew.sessions.resp import (
     LeanRedis,
@@ -95,8 +96,10 @@ CHECK_AND_TOUCH: Final = _Script.load("check_and_touch")
 EXPIRE: Final = _Script.load("expire")
 PURGE_RECORD: Final = _Script.load("purge_record")
 DELETE_IF_UNCHANGED: Final = _Script.load("delete_if_unchanged")
+DELETE_APP_SESSION: Final = _Script.load("delete_app_session")
 PURGE_SHARD: Final = _Script.load("purge_shard")
-SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, PURGE_SHARD)
+SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, DELETE_APP_SESSION,
+                  PURGE_SHARD)
 
 _REASONS: Final = {r.value.encode(): r for r in Reason}
 
@@ -283,8 +286,8 @@ class SessionStore:
     """Curfew's session records in one Redis (single, Sentinel or Cluster).
 
     ``sid`` arguments are always keyed hashes (``curfew.sessions.identity.session_hash``),
-    never raw ids. ``app_key`` arguments are the app's own session key
-    (``curfew.sessions.keys.app_session_key``); they are deleted, never stored.
+    never raw ids. ``app_key`` arguments are the app's own session key of an id its format's
+    codec accepted (``curfew.sessions.codec``); they are checked and deleted, never stored.
     """
 
     def __init__(
@@ -406,9 +409,17 @@ class SessionStore:
         activity: bool,
         policy: str,
         workload: str,
-        app_key: str | None,
-    ) -> tuple[tuple[str, str, str], tuple[Any, ...]]:
-        return keys.session_keys(self.namespace, sid), (
+        app_key: AppKey | None,
+        create: str,
+    ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """The script's keys and arguments. ``create``: when a missing record may be created
+        (``'1'``, ``'0'``, or ``'k'``: if the app key exists with its format's type, which
+        passes the app key as a fourth key)."""
+        session_keys: tuple[str, ...] = keys.session_keys(self.namespace, sid)
+        if create == "k":
+            assert app_key is not None
+            session_keys += (app_key.key,)
+        return session_keys, (
             sid,
             limits.idle_ms,
             limits.absolute_ms,
@@ -420,7 +431,19 @@ class SessionStore:
             self.retain_ms,
             keys.owner_id(policy, workload),
             TOUCH_GRANULARITY_MS,
+            create,
+            app_key.types_arg if app_key is not None else "",
         )
+
+    def _create_mode(self, app_key: AppKey | None, register: bool) -> str:
+        """How a first sight may create a record: the app vouched (``register``), or its key
+        exists, checked in the script where it can be (one server), else never in the first
+        call (a Cluster: the app key is in another slot, see :meth:`check_and_touch`)."""
+        if register:
+            return "1"
+        if app_key is None or self.cluster:
+            return "0"
+        return "k"
 
     def check_and_touch_now(
         self,
@@ -431,7 +454,8 @@ class SessionStore:
         activity: bool,
         policy: str,
         workload: str,
-        app_key: str | None = None,
+        app_key: AppKey | None = None,
+        register: bool = False,
     ) -> bool:
         """:meth:`check_and_touch` sent at once, for callers that chain callbacks: ``callback``
         gets the raw reply (read it with :meth:`verdict_of`) or the error. False, and nothing
@@ -444,8 +468,9 @@ class SessionStore:
         if lean is None:
             return False
         keys_, args = self._check_and_touch_args(sid, limits, activity, policy, workload,
-                                                 app_key)
-        return lean.send_now(callback, "EVALSHA", CHECK_AND_TOUCH.sha, 3, *keys_, *args)
+                                                 app_key, self._create_mode(app_key, register))
+        return lean.send_now(callback, "EVALSHA", CHECK_AND_TOUCH.sha, len(keys_), *keys_,
+                             *args)
 
     async def check_and_touch(
         self,
@@ -455,25 +480,55 @@ class SessionStore:
         activity: bool,
         policy: str,
         workload: str,
-        app_key: str | None = None,
+        app_key: AppKey | None = None,
+        register: bool = False,
         after: BaseException | None = None,
     ) -> Verdict:
         """Check one request's session and, if it counts as ``activity``, touch it: one EVALSHA.
 
         A first sight creates the record (``Decision.NEW``), owned by this ``policy`` and
-        ``workload``; a record keeps the owner that created it when another workload shares
-        the session. An expired session becomes a tombstone and keeps answering with its
-        reason. ``app_key`` only records that the app keeps a session of its own (the key
-        itself is never stored: it may hold the raw id). ``after``: how a
+        ``workload``, only for a session the app knows: its ``app_key`` exists with its
+        format's type, or the app issued it (``register``, the sidecar saw its
+        ``Set-Cookie``). Any other first sight is ``Decision.UNKNOWN`` and leaves nothing in
+        the store. A record keeps the owner that created it when another workload shares the
+        session. An expired session becomes a tombstone and keeps answering with its reason.
+        The app key itself is never stored (it holds the raw id). ``after``: how a
         :meth:`check_and_touch_now` of this request failed.
+
+        On a Cluster the app key is in another slot than the record, so one script cannot read
+        both: the first call may not create, and only a first sight (``unknown``) costs a
+        ``TYPE`` of the app key and, if the app has the session, a second call that creates.
         """
+        create = self._create_mode(app_key, register)
         keys_, args = self._check_and_touch_args(sid, limits, activity, policy, workload,
-                                                 app_key)
+                                                 app_key, create)
         if self.lean is None:
             reply = await self._eval(CHECK_AND_TOUCH, keys_, args)
         else:
             reply = await self._eval_lean(self.lean, CHECK_AND_TOUCH, keys_, args, after)
-        return self.verdict_of(reply)
+        verdict = self.verdict_of(reply)
+        if (verdict.decision is Decision.UNKNOWN and self.cluster and app_key is not None
+                and await self._app_has(app_key)):
+            keys_, args = self._check_and_touch_args(sid, limits, activity, policy, workload,
+                                                     app_key, "1")
+            verdict = self.verdict_of(await self._eval(CHECK_AND_TOUCH, keys_, args))
+        return verdict
+
+    async def _app_has(self, app_key: AppKey) -> bool:
+        """Whether the app keeps a session under ``app_key`` (its key, of its format's type)."""
+        with translate_errors():
+            kind = _text(await self._client.type(app_key.key))
+        return kind in app_key.types
+
+    async def register(
+        self, sid: str, limits: Limits, *, policy: str, workload: str
+    ) -> Verdict:
+        """A session the app just issued (the sidecar saw its ``Set-Cookie``): its record is
+        created if missing, touched if live; a tombstone stays one (an expired id is never
+        revived by the app sending it again)."""
+        return await self.check_and_touch(
+            sid, limits, activity=True, policy=policy, workload=workload, register=True
+        )
 
     @staticmethod
     def verdict_of(reply: Any) -> Verdict:
@@ -493,11 +548,12 @@ class SessionStore:
         self,
         sid: str,
         *,
-        app_key: str | None = None,
+        app_key: AppKey | None = None,
         reason: Decision = Decision.EXPIRED_IDLE,
     ) -> None:
         """End a session: its record becomes a tombstone (keeping the reason it already has, or
-        ``reason``), its index entry goes, and the app's own session key is deleted."""
+        ``reason``), its index entry goes, and the app's own session key is deleted if it holds
+        its format's type (``delete_app_session.lua``)."""
         record, due, _ = keys.session_keys(self.namespace, sid)
         args = (sid, reason.value, self.retain_ms)
         with translate_errors():
@@ -509,12 +565,13 @@ class SessionStore:
             # execute_command, not evalsha(): redis-py's Cluster pipeline blocks the method, yet
             # routes the command by its keys like any other.
             pipe.execute_command("EVALSHA", EXPIRE.sha, 2, record, due, *args)
-            pipe.delete(app_key)
+            pipe.execute_command("EVALSHA", DELETE_APP_SESSION.sha, 1, app_key.key,
+                                 app_key.types_arg)
             try:
                 await pipe.execute()
             except rexc.NoScriptError:
                 await self._eval(EXPIRE, (record, due), args)
-                await self._client.delete(app_key)
+                await self._eval(DELETE_APP_SESSION, (app_key.key,), (app_key.types_arg,))
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers (every master, on a Cluster)."""

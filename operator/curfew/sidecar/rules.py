@@ -12,11 +12,15 @@ import fnmatch
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from curfew.api.config import UnifiedConfig
+from curfew.sessions.codec import SessionCodec, build_codec
 from curfew.sessions.rules import Limits
 
 HEADER_IDLE_REMAINING: Final = "Curfew-Idle-Remaining"
@@ -62,6 +66,8 @@ class SidecarPolicy:
     return_to_parameter: str
     store_format: str
     key_prefix: str
+    codec: SessionCodec
+    """Cookie or header value -> the app's session id -> the app's key (the id grammar)."""
     policy: str
     workload: str
 
@@ -94,6 +100,7 @@ def build_policy(config: UnifiedConfig) -> SidecarPolicy:
         return_to_parameter=config.reauthentication.return_to_parameter,
         store_format=config.store.format,
         key_prefix=config.store.key_prefix,
+        codec=build_codec(config.store.format, config.store.key_prefix, config.store.id_pattern),
         policy=",".join(config.sources),
         workload=str(config.workload),
     )
@@ -158,6 +165,49 @@ def extract_session_id(
             return None
         value = value[len(prefix):].strip()
     return value or None
+
+
+def issued_session_id(policy: SidecarPolicy, set_cookies: Sequence[str]) -> str | None:
+    """The app's session id in the ``Set-Cookie`` values of one answer: the last one that sets
+    the policy's session cookie (as a browser keeps the last), when it sets a value of the
+    format's grammar rather than deleting the cookie (``Max-Age`` <= 0, or an ``Expires``
+    already past: the app logging the session out); else None."""
+    name = policy.cookie_name
+    if name is None:
+        return None
+    found: str | None = None
+    for line in set_cookies:
+        pair, _, attributes = line.partition(";")
+        key, sep, value = pair.partition("=")
+        if not sep or key.strip() != name:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        found = None if not value or _deletes(attributes) else value
+    if found is None:
+        return None
+    return policy.codec.app_id(found, cookie=True)
+
+
+def _deletes(attributes: str) -> bool:
+    """Whether ``Set-Cookie`` attributes delete the cookie: ``Max-Age`` <= 0, or, without a
+    ``Max-Age`` (which takes precedence, RFC 6265 section 5.3), an ``Expires`` already past."""
+    expired = False
+    for attribute in attributes.split(";"):
+        key, _, value = attribute.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if key == "max-age" and re.fullmatch(r"-?[0-9]{1,18}", value):
+            return int(value) <= 0
+        if key == "expires":
+            try:
+                expires = parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                continue
+            if expires.tzinfo is None:
+                expires = expires.replace(tzinfo=UTC)
+            expired = expires <= datetime.now(UTC)
+    return expired
 
 
 def is_activity(policy: SidecarPolicy, method: str, path: str) -> bool:

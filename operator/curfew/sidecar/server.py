@@ -52,7 +52,8 @@ class Sidecar:
         self.metrics = SidecarMetrics()
         self.watcher = ConfigWatcher(settings.config, policy, on_change=self._config_changed)
         self.store = store
-        self.enforcer = Enforcer(self.watcher, store, settings.key_bytes, self.metrics)
+        self.enforcer = Enforcer(self.watcher, store, settings.key_bytes, self.metrics,
+                                 sees_responses=settings.mode == "proxy")
         self.proxy: ReverseProxy | None = None
         self.authz: AuthzService | None = None
         if settings.mode == "proxy":

@@ -106,15 +106,16 @@ async def test_an_expired_session_is_deleted_with_the_apps_own_session(
                             "sessionKeySecretRef": {"name": "r", "key": "k"}})
     running = await start_sidecar(doc)
     client = running.store.client
-    await client.set("sess:raw-app", json.dumps({"cookie": {}, "user": "ada"}))
-    await _expired(running, "raw-app")
-    async with http.get(running.url + "/x", headers={"Cookie": "session=raw-app",
-                                                      **JSON_ACCEPT}) as r:
+    # express-session's own cookie: s:<uid-safe id>.<signature>, percent-encoded.
+    app_id = "bW9ja2VkLXVpZC1zYWZlLTI0LWJ5dGVz"
+    cookie = {"Cookie": f"session=s%3A{app_id}.c2lnbmF0dXJl", **JSON_ACCEPT}
+    await client.set(f"sess:{app_id}", json.dumps({"cookie": {}, "user": "ada"}))
+    await _expired(running, app_id)
+    async with http.get(running.url + "/x", headers=cookie) as r:
         assert r.status == 401
-    assert await client.exists("sess:raw-app") == 0
-    assert (await running.record("raw-app"))["x"] == "idle"  # a tombstone: replays stay expired
-    async with http.get(running.url + "/x", headers={"Cookie": "session=raw-app",
-                                                      **JSON_ACCEPT}) as r:
+    assert await client.exists(f"sess:{app_id}") == 0
+    assert (await running.record(app_id))["x"] == "idle"  # a tombstone: replays stay expired
+    async with http.get(running.url + "/x", headers=cookie) as r:
         assert r.status == 401
 
 
@@ -193,6 +194,7 @@ async def test_the_sidecars_own_paths_are_never_forwarded(
         assert await r.json() == {"error": "no_session"}
     async with http.get(running.url + "/.curfew/anything-else") as r:
         assert r.status == 404
+    await running.issue("raw-gone")
     async with http.get(running.url + "/.curfew/session",
                         headers={"Cookie": "session=raw-gone", **JSON_ACCEPT}) as r:
         assert r.status == 200
@@ -226,16 +228,21 @@ async def test_metrics_count_decisions_and_show_the_config_hash(
 ) -> None:
     running = await start_sidecar()
     await _expired(running, "raw-m")
-    for cookie in ("session=raw-new", "session=raw-new", "session=raw-m", "theme=x"):
+    await running.issue("raw-new")
+    for cookie in ("session=raw-new", "session=raw-new", "session=raw-m", "theme=x",
+                   "session=never-issued", "session=" + "x" * 5000):
         async with http.get(running.url + "/x", headers={"Cookie": cookie, **JSON_ACCEPT}):
             pass
     async with http.get(running.ops_url + "/metrics") as r:
         text = await r.text()
-    assert 'curfew_sidecar_requests_total{action="forwarded",decision="new"} 1.0' in text
-    assert 'curfew_sidecar_requests_total{action="forwarded",decision="allowed"} 1.0' in text
+    assert 'curfew_sidecar_requests_total{action="registered",decision="issued"} 1.0' in text
+    assert 'curfew_sidecar_requests_total{action="forwarded",decision="allowed"} 2.0' in text
     assert 'curfew_sidecar_requests_total{action="rejected",decision="idle"} 1.0' in text
-    assert 'curfew_sidecar_requests_total{action="forwarded",decision="none"} 1.0' in text
-    assert "curfew_sidecar_added_latency_seconds_count 4.0" in text
+    # The sign-in carried no session; neither does a value outside the grammar.
+    assert 'curfew_sidecar_requests_total{action="forwarded",decision="none"} 2.0' in text
+    assert 'curfew_sidecar_requests_total{action="forwarded",decision="unknown"} 1.0' in text
+    assert 'curfew_sidecar_requests_total{action="forwarded",decision="invalid"} 1.0' in text
+    assert "curfew_sidecar_added_latency_seconds_count 7.0" in text
     assert f'hash="{running.sidecar.watcher.policy.hash}"' in text
     assert "curfew_sidecar_config_valid 1.0" in text
 
