@@ -388,6 +388,7 @@ class LastPurge(Model):
     scanned: int = 0
     expired: PurgeExpired = Field(default_factory=PurgeExpired)
     repaired: int = 0
+    malformed: int = 0
     duration_seconds: float = 0.0
     message: str = ""
     job: str | None = None

@@ -156,6 +156,10 @@ class Purge:
         await self._walk_index(now, until, "remove", self._removed_from_index)
         await self.store.prune_limit_classes(now)
         self.summary.message = f"removed {sum(self.summary.expired.values())} sessions"
+        if self.summary.malformed:
+            self.summary.message += (
+                f"; skipped {self.summary.malformed} malformed app sessions (times that cannot "
+                "be read: see the malformed count)")
 
     async def _walk_index(
         self, now: int, until: int, mode: ShardMode, on_batch: Callable[[ShardBatch], None]
@@ -244,6 +248,7 @@ class Purge:
         assert self.session_key is not None
         async for batch in self.apps.walk(count=self.scan_count):
             plan.orphans.extend(batch.orphans)
+            self.summary.malformed += batch.malformed
             plan.app_scanned += len(batch.sessions)
             sids = [session_hash(self.session_key, s.raw_id) for s in batch.sessions]
             records = await self.store.read_records(sids)

@@ -30,8 +30,6 @@ class PurgeTarget:
     workloads: dict[str, Limits] = field(default_factory=dict)
     """Current limits by workload (``Kind/namespace/name``), the ids records carry."""
     max_purge_fraction: float = 0.5
-    id_pattern: str | None = None
-    """The store's id grammar (None: the format's own); keys outside it are not sessions."""
 
     @property
     def audit_only(self) -> bool:
@@ -68,7 +66,6 @@ def build_target(doc: PurgeConfig | UnifiedConfig) -> PurgeTarget:
         limits=limits,
         workloads=workloads,
         max_purge_fraction=doc.purge.max_purge_fraction,
-        id_pattern=doc.store.id_pattern,
     )
 
 

@@ -132,10 +132,6 @@ class SessionCodec:
             return None
         return AppKey(key, APP_KEY_TYPES[self.format])
 
-    def valid(self, app_id: str) -> bool:
-        """Whether an id read from the app's own keyspace is one of this format's grammar."""
-        return len(app_id) <= MAX_ID_LENGTH and self.pattern.fullmatch(app_id) is not None
-
 
 def build_codec(format: str, prefix: str, id_pattern: str | None = None) -> SessionCodec:
     """The codec of a store of ``format`` under ``prefix``; ``id_pattern`` replaces the format's

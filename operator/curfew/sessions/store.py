@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -144,9 +145,24 @@ def _joined_sids(members: list[bytes]) -> str:
     return joined.replace(b" " + owner, b" ").decode()
 
 
-def _describe(error: BaseException) -> str:
+_PIPELINE_ERROR: Final = re.compile(
+    r"Command # (\d+) \((\S+).*\) of pipeline caused error: (.*?)", re.DOTALL)
+_WITH_ARGS: Final = ", with args beginning with:"
+
+
+def redacted(error: BaseException) -> str:
+    """An error's text without the command's arguments: redis-py quotes a failed pipeline
+    command whole, and arguments hold session ids (Spring's set members, app keys)."""
     text = str(error) or type(error).__name__
-    return f"Redis unavailable: {text}"
+    match = _PIPELINE_ERROR.fullmatch(text)
+    if match is not None:
+        number, command, reason = match.groups()
+        text = f"command #{number} ({command}) of a pipeline: {reason}"
+    return text.split(_WITH_ARGS, 1)[0]
+
+
+def _describe(error: BaseException) -> str:
+    return f"Redis unavailable: {redacted(error)}"
 
 
 @contextmanager
@@ -159,7 +175,7 @@ def translate_errors() -> Iterator[None]:
     except rexc.ResponseError as error:
         if str(error).startswith(("LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")):
             raise StoreUnavailable(_describe(error)) from error
-        raise StoreDataError(f"Redis refused a command: {error}") from error
+        raise StoreDataError(f"Redis refused a command: {redacted(error)}") from error
     except AttributeError as error:
         # redis-py 8.1's asyncio connections can lose their writer to a concurrent disconnect
         # (seen on a Cluster under load): a broken connection, not a bug of the caller.

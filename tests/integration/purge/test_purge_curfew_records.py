@@ -70,7 +70,7 @@ async def test_a_purge_expires_each_session_for_its_reason_and_keeps_the_live_on
     assert summary["repaired"] == 2
     assert summary["scanned"] == 18
     assert set(summary) == {
-        "outcome", "scanned", "expired", "repaired", "durationSeconds", "message"
+        "outcome", "scanned", "expired", "repaired", "malformed", "durationSeconds", "message"
     }
     assert json.loads(log.read_text()) == summary
     for s in groups["live"]:
