@@ -39,8 +39,10 @@ class SidecarMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = _DecisionCounter(
             "curfew_sidecar_requests",
-            "Requests judged, by decision (none: no session; new, allowed, idle, absolute: the "
-            "store's verdict; unavailable: the store could not be asked; ambiguous: two "
+            "Requests judged, by decision (none: no session; invalid: a value outside the id "
+            "grammar; unknown: a session the app does not know; new, allowed, idle, absolute: "
+            "the store's verdict; issued: a session the app issued, registered; unavailable: "
+            "the store could not be asked; ambiguous: two "
             "different session ids) and action taken.",
         )
         self.registry.register(self.requests)
