@@ -285,6 +285,14 @@ class Enforcer:
         self.metrics.count(reason, "redirected")
         return Outcome(False, headers, 302, b"", verdict, reason)
 
+    @property
+    def registers(self) -> bool:
+        """Whether the app's ``Set-Cookie`` values go to :meth:`issued` (proxy mode, the
+        ``curfew`` format and a cookie session): the answer path skips them otherwise."""
+        policy = self.watcher.policy
+        return (self.sees_responses and policy.store_format == CURFEW_FORMAT
+                and policy.cookie_name is not None)
+
     def issued(self, known_session: str | None, set_cookies: Sequence[str]) -> None:
         """The app's answer set cookies (``Set-Cookie`` values): in proxy mode with the
         ``curfew`` format, a session cookie it issued is registered, which is how such a

@@ -28,6 +28,7 @@ import contextlib
 import functools
 import http
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, cast
@@ -69,6 +70,7 @@ KEEPALIVE_SECONDS: Final = 75.0
 """An idle client connection is closed after this long (aiohttp's default, kept)."""
 _NO_BODY_STATUS: Final = frozenset({204, 304})
 _JSON: Final = {"Content-Type": "application/json"}
+_SET_COOKIE: Final = re.compile(rb"(?i)(?:^|\n)set-cookie:")
 
 
 def _phrase(status: int) -> bytes:
@@ -395,9 +397,10 @@ class _Client(asyncio.Protocol):
 
     def _issued(self, head: ResponseHead) -> None:
         """Hand the answer's ``Set-Cookie`` values to the enforcer (sessions the app issues)."""
-        cookies = [v.decode("latin-1") for _, n, v in head.fields if n == b"set-cookie"]
-        if cookies:
-            self.lane.enforcer.issued(self._known, cookies)
+        enforcer = self.lane.enforcer
+        if enforcer.registers and _SET_COOKIE.search(head.block) is not None:
+            enforcer.issued(self._known, [v.decode("latin-1") for _, n, v in head.fields
+                                          if n == b"set-cookie"])
 
     def relay(self, head: ResponseHead, body: bytes) -> None:
         """The app's whole answer, in one write."""
