@@ -77,8 +77,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"curfew purge: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as error:
-        # A CronJob's only report is its summary: say what broke in it rather than a traceback.
-        message = f"internal error: {type(error).__name__}: {error}"
+        # A CronJob's only report is its summary: say what broke in it rather than a traceback,
+        # without the arguments of a Redis command (they hold session ids).
+        from curfew.sessions.store import redacted
+
+        message = f"internal error: {type(error).__name__}: {redacted(error)}"
         emit_summary(
             Summary(outcome="failed", message=message),
             settings.resolved_termination_log(),
