@@ -7,10 +7,13 @@ import base64
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curfew.sessions.codec import (
     DEFAULT_ID_PATTERNS,
     MAX_ID_LENGTH,
+    UUID_PATTERN,
     InvalidIdPattern,
     build_codec,
     check_id_pattern,
@@ -111,3 +114,34 @@ def test_an_id_pattern_that_could_take_a_non_id_for_a_session_is_refused(
 def test_every_default_grammar_is_a_pattern_a_policy_could_set() -> None:
     for pattern in DEFAULT_ID_PATTERNS.values():
         assert check_id_pattern(pattern) == pattern
+
+
+_CLIENT_VALUES = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(["expirations", "expires:x", "config", "s:abc.def", "s%3Aabc.def", "%ff"]),
+    # Near misses of each grammar: the right length and alphabet, with key syntax mixed in.
+    st.from_regex(r"[0-9a-f:*{}-]{36}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9_:.*{}-]{30,34}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9_:-]{14,130}", fullmatch=True),
+    st.from_regex(UUID_PATTERN, fullmatch=True).map(lambda u: base64.b64encode(u.encode())
+                                                     .decode()),
+    st.from_regex(r"s(:|%3A)[A-Za-z0-9_:-]{32}\.[A-Za-z0-9+/]{1,43}", fullmatch=True),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(value=_CLIENT_VALUES, cookie=st.booleans())
+def test_no_value_a_client_sends_names_a_key_outside_the_apps_session_keys(
+    value: str, cookie: bool
+) -> None:
+    for codec, head in ((SPRING, "spring:session:sessions:"), (EXPRESS, "sess:"),
+                        (GENERIC, "session:")):
+        app_id = codec.app_id(value, cookie=cookie)
+        if app_id is None:
+            continue
+        assert codec.pattern.fullmatch(app_id)
+        app_key = codec.app_key(app_id)
+        assert app_key is not None
+        assert app_key.key == head + app_id
+        for character in ":*?[{}. ":
+            assert character not in app_id, "no id reaches another key or a SCAN pattern"
