@@ -121,10 +121,14 @@ _PIECES = st.sampled_from([
     "%252e", "%252f", "%25", "%", "%5c", "%5C", "\\", ";", ";x=1", "?", "#", "a", "~", "%73",
     "//", "/./", "/../", ":", "@",
 ])
+# Harmless pieces too, so that a good share of the targets is reserved (and checked).
+_HARMLESS = st.sampled_from([
+    "/session", "/client.js", "/a", "/..a", "/a..", "/.a", "/~", "/x=1", "/@", "/!", "/a.b",
+])
 targets = st.builds(
     lambda prefix, pieces: prefix + "".join(pieces),
-    st.sampled_from(["/.curfew/", "/", "/%2Ecurfew/", "/.curfew", "", "/app/"]),
-    st.lists(_PIECES, max_size=12),
+    st.sampled_from(["/.curfew", "/.curfew/", "/", "/%2Ecurfew/", "", "/app/"]),
+    st.lists(_HARMLESS | _HARMLESS | _PIECES, max_size=8),
 ) | st.text(max_size=40)
 
 
@@ -155,6 +159,30 @@ def test_every_canonical_path_under_the_prefix_is_reserved(
     path = "/.curfew/" + "/".join(segments) + ("/" if slash else "")
     assert all(_same_path(r, path) for r in readings(path))
     assert is_reserved_target(path + "?" + query)
+
+
+_ENCODINGS = st.sampled_from([
+    "%2e", "%2E", "%2f", "%2F", "%252e", "%252F", "%5c", "%73", "%", "\\", ";", ";x=1", "#",
+])
+
+
+@given(st.lists(_SEGMENT, min_size=1, max_size=4), _ENCODINGS, st.integers(min_value=1))
+def test_a_sidecar_path_with_an_encoding_a_backslash_or_a_parameter_is_an_app_request(
+    segments: list[str], piece: str, at: int
+) -> None:
+    path = "/.curfew/" + "/".join(segments)
+    at = min(at, len(path))
+    assert not is_reserved_target(path[:at] + piece + path[at:])
+
+
+@given(st.lists(_SEGMENT, min_size=1, max_size=4), st.sampled_from(["", ".", ".."]),
+       st.integers(min_value=0))
+def test_a_sidecar_path_with_a_dot_segment_or_an_empty_one_is_an_app_request(
+    segments: list[str], segment: str, at: int
+) -> None:
+    # An empty last segment is a trailing slash, which is plain.
+    segments.insert(min(at, len(segments) - (segment == "")), segment)
+    assert not is_reserved_target("/.curfew/" + "/".join(segments))
 
 
 # --- keepalive: same origin, non-simple --------------------------------------------------------
