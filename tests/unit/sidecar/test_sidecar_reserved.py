@@ -121,15 +121,25 @@ _PIECES = st.sampled_from([
     "%252e", "%252f", "%25", "%", "%5c", "%5C", "\\", ";", ";x=1", "?", "#", "a", "~", "%73",
     "//", "/./", "/../", ":", "@",
 ])
-# Harmless pieces too, so that a good share of the targets is reserved (and checked).
-_HARMLESS = st.sampled_from([
-    "/session", "/client.js", "/a", "/..a", "/a..", "/.a", "/~", "/x=1", "/@", "/!", "/a.b",
-])
-targets = st.builds(
-    lambda prefix, pieces: prefix + "".join(pieces),
-    st.sampled_from(["/.curfew", "/.curfew/", "/", "/%2Ecurfew/", "", "/app/"]),
-    st.lists(_HARMLESS | _HARMLESS | _PIECES, max_size=8),
-) | st.text(max_size=40)
+_PLAIN = ["session", "client.js", "a", "..a", "a..", ".a", "~", "x=1", "@", "!", "a.b", ".curfew"]
+_TRICKY = [
+    "", ".", "..", "...", "%2e", "%2E%2E", ".%2e", "a%2fb", "%2F", "%252e%252e", "%25", "%",
+    "a%5Cb", "a\\b", "..\\", "a;x=1", "..;", "se%73sion", "a?q=/../", "a#/../b",
+]
+targets = st.one_of(
+    # Segments, mostly plain: about half of these targets are reserved, and checked.
+    st.builds(
+        lambda prefix, segments: prefix + "/".join(segments),
+        st.sampled_from(["/.curfew/"] * 4 + ["/", "/%2Ecurfew/", "/.curfew", ""]),
+        st.lists(st.sampled_from(_PLAIN * 6 + _TRICKY), max_size=6),
+    ),
+    st.builds(
+        lambda prefix, pieces: prefix + "".join(pieces),
+        st.sampled_from(["/.curfew/", "/", "/%2Ecurfew/", "/.curfew", "", "/app/"]),
+        st.lists(_PIECES, max_size=12),
+    ),
+    st.text(max_size=40),
+)
 
 
 @settings(max_examples=3000)
