@@ -206,6 +206,8 @@ def test_a_sidecar_path_with_a_dot_segment_or_an_empty_one_is_an_app_request(
         ("1", None, "same-origin", "shop.example.com"),
         ("1", None, None, "shop.example.com"),
         ("1", "https://Shop.Example.com", "Same-Origin", "shop.example.com"),
+        ("1", "https://shop.example.com", None, "shop.example.com:443"),
+        ("1", "http://[::1]:8080", None, "[::1]:8080"),
     ],
 )
 def test_a_keepalive_from_the_page_itself_is_allowed(
@@ -230,6 +232,11 @@ def test_a_keepalive_from_the_page_itself_is_allowed(
         ("1", "https://shop.example.com:8443", None, "shop.example.com"),
         ("1", "ftp://shop.example.com", None, "shop.example.com"),
         ("1", "https://shop.example.com", None, None),
+        ("1", "https://shop.example.com", None, "shop.example.com:80"),
+        ("1", "https://shop.example.com:99999", None, "shop.example.com"),
+        ("1", "https://shop.example.com/path", None, "shop.example.com"),
+        ("1", "https://user@shop.example.com", None, "evil.example"),
+        ("1", "https://shop.example.com", None, "shop.example.com:x"),
     ],
 )
 def test_a_keepalive_from_elsewhere_or_without_the_header_is_refused(
