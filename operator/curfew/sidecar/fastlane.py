@@ -35,6 +35,7 @@ from typing import Any, Final, cast
 from aiohttp import web
 from yarl import URL
 
+from curfew.sessions.cookies import SEPARATE_FIELDS
 from curfew.sessions.store import SessionStore
 from curfew.sidecar.enforce import Ask, Enforcer, Outcome, RequestFacts
 from curfew.sidecar.http1 import (
@@ -50,7 +51,7 @@ from curfew.sidecar.http1 import (
     parse_response_head,
 )
 from curfew.sidecar.proxy import ReverseProxy, gateway_body
-from curfew.sidecar.rules import RESERVED_PREFIX, SEPARATE_FIELDS
+from curfew.sidecar.rules import RESERVED_PREFIX
 from curfew.sidecar.upstream import Connection, UpstreamError, UpstreamPool, UpstreamResponse
 
 _log = logging.getLogger(__name__)
