@@ -96,9 +96,11 @@ class Outcome:
 PASS: Final = Outcome(allowed=True)
 """A request without a session: forwarded untouched."""
 AMBIGUOUS: Final = Outcome(
-    False, {"Content-Type": JSON, "Cache-Control": "no-store"}, 400, _AMBIGUOUS_BODY,
-    decision="ambiguous")
-"""The answer to a request carrying two different session ids (never forwarded)."""
+    False, {HEADER_REASON: "ambiguous_session", "Content-Type": JSON, "Cache-Control": "no-store"},
+    400, _AMBIGUOUS_BODY, decision="ambiguous")
+"""The answer to a request whose session id could be read two ways (two different ids, or a
+cookie spelling frameworks read differently): never forwarded. ``Curfew-Reason`` lets an nginx
+config, which sees every denial as 401, answer 400 too."""
 
 
 @dataclass(slots=True)
