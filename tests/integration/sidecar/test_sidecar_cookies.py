@@ -14,8 +14,11 @@ import aiohttp
 import pytest
 from sidecar_harness import RunningSidecar, StartSidecar, sid_of
 from test_sidecar_fastlane import connect, read_response
+from test_sidecar_nginx import Front, front
 
 from fixtures.sessions import plant
+
+__all__ = ["front"]  # the fixture, used by name
 
 MIN = 60_000
 AMBIGUOUS = {"error": "ambiguous_session"}
@@ -114,3 +117,14 @@ async def test_authz_checks_refuse_a_respelled_session(
         assert r.status == 401
         assert r.headers["Curfew-Reason"] == "ambiguous_session"
         assert await r.json() == AMBIGUOUS
+
+
+async def test_nginx_with_the_documented_config_answers_400_to_a_respelled_session(
+    front: Front, http: aiohttp.ClientSession
+) -> None:
+    running, base = await front()
+    await _expire(running, EXPIRED, "abc123")
+    for cookie in RESPELLED:
+        for path in ("/cart", "/.curfew/session"):
+            async with http.get(base + path, headers={"Cookie": cookie}) as r:
+                assert (r.status, json.loads(await r.text())) == (400, AMBIGUOUS), (cookie, path)
