@@ -64,7 +64,9 @@ _SEPARATORS: Final = re.compile("[,;\x00-\x20\x7f\ufeff\udc80-\udcff]|\\s")
 """Where some framework ends a name: commas and semicolons, every space (Unicode's, JavaScript's
 and what a stray byte may be in latin-1) and control character."""
 _ESCAPE: Final = re.compile(r"\\(?:([0-3][0-7]{2})|(.))", re.DOTALL)
-_STRIP: Final = "".join(map(chr, range(0x21))) + "\x7f\"'$\\\x85\xa0\u1680\u2028\u2029\u3000\ufeff"
+_STRIP: Final = "".join(map(chr, range(0x21))) + '\x7f"$\\\x85\xa0\u1680\u2028\u2029\u3000\ufeff'
+"""Stripped from a name's ends by some framework: spaces and controls (``str.strip``, JavaScript's
+``trim``), DQUOTE and backslash (unquoting), ``$`` (RFC 2109 attributes)."""
 _FOLD_ROUNDS: Final = 4
 """No framework decodes a name more than once or twice; the bound keeps hostile headers linear."""
 _PERCENT_ESCAPES: Final = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
