@@ -54,7 +54,7 @@ async def _send(running: RunningSidecar, head: str) -> tuple[int, dict[str, str]
     ["GET /notes HTTP/1.1\r\n", "GET /notes HTTP/1.0\r\n",
      "POST /notes HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n",
      "GET /.curfew/session HTTP/1.1\r\n", "POST /.curfew/keepalive HTTP/1.1\r\n"
-     "Content-Length: 0\r\n"],
+     "Content-Length: 0\r\nCurfew-Keepalive: 1\r\nSec-Fetch-Site: same-origin\r\n"],
     ids=["fast lane", "handed off (HTTP/1.0)", "handed off (Expect)", "status endpoint",
          "keepalive endpoint"],
 )
