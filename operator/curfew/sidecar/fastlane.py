@@ -35,6 +35,7 @@ from typing import Any, Final, cast
 from aiohttp import web
 from yarl import URL
 
+from curfew.sessions.cookies import SEPARATE_FIELDS
 from curfew.sessions.store import SessionStore
 from curfew.sidecar.enforce import Ask, Enforcer, Outcome, RequestFacts
 from curfew.sidecar.http1 import (
@@ -52,7 +53,6 @@ from curfew.sidecar.http1 import (
 from curfew.sidecar.proxy import ReverseProxy, gateway_body
 from curfew.sidecar.redact import QuietServer
 from curfew.sidecar.reserved import is_reserved_target
-from curfew.sidecar.rules import SEPARATE_FIELDS
 from curfew.sidecar.upstream import Connection, UpstreamError, UpstreamPool, UpstreamResponse
 
 _log = logging.getLogger(__name__)
