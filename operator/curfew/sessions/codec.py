@@ -17,7 +17,8 @@ Id grammars (``DEFAULT_ID_PATTERNS``; ``store.idPattern`` replaces one, always a
 
 Cookie and header values are read as the libraries write them (:meth:`SessionCodec.app_id`):
 Spring Session's cookie holds the id in base64 (``DefaultCookieSerializer``), its header the
-id itself; express-session's cookie is ``s:<id>.<signature>``, percent-encoded. The signature
+id itself; express-session's cookie is ``s:<id>.<signature>`` (sent percent-encoded, which the
+one cookie reading, ``curfew.sessions.cookies``, has already decoded: never twice). The signature
 is not verified here: a forged one only names an id whose app key must exist before Curfew
 keeps a record for it (``check_and_touch.lua``), so guessing ids gains nothing.
 
@@ -31,7 +32,6 @@ import binascii
 import re
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import unquote
 
 from curfew.sessions import keys
 
@@ -152,13 +152,8 @@ def _spring_cookie(value: str) -> str:
 
 
 def _express_cookie(value: str) -> str:
-    """express-session's cookie: ``s:<id>.<signature>``, percent-encoded (the cookie module
-    decodes it); the id is what lies between ``s:`` and the last dot."""
-    if "%" in value:
-        try:
-            value = unquote(value, errors="strict")
-        except UnicodeDecodeError:
-            return value  # as the cookie module, which keeps a value it cannot decode
+    """express-session's cookie, as the cookie reading decoded it: ``s:<id>.<signature>``; the
+    id is what lies between ``s:`` and the last dot."""
     if value.startswith(_EXPRESS_SIGNED):
         head, dot, _signature = value[len(_EXPRESS_SIGNED):].rpartition(".")
         return head if dot else ""

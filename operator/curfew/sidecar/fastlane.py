@@ -36,6 +36,7 @@ from typing import Any, Final, cast
 from aiohttp import web
 from yarl import URL
 
+from curfew.sessions.cookies import SEPARATE_FIELDS
 from curfew.sessions.store import SessionStore
 from curfew.sidecar.enforce import Ask, Enforcer, Outcome, RequestFacts
 from curfew.sidecar.http1 import (
@@ -51,7 +52,8 @@ from curfew.sidecar.http1 import (
     parse_response_head,
 )
 from curfew.sidecar.proxy import ReverseProxy, gateway_body
-from curfew.sidecar.rules import RESERVED_PREFIX, SEPARATE_FIELDS
+from curfew.sidecar.redact import QuietServer
+from curfew.sidecar.reserved import is_reserved_target
 from curfew.sidecar.upstream import Connection, UpstreamError, UpstreamPool, UpstreamResponse
 
 _log = logging.getLogger(__name__)
@@ -116,7 +118,7 @@ class FastLane:
         self.pool: UpstreamPool = proxy.pool
         self.read_timeout = proxy.read_timeout
         self.upstream_host = proxy.upstream_host
-        self.web = web.Server(handler, access_log=None)
+        self.web = QuietServer(handler)
         """The aiohttp server that takes the connections handed off."""
         self.connections: set[_Client] = set()
         self.stopping = False
@@ -282,10 +284,10 @@ class _Client(asyncio.Protocol):
             self._hand_off()
             return
         target = head.target.decode("utf-8", "surrogateescape")
-        path = _path_of(target)
-        if path.startswith(RESERVED_PREFIX):
+        if is_reserved_target(target):
             self._hand_off()
             return
+        path = _path_of(target)
         start = end + 4
         if len(buf) < start + length:
             return  # the rest of the body is on its way
