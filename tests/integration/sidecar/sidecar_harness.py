@@ -169,7 +169,7 @@ async def upstream() -> AsyncIterator[str]:
     app.router.add_get("/not-modified", _not_modified)
     app.router.add_get("/cookies", _cookies)
     app.router.add_get("/gzip", _gzip)
-    app.router.add_get("/issue", _issue)
+    app.router.add_route("*", "/issue", _issue)
     app.router.add_route("*", "/{tail:.*}", _echo)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from sidecar_harness import RunningSidecar, StartSidecar, policy_doc, sid_of
+from sidecar_harness import RunningSidecar, StartSidecar, policy_doc, sid_of, wait_for
 
 from fixtures.purge import curfew_purge, purge_config, write_config
 from fixtures.sessions import MIN, plant
@@ -143,6 +144,27 @@ async def test_a_session_the_app_issues_is_registered_once_and_a_sign_out_regist
                         params={"name": "session", "value": f"{gone}; Max-Age=0"}) as r:
         assert r.status == 200
     assert await running.record(gone) == {}
+
+
+async def test_a_sign_in_handed_off_to_aiohttp_registers_its_session_too(
+    start_sidecar: StartSidecar, http: aiohttp.ClientSession
+) -> None:
+    running = await start_sidecar()
+    token = secrets.token_urlsafe(32)
+
+    async def form() -> AsyncIterator[bytes]:
+        yield b"user=ada"
+
+    # A chunked upload is not the fast lane's: the aiohttp path relays the answer.
+    async with http.post(running.url + "/issue", params={"name": "session", "value": token},
+                         data=form()) as r:
+        assert r.status == 200
+        assert r.headers["Set-Cookie"].startswith(f"session={token}")
+
+    async def registered() -> bool:
+        return bool(await running.record(token))
+
+    await wait_for(registered)
 
 
 async def test_an_audit_line_never_carries_a_cookie_value_outside_the_grammar(
