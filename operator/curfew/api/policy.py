@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel
 
 from curfew.api.durations import SECOND, Duration
 from curfew.api.errors import InvalidPolicy
+from curfew.api.schedule import check_schedule, check_time_zone
 
 GROUP: Final = "curfew.dev"
 VERSION: Final = "v1alpha1"
@@ -52,7 +53,6 @@ _LABEL_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*
                          r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HTTP_METHOD = re.compile(r"^[A-Z]+$")
-_CRON = re.compile(r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$")
 
 
 class Model(BaseModel):
@@ -248,17 +248,19 @@ class Store(Model):
         return SessionKeySecretRef(name=self.redis_secret_ref.name)
 
 
-def _cron(value: str) -> str:
-    if not _CRON.fullmatch(value):
-        raise ValueError(f"schedule {value!r} is not a cron expression (five fields or @hourly..)")
-    return value
-
-
 class Purge(Model):
     """The purge CronJob that removes sessions past their limits from the store."""
 
-    schedule: Annotated[str, AfterValidator(_cron)] = Field(
-        default="*/5 * * * *", description="Cron schedule of the purge job."
+    schedule: Annotated[str, AfterValidator(check_schedule)] = Field(
+        default="*/5 * * * *",
+        description="Cron schedule of the purge job, as a CronJob reads it: five fields "
+        "(minute hour day-of-month month day-of-week) or @yearly, @annually, @monthly, @weekly, "
+        "@daily, @midnight, @hourly.",
+    )
+    time_zone: Annotated[str, AfterValidator(check_time_zone)] | None = Field(
+        default=None,
+        description="IANA time zone the schedule is read in, e.g. Europe/Paris (unset: the "
+        "time zone of the kube-controller-manager, usually UTC).",
     )
     suspend: bool = Field(default=False, description="Pause scheduled purges.")
     max_purge_percent: int = Field(

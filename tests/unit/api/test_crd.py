@@ -69,7 +69,8 @@ FULL = {
     "store": {"redisSecretRef": {"name": "sessions-redis", "key": "url"},
               "sessionKeySecretRef": {"name": "curfew-key", "key": "hmac"},
               "format": "spring-session", "keyPrefix": "spring:session:"},
-    "purge": {"schedule": "@hourly", "suspend": True, "maxPurgePercent": 20},
+    "purge": {"schedule": "@hourly", "timeZone": "Europe/Paris", "suspend": True,
+              "maxPurgePercent": 20},
     "compliance": {"profiles": ["pci-dss-4.0", "nist-800-63b-aal2"]},
     "client": {"enabled": True},
 }
@@ -99,6 +100,8 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
      sample(reauthentication={"loginURL": "/login"}), None),
     ("the priority bounds are valid", sample(priority=-1000), None),
     ("a purge share of 100 percent is valid", sample(purge={"maxPurgePercent": 100}), None),
+    ("a schedule in a time zone is valid",
+     sample(purge={"schedule": "0 3 * * MON-FRI", "timeZone": "Europe/Paris"}), None),
     # rejected by the schema
     ("a missing selector is invalid", sample(selector=DELETE), "schema"),
     ("a missing idle timeout is invalid", sample(timeouts__idle=DELETE), "schema"),
@@ -140,6 +143,10 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
      "schema"),
     ("an empty key prefix is invalid", sample(store__keyPrefix=""), "schema"),
     ("a schedule in words is invalid", sample(purge={"schedule": "every 5 minutes"}), "schema"),
+    ("a time zone component starting with a hyphen is invalid",
+     sample(purge={"timeZone": "-UTC"}), "schema"),
+    ("an @every schedule is invalid", sample(purge={"schedule": "@every 5m"}), "schema"),
+    ("a time zone with a space is invalid", sample(purge={"timeZone": "Europe/ Paris"}), "schema"),
     # rejected by the CEL rules
     ("idle longer than absolute is invalid", sample(timeouts__idle="9h"), "cel"),
     ("an idle timeout under one second is invalid", sample(timeouts__idle="500ms"), "cel"),
@@ -165,6 +172,15 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     # budget (their length cannot be bounded), so the operator reports it instead
     ("an invalid matchLabels key is invalid",
      sample(selector={"matchLabels": {"bad key!": "x"}}), "model"),
+    # rejected by the model only: the API server answers 422 on the CronJob, so the operator
+    # reports InvalidSpec instead of writing it (CEL has no cron parser nor time zone database)
+    ("a minute of 99 is invalid", sample(purge={"schedule": "99 * * * *"}), "model"),
+    ("a day of week of 7 is invalid", sample(purge={"schedule": "0 0 * * 7"}), "model"),
+    ("a CRON_TZ prefix is invalid", sample(purge={"schedule": "CRON_TZ=UTC 0 * * *"}), "model"),
+    ("a time zone climbing out of the database is invalid",
+     sample(purge={"timeZone": "../etc/passwd"}), "model"),
+    ("an unknown time zone is invalid", sample(purge={"timeZone": "Europe/Pariss"}), "model"),
+    ("Local as a time zone is invalid", sample(purge={"timeZone": "Local"}), "model"),
     ("a label key prefix over 253 characters is invalid",
      sample(selector={"matchExpressions": [expr(("a" * 60 + ".") * 4 + "abcdefghijklm/x",
                                                 "Exists")]}), "cel"),
