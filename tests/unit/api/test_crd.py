@@ -4,18 +4,30 @@ the model, the CRD's schema (jsonschema) and its CEL rules (cel-python) accept o
 from __future__ import annotations
 
 import copy
+import os
 import re
 import types
 from typing import Any, Literal, Union, get_args, get_origin
 
 import kubernetes_validate
 import pytest
-from crd_harness import apply_defaults, cel_errors, load_crd, open_api_schema, schema_errors
+import yaml
+from crd_harness import (
+    CRD_PATH,
+    CRD_PATHS,
+    apply_defaults,
+    cel_errors,
+    load_crd,
+    open_api_schema,
+    schema_errors,
+    write_descriptions,
+)
 from pydantic import BaseModel
 
 from curfew.api import InvalidPolicy, SessionPolicySpec, SessionPolicyStatus, parse_policy
 from curfew.api.durations import DURATION_PATTERN
 
+REGENERATE = os.environ.get("CURFEW_REGENERATE_CRD") == "1"
 CRD = load_crd()
 SCHEMA = open_api_schema(CRD)
 DELETE = object()
@@ -308,6 +320,7 @@ def test_each_crd_default_is_the_models_default(
 
 
 def test_every_field_of_the_crd_has_a_description() -> None:
+    # What `kubectl explain sessionpolicy.spec...` prints for each field.
     missing: list[str] = []
 
     def walk(node: dict[str, Any], path: str) -> None:
@@ -320,6 +333,78 @@ def test_every_field_of_the_crd_has_a_description() -> None:
 
     walk(SCHEMA, "")
     assert missing == []
+
+
+def _node(path: tuple[str, ...]) -> dict[str, Any]:
+    node = SCHEMA
+    for part in path:
+        node = node[part]
+    return node
+
+
+def _plain(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def model_descriptions() -> dict[tuple[str, ...], str]:
+    """Each schema node's description as the model documents it: a field's description, and
+    for ``spec`` and ``status`` their model's docstring."""
+    out = {("properties", "spec"): _plain(SessionPolicySpec.__doc__),
+           ("properties", "status"): _plain(SessionPolicyStatus.__doc__)}
+
+    def walk(model: type[BaseModel], path: tuple[str, ...]) -> None:
+        for name, field in model.model_fields.items():
+            sub = (*path, "properties", field.alias or name)
+            out[sub] = _plain(field.description)
+            nested = _nested_model(field.annotation)
+            if nested is not None:
+                walk(nested, (*sub, "items") if "items" in _node(sub) else sub)
+
+    walk(SessionPolicySpec, ("properties", "spec"))
+    walk(SessionPolicyStatus, ("properties", "status"))
+    return out
+
+
+def test_every_field_of_the_model_has_a_description() -> None:
+    missing = [".".join(p[1::2]) for p, text in model_descriptions().items() if not text]
+    assert missing == []
+
+
+def test_each_crd_description_is_the_models_field_description() -> None:
+    # The model is the source: after editing a field's description, write it into both CRD
+    # files with `CURFEW_REGENERATE_CRD=1 pytest tests/unit/api/test_crd.py` and review the diff.
+    descriptions = model_descriptions()
+    if REGENERATE:
+        for path in CRD_PATHS:
+            path.write_text(write_descriptions(path.read_text(), descriptions))
+    written = open_api_schema(load_crd())
+    differ = []
+    for path, text in descriptions.items():
+        node = written
+        for part in path:
+            node = node[part]
+        if node.get("description") != text:
+            differ.append(f"{'.'.join(path[1::2])}: {node.get('description')!r} != {text!r}")
+    assert differ == []
+    assert {p.read_text() for p in CRD_PATHS} == {CRD_PATHS[0].read_text()}
+
+
+def test_the_description_writer_keeps_the_rest_of_the_crd_byte_for_byte() -> None:
+    text = CRD_PATH.read_text()
+    assert write_descriptions(text, {}) == text
+    changed = write_descriptions(text, {("properties", "spec", "properties", "purge"): "Short.",
+                                        ("properties", "spec", "properties", "selector"):
+                                        "A description long enough to be folded: " + "x " * 60})
+    after = open_api_schema(yaml.safe_load(changed))["properties"]["spec"]["properties"]
+    assert after["purge"]["description"] == "Short."
+    assert after["selector"]["description"] == "A description long enough to be folded: " + \
+        " ".join(["x"] * 60)
+    before = open_api_schema(yaml.safe_load(text))
+    after_all = open_api_schema(yaml.safe_load(changed))
+    for name in ("purge", "selector"):
+        before["properties"]["spec"]["properties"][name].pop("description")
+        after_all["properties"]["spec"]["properties"][name].pop("description")
+    assert after_all == before
 
 
 def test_the_crd_carries_the_status_subresource_columns_short_name_and_category() -> None:
