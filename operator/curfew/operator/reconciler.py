@@ -37,7 +37,6 @@ from curfew.k8s.client import (
     RejectedApiError,
     TransientApiError,
 )
-from curfew.k8s.events import EVENTS, build_event
 from curfew.operator import messages as m
 from curfew.operator.metrics import Metrics
 from curfew.operator.plan import (
@@ -47,6 +46,7 @@ from curfew.operator.plan import (
     build_plan,
     is_per_workload,
 )
+from curfew.operator.recorder import PassRecorder
 from curfew.operator.settings import OperatorSettings
 from curfew.operator.status import (
     Outcome,
@@ -113,6 +113,8 @@ class PassResult:
     rejected: dict[str, str] = field(default_factory=dict)
     """Policies held because the API server refused a write for their current spec."""
     writes: int = 0
+    events: int = 0
+    """Events this pass posted (each pass posts only its own, into its namespace)."""
     seconds: float = 0.0
 
 
@@ -160,7 +162,6 @@ class Reconciler:
         self.settings = settings
         self.api = api
         self.sources = sources
-        self._outbox: list[dict[str, Any]] = []
         self.metrics = metrics or Metrics()
         self.render_settings = render_settings or RenderSettings()
         self.clock = clock
@@ -316,6 +317,7 @@ class Reconciler:
     async def _pass(self, namespace: str) -> PassResult:
         started = time.monotonic()
         result = PassResult(namespace)
+        recorder = PassRecorder(self.api, namespace)
         state = self._ns(namespace)
         bodies = {_key(b): b for b in self.sources.policies(namespace)}
         for key in [k for k in self._rejected if k.startswith(f"{namespace}/")]:
@@ -359,7 +361,8 @@ class Reconciler:
             for key, config_map in sorted(plan.tightened.items()):
                 if key in active and key not in refused:
                     try:
-                        await self._start_purge(rendered, active[key], bodies[key], current_cjs)
+                        await self._start_purge(rendered, active[key], bodies[key], current_cjs,
+                                                recorder)
                         # Only once the Job exists: until then each pass tries again.
                         await self._apply(Action(
                             "patch", "purge-config", CONFIG_MAPS, namespace, config_map,
@@ -382,11 +385,11 @@ class Reconciler:
         state.selected = {
             f"{w.kind}/{w.name}" for ws in rendered.selections.values() for w in ws
         } | plan.held_workloads
-        self._emit_actions(done, bodies)
+        self._emit_actions(recorder, done, bodies)
         status_error = await self._write_statuses(namespace, bodies, valid, result, rendered,
-                                                  error)
+                                                  error, recorder)
         error = error or status_error
-        await self._post_events()
+        result.events = await recorder.post()
         result.seconds = time.monotonic() - started
         self.metrics.duration.observe(result.seconds)
         if error is not None:
@@ -463,7 +466,8 @@ class Reconciler:
         return True
 
     async def _start_purge(self, rendered: Rendered, policy: SessionPolicy,
-                           body: Mapping[str, Any], current_cjs: list[dict[str, Any]]) -> None:
+                           body: Mapping[str, Any], current_cjs: list[dict[str, Any]],
+                           recorder: PassRecorder) -> None:
         """Start a purge Job from the policy's CronJob at once (its limits were tightened)."""
         cron = next((c for c in rendered.cron_jobs
                      if c["metadata"].get("annotations", {}).get("curfew.dev/policy")
@@ -497,22 +501,10 @@ class Reconciler:
         self.metrics.writes.labels("create", "Job").inc()
         log.info("started Job %s/%s", policy.metadata.namespace, job_name,
                  extra={"verb": "create", "kind": "Job", "policies": policy.key})
-        self._emit(body, "Normal", m.EV_PURGE_STARTED, m.EVM_PURGE_STARTED.format(name=job_name))
+        recorder.emit(body, "Normal", m.EV_PURGE_STARTED,
+                      m.EVM_PURGE_STARTED.format(name=job_name))
 
     # --- status and Events ------------------------------------------------------------------
-
-    def _emit(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        self._outbox.append(build_event(body, type_, reason, message))
-
-    async def _post_events(self) -> None:
-        """Post the pass's Events; a lost Event is logged, never worth failing a pass for."""
-        events, self._outbox = self._outbox, []
-        outcomes = await asyncio.gather(
-            *(self.api.create(EVENTS, e["metadata"]["namespace"], e) for e in events),
-            return_exceptions=True)
-        for event, outcome in zip(events, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                log.warning("could not post Event %s: %s", event["reason"], outcome)
 
     def _base_status(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """The status last written by this operator (the index may lag behind it), else the
@@ -521,7 +513,8 @@ class Reconciler:
 
     async def _write_statuses(self, namespace: str, bodies: Mapping[str, Mapping[str, Any]],
                               valid: Mapping[str, SessionPolicy], result: PassResult,
-                              rendered: Rendered, error: ApiError | None) -> ApiError | None:
+                              rendered: Rendered, error: ApiError | None,
+                              recorder: PassRecorder) -> ApiError | None:
         status_error: ApiError | None = None
         present = {_cache_key(b) for b in bodies.values()}
         for stale in [k for k in self._written_status
@@ -558,7 +551,7 @@ class Reconciler:
             log.info("updated status of SessionPolicy %s", key,
                      extra={"verb": "patch", "kind": "SessionPolicy", "policies": key})
             old = {c.get("type", ""): c for c in before.get("conditions") or []}
-            self._emit_transitions(body, old, status, purge)
+            self._emit_transitions(recorder, body, old, status, purge)
         return status_error
 
     def _outcome(self, key: str, body: Mapping[str, Any], policy: SessionPolicy | None,
@@ -587,8 +580,8 @@ class Reconciler:
             purge_suspended=policy.spec.purge.suspend,
         )
 
-    def _emit_actions(self, done: Iterable[Action], bodies: Mapping[str, Mapping[str, Any]]
-                      ) -> None:
+    def _emit_actions(self, recorder: PassRecorder, done: Iterable[Action],
+                      bodies: Mapping[str, Mapping[str, Any]]) -> None:
         """One Event per policy and kind of change in this pass."""
         grouped: dict[tuple[str, str], list[Action]] = {}
         for action in done:
@@ -597,10 +590,11 @@ class Reconciler:
                 if key in bodies:
                     grouped.setdefault((key, reason), []).append(action)
         for (key, reason), actions in grouped.items():
-            self._emit(bodies[key], "Normal", reason, _event_message(actions))
+            recorder.emit(bodies[key], "Normal", reason, _event_message(actions))
 
-    def _emit_transitions(self, body: Mapping[str, Any], old: Mapping[str, Mapping[str, Any]],
-                          status: Mapping[str, Any], purge: LastPurge | None) -> None:
+    def _emit_transitions(self, recorder: PassRecorder, body: Mapping[str, Any],
+                          old: Mapping[str, Mapping[str, Any]], status: Mapping[str, Any],
+                          purge: LastPurge | None) -> None:
         new: dict[str, Mapping[str, Any]] = {c["type"]: c for c in status["conditions"]}
 
         def changed(type_: str) -> Mapping[str, Any] | None:
@@ -614,26 +608,26 @@ class Reconciler:
 
         ready = changed(m.READY)
         if ready is not None and ready["reason"] == m.INVALID_SPEC:
-            self._emit(body, "Warning", m.EV_INVALID_SPEC, ready["message"])
+            recorder.emit(body, "Warning", m.EV_INVALID_SPEC, ready["message"])
         if ready is not None and ready["reason"] == m.APPLY_FAILED:
-            self._emit(body, "Warning", m.EV_APPLY_FAILED, ready["message"])
+            recorder.emit(body, "Warning", m.EV_APPLY_FAILED, ready["message"])
         if ready is not None and ready["reason"] == m.APPLY_REJECTED:
-            self._emit(body, "Warning", m.EV_APPLY_REJECTED, ready["message"])
+            recorder.emit(body, "Warning", m.EV_APPLY_REJECTED, ready["message"])
         overlap = changed(m.OVERLAPPING)
         if overlap is not None and overlap["status"] == "True":
-            self._emit(body, "Normal", m.EV_OVERLAPPING, overlap["message"])
+            recorder.emit(body, "Normal", m.EV_OVERLAPPING, overlap["message"])
         compliant = changed(m.COMPLIANT)
         if compliant is not None and compliant["status"] == "False":
-            self._emit(body, "Warning", m.EV_NONCOMPLIANT, compliant["message"])
+            recorder.emit(body, "Warning", m.EV_NONCOMPLIANT, compliant["message"])
         if purge is not None:
             expired = purge.expired.idle + purge.expired.absolute + purge.expired.tightened
             text = m.EVM_PURGE_RESULT.format(job=purge.job, outcome=purge.outcome,
                                              scanned=purge.scanned, expired=expired,
                                              message=purge.message)
             if purge.outcome == "ok":
-                self._emit(body, "Normal", m.EV_PURGE_SUCCEEDED, text)
+                recorder.emit(body, "Normal", m.EV_PURGE_SUCCEEDED, text)
             else:
-                self._emit(body, "Warning", m.EV_PURGE_FAILED, text)
+                recorder.emit(body, "Warning", m.EV_PURGE_FAILED, text)
 
     def _policy_of_job(self, namespace: str, job: Mapping[str, Any]
                        ) -> Mapping[str, Any] | None:
