@@ -7,9 +7,10 @@ after a check of each path component. cronsim parses the five fields; the few ch
 where robfig's grammar is narrower than cronsim's (cronsim also reads a sixth field of seconds,
 ``L``, ``W``, ``#`` and a day of week 7), so nothing passes here that the API server rejects.
 
-Curfew is stricter than the API server in three places, each rejected with its reason:
+Curfew is stricter than the API server in a few places, each rejected with its reason:
 ``@every`` (not a wall-clock schedule, and outside the five-field grammar), ``?`` (robfig reads
-it as ``*``: write ``*``), and dates that never occur (``0 0 30 2 *`` would never run).
+it as ``*``: write ``*``), white space around the schedule (the CRD's pattern refuses it too),
+and dates that never occur (``0 0 30 2 *`` would never run).
 """
 
 from __future__ import annotations
