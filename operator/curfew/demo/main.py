@@ -174,7 +174,8 @@ async def _stop_server(process: asyncio.subprocess.Process | None, directory: Pa
         shutil.rmtree(directory, ignore_errors=True)
 
 
-async def _redis_store(url: str) -> SessionStore | None:
+async def _open_redis(url: str) -> SessionStore:
+    """The store at ``url``, once it answers; raises StoreError."""
     store = SessionStore.from_url(url, key_prefix=KEY_PREFIX, connect_timeout=0.3,
                                   socket_timeout=0.5, retries=0)
     try:
@@ -182,8 +183,15 @@ async def _redis_store(url: str) -> SessionStore | None:
     except StoreError:
         with contextlib.suppress(StoreError):
             await store.aclose()
-        return None
+        raise
     return store
+
+
+async def _redis_store(url: str) -> SessionStore | None:
+    try:
+        return await _open_redis(url)
+    except StoreError:
+        return None
 
 
 def _free_port() -> int:
@@ -227,13 +235,14 @@ async def choose_store(settings: DemoSettings) -> StoreHandle:
         return _embedded()
     if settings.redis_url is not None:
         url = settings.redis_url.get_secret_value()
-        store = await _redis_store(url)
-        if store is None:
-            raise DemoError(f"--redis-url: no Redis answers at {_redis_where(url)}")
+        try:
+            store = await _open_redis(url)
+        except StoreError as err:
+            raise DemoError(f"--redis-url: {err}") from None
         return StoreHandle(store, url, f"Redis at {_redis_where(url)} (keys under {KEY_PREFIX})")
-    store = await _redis_store(LOCAL_REDIS)
-    if store is not None:
-        return StoreHandle(store, LOCAL_REDIS, f"local Redis at 127.0.0.1:6379 (keys under "
+    local = await _redis_store(LOCAL_REDIS)
+    if local is not None:
+        return StoreHandle(local, LOCAL_REDIS, f"local Redis at 127.0.0.1:6379 (keys under "
                            f"{KEY_PREFIX})")
     binary = shutil.which("redis-server")
     if binary is not None:

@@ -156,4 +156,5 @@ def test_an_unreachable_redis_url_is_one_line_and_exit_1() -> None:
         capture_output=True, text=True, timeout=30,
     )
     assert result.returncode == 1
-    assert result.stderr == f"curfew demo: --redis-url: no Redis answers at 127.0.0.1:{port}\n"
+    assert result.stderr == (
+        f"curfew demo: --redis-url: Redis unavailable at 127.0.0.1:{port}: connection refused\n")
