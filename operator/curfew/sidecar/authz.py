@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 
 from curfew.sidecar.enforce import Enforcer, RequestFacts, session_fields
-from curfew.sidecar.rules import RESERVED_PREFIX
+from curfew.sidecar.reserved import is_reserved_target
 
 NGINX_URI: Final = "X-Original-URI"
 NGINX_METHOD: Final = "X-Original-Method"
@@ -66,8 +66,9 @@ class AuthzService:
         facts = self._facts(request)
         if facts is None:
             return web.Response(status=404, text=f"authorization checks live under {self._prefix}")
-        if facts.path.startswith(RESERVED_PREFIX):
-            # The sidecar's own endpoints judge their requests themselves, once.
+        if is_reserved_target(facts.target):
+            # The sidecar's own endpoints judge their requests themselves, once. Any other
+            # spelling of such a path (dot-segments, encodings) is checked as the app's.
             return web.Response(status=200)
         outcome = await self._enforcer.check(facts)
         self._enforcer.metrics.added_latency.observe(time.perf_counter() - started)

@@ -97,8 +97,8 @@ class Outcome:
 PASS: Final = Outcome(allowed=True)
 """A request without a session: forwarded untouched."""
 AMBIGUOUS: Final = Outcome(
-    False, {"Content-Type": JSON, "Cache-Control": "no-store"}, 400, _AMBIGUOUS_BODY,
-    decision="ambiguous")
+    False, {HEADER_REASON: "ambiguous_session", "Content-Type": JSON, "Cache-Control": "no-store"},
+    400, _AMBIGUOUS_BODY, decision="ambiguous")
 """The answer to a request carrying two different session ids (never forwarded)."""
 
 

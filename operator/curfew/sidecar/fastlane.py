@@ -50,7 +50,8 @@ from curfew.sidecar.http1 import (
     parse_response_head,
 )
 from curfew.sidecar.proxy import ReverseProxy, gateway_body
-from curfew.sidecar.rules import RESERVED_PREFIX, SEPARATE_FIELDS
+from curfew.sidecar.reserved import is_reserved_target
+from curfew.sidecar.rules import SEPARATE_FIELDS
 from curfew.sidecar.upstream import Connection, UpstreamError, UpstreamPool, UpstreamResponse
 
 _log = logging.getLogger(__name__)
@@ -279,10 +280,10 @@ class _Client(asyncio.Protocol):
             self._hand_off()
             return
         target = head.target.decode("utf-8", "surrogateescape")
-        path = _path_of(target)
-        if path.startswith(RESERVED_PREFIX):
+        if is_reserved_target(target):
             self._hand_off()
             return
+        path = _path_of(target)
         start = end + 4
         if len(buf) < start + length:
             return  # the rest of the body is on its way
