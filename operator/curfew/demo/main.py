@@ -255,8 +255,9 @@ async def choose_store(settings: DemoSettings) -> StoreHandle:
     return _embedded()
 
 
-async def _serve_app() -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(build_app(), access_log=None)
+async def _serve_app(settings: DemoSettings) -> tuple[web.AppRunner, int]:
+    app = build_app(settings.idle.seconds, settings.absolute.seconds)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -279,7 +280,7 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> None:
         config_path = workdir / "policy.json"
         config_path.write_text(build_demo_config(settings).to_json())
         policy = load_policy(config_path)
-        app_runner, app_port = await _serve_app()
+        app_runner, app_port = await _serve_app(settings)
         sidecar_settings = SidecarSettings(
             config=config_path,
             listen=f"{settings.host}:{settings.port}",
