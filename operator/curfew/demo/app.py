@@ -91,9 +91,12 @@ def _user(request: web.Request) -> str | None:
 
 
 def _to_login(request: web.Request) -> web.HTTPFound:
-    # Encoded as the sidecar and the browser client encode it (curfew.sidecar.rules).
+    found = web.HTTPFound(LOGIN_PATH)
+    # Encoded as the sidecar and the browser client encode it (curfew.sidecar.rules), and set
+    # as is: aiohttp would re-encode the location through yarl (``%2F`` -> ``/``).
     target = safe_return_path(request.raw_path)
-    return web.HTTPFound(f"{LOGIN_PATH}?{RETURN_TO}={form_encode(target)}")
+    found.headers["Location"] = f"{LOGIN_PATH}?{RETURN_TO}={form_encode(target)}"
+    return found
 
 
 def spoken_duration(seconds: float) -> str:
@@ -204,9 +207,12 @@ async def login(request: web.Request) -> web.Response:
     name = str(form.get("username", "")).strip()[:64] or "ada"
     token = secrets.token_urlsafe(32)
     request.app[USERS][token] = name
-    response = web.HTTPSeeOther(safe_return_path(str(form.get(RETURN_TO, "/"))))
+    # Back to the very bytes the user left: aiohttp's redirect exceptions would re-encode the
+    # target through yarl (``%2F`` -> ``/``, ``%7E`` -> ``~``).
+    response = web.Response(
+        status=303, headers={"Location": safe_return_path(str(form.get(RETURN_TO, "/")))})
     response.set_cookie(COOKIE, token, httponly=True, samesite="Lax", path="/")
-    raise response
+    return response
 
 
 async def logout(request: web.Request) -> web.Response:

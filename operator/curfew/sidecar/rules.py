@@ -325,6 +325,9 @@ def build_status_body(
     return json.dumps({
         "idleRemainingSeconds": math.floor(idle_remaining),
         "absoluteRemainingSeconds": math.floor(absolute_remaining),
+        # To the millisecond, so a countdown can tick on the real second boundaries.
+        "idleRemainingMilliseconds": math.floor(idle_remaining * 1000),
+        "absoluteRemainingMilliseconds": math.floor(absolute_remaining * 1000),
         "warning": warning is not None,
         "warningReason": warning,
         "warningLeadSeconds": policy.warning_lead,

@@ -170,6 +170,8 @@ async def test_the_status_endpoint_reports_without_extending_the_session(
         assert r.status == 200
         body = await r.json()
     assert 55 <= body["idleRemainingSeconds"] <= 60
+    assert body["idleRemainingMilliseconds"] // 1000 == body["idleRemainingSeconds"]
+    assert body["absoluteRemainingMilliseconds"] // 1000 == body["absoluteRemainingSeconds"]
     assert body["warning"] is True
     assert body["warningReason"] == "idle"
     assert body["warningLeadSeconds"] == 120

@@ -90,9 +90,13 @@
 
   function fromBody(body) {
     var now = Date.now();
+    function left(name) {  // ms: the sidecar's exact figure, else its whole seconds
+      var ms = body[name + 'RemainingMilliseconds'];
+      return typeof ms === 'number' ? ms : body[name + 'RemainingSeconds'] * 1000;
+    }
     return {
-      idleDeadline: now + body.idleRemainingSeconds * 1000,
-      absoluteDeadline: now + body.absoluteRemainingSeconds * 1000,
+      idleDeadline: now + left('idle'),
+      absoluteDeadline: now + left('absolute'),
       lead: typeof body.warningLeadSeconds === 'number' ? body.warningLeadSeconds : null,
       at: now
     };
@@ -103,9 +107,9 @@
   function adopt(status, share) {
     if (known && status.at < known.at) return;
     if (known) {
-      // The server's whole seconds are rounded down, so each status puts a deadline up to 1 s
-      // early. Two that differ by less than that are the same deadline: keep the later, truer
-      // one, so the countdown never jumps a second ahead on a poll.
+      // Each status puts a deadline a little early (the reply's time on the way; whole seconds
+      // from an older sidecar). Two less than a second apart are the same deadline: keep the
+      // later, truer one, so the countdown never jumps ahead or back on a poll.
       status.idleDeadline = sameDeadline(status.idleDeadline, known.idleDeadline);
       status.absoluteDeadline = sameDeadline(status.absoluteDeadline, known.absoluteDeadline);
     }
