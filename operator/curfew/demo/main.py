@@ -305,8 +305,12 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> None:
             f"  policy  idle {settings.idle}, absolute {settings.absolute}, warning "
             f"{settings.warning_lead} before expiry, browser client enabled\n"
             f"  store   {handle.description}\n"
-            f"  sign in with any name, open a note, then leave the page alone: watch the "
-            f"countdown, the warning, the expiry and the return to where you were.\n"
+            f"  try     sign in with any name, open a note and type, then leave the page alone:\n"
+            f"          the countdown, the warning {settings.warning_lead} before the end, the "
+            f"sign-in page saying why\n"
+            f"          you are there, and, once signed in again, the same note with your draft\n"
+            f"  audit   the sidecar's audit events follow, one JSON line each (sessions by keyed "
+            f"hash only)\n"
             f"  stop    Ctrl-C" + (f" (or it stops by itself after {settings.run_for:g}s)"
                                    if settings.run_for else ""),
             file=out, flush=True,
