@@ -35,6 +35,7 @@ from typing import Any, Final, cast
 from aiohttp import web
 from yarl import URL
 
+from curfew.sessions.cookies import SEPARATE_FIELDS
 from curfew.sessions.store import SessionStore
 from curfew.sidecar.enforce import Ask, Enforcer, Outcome, RequestFacts
 from curfew.sidecar.http1 import (
@@ -50,8 +51,8 @@ from curfew.sidecar.http1 import (
     parse_response_head,
 )
 from curfew.sidecar.proxy import ReverseProxy, gateway_body
+from curfew.sidecar.redact import QuietServer
 from curfew.sidecar.reserved import is_reserved_target
-from curfew.sidecar.rules import SEPARATE_FIELDS
 from curfew.sidecar.upstream import Connection, UpstreamError, UpstreamPool, UpstreamResponse
 
 _log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ class FastLane:
         self.pool: UpstreamPool = proxy.pool
         self.read_timeout = proxy.read_timeout
         self.upstream_host = proxy.upstream_host
-        self.web = web.Server(handler, access_log=None)
+        self.web = QuietServer(handler)
         """The aiohttp server that takes the connections handed off."""
         self.connections: set[_Client] = set()
         self.stopping = False

@@ -64,7 +64,7 @@ class RequestHead:
     """The field lines as the client sent them (each ending in CRLF)."""
     first: dict[bytes, bytes]
     """The first value of each lower-cased name; for ``cookie``, every value joined with
-    ``"; "`` (a second session cookie must be seen, not skipped)."""
+    ``"\\n"`` (``SEPARATE_FIELDS``: a second session cookie must be seen, not skipped)."""
     content_length: int
     close: bool
     """The client asked to close the connection after this request."""
@@ -124,7 +124,7 @@ def parse_request_head(head: bytes) -> RequestHead | str:
             if lname == b"host":
                 raise Malformed("more than one Host")
             if lname == b"cookie":
-                first[lname] += b"; " + value.strip(b" \t")
+                first[lname] += b"\n" + value.strip(b" \t")
             if repeated is None:
                 repeated = set()
             repeated.add(lname)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from typing import Final
+from urllib.parse import urlsplit
 
 from curfew.sidecar.rules import RESERVED_PREFIX
 
@@ -50,17 +51,29 @@ def keepalive_allowed(
 
     It must carry ``Curfew-Keepalive: 1`` and come from the page's own origin: a
     ``Sec-Fetch-Site`` other than ``same-origin`` is refused, and so is an ``Origin`` whose
-    host is not the request's ``Host`` (``null`` included). Browsers send at least one of the
-    two on a POST; a client that sends neither is not a browser a foreign page can drive.
+    host and port are not the request's ``Host`` (``null`` included; a port left out is the
+    scheme's default). Browsers send at least one of the two on a POST; a client that sends
+    neither is not a browser a foreign page can drive.
     """
     if marker is None or marker.strip() != "1":
         return False
     if fetch_site is not None and fetch_site.strip().lower() != "same-origin":
         return False
     if origin is not None:
-        scheme, sep, authority = origin.strip().partition("://")
-        if not sep or scheme.lower() not in ("http", "https") or host is None:
-            return False
-        if authority.lower() != host.strip().lower():
-            return False
+        return host is not None and _same_authority(origin.strip(), host.strip())
     return True
+
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def _same_authority(origin: str, host: str) -> bool:
+    try:
+        named = urlsplit(origin)
+        sent = urlsplit("//" + host)
+        default = _DEFAULT_PORTS.get(named.scheme)
+        if default is None or named.hostname is None or named.path or named.query:
+            return False
+        return (named.hostname, named.port or default) == (sent.hostname, sent.port or default)
+    except ValueError:  # a port that is not a number
+        return False

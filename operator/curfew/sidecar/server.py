@@ -27,6 +27,7 @@ from curfew.sidecar.enforce import JSON, Enforcer
 from curfew.sidecar.fastlane import FastLane
 from curfew.sidecar.metrics import CONTENT_TYPE, SidecarMetrics
 from curfew.sidecar.proxy import ReverseProxy, answer, facts_of
+from curfew.sidecar.redact import QuietServer
 from curfew.sidecar.reload import ConfigWatcher
 from curfew.sidecar.reserved import KEEPALIVE_HEADER, is_reserved_target, keepalive_allowed
 from curfew.sidecar.rules import (
@@ -107,7 +108,7 @@ class Sidecar:
     async def _listen(self, address: str, handler: Handler) -> tuple[str, int]:
         host, port = parse_host_port(address)
         runner = web.ServerRunner(
-            web.Server(handler, access_log=None),
+            QuietServer(handler),
             shutdown_timeout=self.settings.shutdown_grace_seconds,
         )
         await runner.setup()

@@ -6,13 +6,23 @@ keepalive is honoured only from the page's own origin.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sidecar_harness import RunningSidecar, StartSidecar, sid_of
+from test_sidecar_nginx import Nginx
 from yarl import URL
 
+from curfew.sidecar.reserved import is_reserved_target
+from fixtures.redis_servers import free_port
 from fixtures.sessions import plant
 
 MIN = 60_000
@@ -143,3 +153,69 @@ async def test_a_same_origin_keepalive_with_the_header_extends_the_session(
         assert r.status == 200
         assert (await r.json())["idleRemainingSeconds"] >= 899
     assert (await running.record("raw-k2"))["l"] != before["l"]
+
+
+# --- against what a real nginx serves -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nginx_uri() -> Iterator[Callable[[str], str | None]]:
+    """``nginx_uri(target)``: the normalised path (``$uri``) a real nginx takes a target for,
+    or None when nginx refuses it."""
+    if shutil.which("nginx") is None:
+        pytest.skip("nginx is not installed (make system-deps)")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="curfew-nginx-") as tmp:
+        nginx = Nginx(Path(tmp), f"""
+server {{
+    listen 127.0.0.1:{port};
+    location / {{ return 200 "$uri"; }}
+}}""")
+
+        def ask(target: str) -> str | None:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                          .encode("latin-1"))
+                answer = b""
+                while chunk := s.recv(65536):
+                    answer += chunk
+            head, _, body = answer.partition(b"\r\n\r\n")
+            return body.decode("latin-1") if head.startswith(b"HTTP/1.1 200") else None
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                ask("/")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nginx never came up"
+                time.sleep(0.05)
+        yield ask
+        nginx.stop()
+
+
+_PLAIN = ["session", "admin", "a.b", ".a", "a..", "~x", "@", "x=1", ".curfew"]
+_TRICKY = [
+    "", ".", "..", "...", "%2e", "%2E%2E", ".%2e", "a%2fb", "%2F", "%252e%252e", "%25", "a%5cb",
+    "a\\b", "..\\", "a;x=1", "..;", "se%73sion", "a?q=/../",
+]
+# Weighted so that about half of the targets are reserved: those are what the test checks.
+_NGINX_TARGETS = st.builds(
+    lambda prefix, segments: prefix + "/".join(segments),
+    st.sampled_from(["/.curfew/"] * 4 + ["/", "/%2Ecurfew/"]),
+    st.lists(st.sampled_from(_PLAIN * 6 + _TRICKY), max_size=5),
+)
+
+
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_NGINX_TARGETS)
+@example("/.curfew/../admin")
+@example("/%2Ecurfew/../admin")
+@example("/.curfew/%2E%2E/admin")
+@example("/.curfew/session")
+def test_a_reserved_target_is_exactly_the_path_a_real_nginx_serves_for_it(
+    nginx_uri: Callable[[str], str | None], target: str
+) -> None:
+    if is_reserved_target(target):
+        assert nginx_uri(target) == target.partition("?")[0]

@@ -121,11 +121,25 @@ _PIECES = st.sampled_from([
     "%252e", "%252f", "%25", "%", "%5c", "%5C", "\\", ";", ";x=1", "?", "#", "a", "~", "%73",
     "//", "/./", "/../", ":", "@",
 ])
-targets = st.builds(
-    lambda prefix, pieces: prefix + "".join(pieces),
-    st.sampled_from(["/.curfew/", "/", "/%2Ecurfew/", "/.curfew", "", "/app/"]),
-    st.lists(_PIECES, max_size=12),
-) | st.text(max_size=40)
+_PLAIN = ["session", "client.js", "a", "..a", "a..", ".a", "~", "x=1", "@", "!", "a.b", ".curfew"]
+_TRICKY = [
+    "", ".", "..", "...", "%2e", "%2E%2E", ".%2e", "a%2fb", "%2F", "%252e%252e", "%25", "%",
+    "a%5Cb", "a\\b", "..\\", "a;x=1", "..;", "se%73sion", "a?q=/../", "a#/../b",
+]
+targets = st.one_of(
+    # Segments, mostly plain: about half of these targets are reserved, and checked.
+    st.builds(
+        lambda prefix, segments: prefix + "/".join(segments),
+        st.sampled_from(["/.curfew/"] * 4 + ["/", "/%2Ecurfew/", "/.curfew", ""]),
+        st.lists(st.sampled_from(_PLAIN * 6 + _TRICKY), max_size=6),
+    ),
+    st.builds(
+        lambda prefix, pieces: prefix + "".join(pieces),
+        st.sampled_from(["/.curfew/", "/", "/%2Ecurfew/", "/.curfew", "", "/app/"]),
+        st.lists(_PIECES, max_size=12),
+    ),
+    st.text(max_size=40),
+)
 
 
 @settings(max_examples=3000)
@@ -157,6 +171,30 @@ def test_every_canonical_path_under_the_prefix_is_reserved(
     assert is_reserved_target(path + "?" + query)
 
 
+_ENCODINGS = st.sampled_from([
+    "%2e", "%2E", "%2f", "%2F", "%252e", "%252F", "%5c", "%73", "%", "\\", ";", ";x=1", "#",
+])
+
+
+@given(st.lists(_SEGMENT, min_size=1, max_size=4), _ENCODINGS, st.integers(min_value=1))
+def test_a_sidecar_path_with_an_encoding_a_backslash_or_a_parameter_is_an_app_request(
+    segments: list[str], piece: str, at: int
+) -> None:
+    path = "/.curfew/" + "/".join(segments)
+    at = min(at, len(path))
+    assert not is_reserved_target(path[:at] + piece + path[at:])
+
+
+@given(st.lists(_SEGMENT, min_size=1, max_size=4), st.sampled_from(["", ".", ".."]),
+       st.integers(min_value=0))
+def test_a_sidecar_path_with_a_dot_segment_or_an_empty_one_is_an_app_request(
+    segments: list[str], segment: str, at: int
+) -> None:
+    # An empty last segment is a trailing slash, which is plain.
+    segments.insert(min(at, len(segments) - (segment == "")), segment)
+    assert not is_reserved_target("/.curfew/" + "/".join(segments))
+
+
 # --- keepalive: same origin, non-simple --------------------------------------------------------
 
 
@@ -168,6 +206,8 @@ def test_every_canonical_path_under_the_prefix_is_reserved(
         ("1", None, "same-origin", "shop.example.com"),
         ("1", None, None, "shop.example.com"),
         ("1", "https://Shop.Example.com", "Same-Origin", "shop.example.com"),
+        ("1", "https://shop.example.com", None, "shop.example.com:443"),
+        ("1", "http://[::1]:8080", None, "[::1]:8080"),
     ],
 )
 def test_a_keepalive_from_the_page_itself_is_allowed(
@@ -192,6 +232,11 @@ def test_a_keepalive_from_the_page_itself_is_allowed(
         ("1", "https://shop.example.com:8443", None, "shop.example.com"),
         ("1", "ftp://shop.example.com", None, "shop.example.com"),
         ("1", "https://shop.example.com", None, None),
+        ("1", "https://shop.example.com", None, "shop.example.com:80"),
+        ("1", "https://shop.example.com:99999", None, "shop.example.com"),
+        ("1", "https://shop.example.com/path", None, "shop.example.com"),
+        ("1", "https://user@shop.example.com", None, "evil.example"),
+        ("1", "https://shop.example.com", None, "shop.example.com:x"),
     ],
 )
 def test_a_keepalive_from_elsewhere_or_without_the_header_is_refused(
