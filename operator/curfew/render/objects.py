@@ -192,6 +192,8 @@ def build_cron_job(
         "spec": {
             "schedule": policy.spec.purge.schedule,
             "suspend": policy.spec.purge.suspend,
+            **({"timeZone": policy.spec.purge.time_zone}
+               if policy.spec.purge.time_zone is not None else {}),
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": settings.starting_deadline_seconds,
             "successfulJobsHistoryLimit": settings.successful_jobs_history_limit,

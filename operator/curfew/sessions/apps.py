@@ -15,7 +15,7 @@ from typing import Any, Final
 from redis import exceptions as rexc
 
 from curfew.sessions import keys
-from curfew.sessions.errors import StoreDataError
+from curfew.sessions.errors import StoreDataError, redacted
 from curfew.sessions.formats import (
     ConnectSession,
     MalformedSession,
@@ -24,7 +24,7 @@ from curfew.sessions.formats import (
     read_spring_session,
     write_spring_string,
 )
-from curfew.sessions.store import DELETE_IF_UNCHANGED, redacted, translate_errors
+from curfew.sessions.store import DELETE_IF_UNCHANGED, translate_errors
 
 MIN_SCAN_COUNT: Final = 1000
 _SPRING_FIELDS: Final = (

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +38,13 @@ from redis.backoff import ExponentialBackoff
 
 from curfew.sessions import keys
 from curfew.sessions.codec import AppKey
-from curfew.sessions.errors import StoreConfigError, StoreDataError, StoreUnavailable
+from curfew.sessions.errors import (
+    StoreConfigError,
+    StoreDataError,
+    StoreUnavailable,
+    outage_at,
+    redacted,
+)
 from curfew.sessions.resp import (
     LeanRedis,
     ReplyCallback,
@@ -145,43 +150,24 @@ def _joined_sids(members: list[bytes]) -> str:
     return joined.replace(b" " + owner, b" ").decode()
 
 
-_PIPELINE_ERROR: Final = re.compile(
-    r"Command # (\d+) \((\S+).*\) of pipeline caused error: (.*?)", re.DOTALL)
-_WITH_ARGS: Final = ", with args beginning with:"
-
-
-def redacted(error: BaseException) -> str:
-    """An error's text without the command's arguments: redis-py quotes a failed pipeline
-    command whole, and arguments hold session ids (Spring's set members, app keys)."""
-    text = str(error) or type(error).__name__
-    match = _PIPELINE_ERROR.fullmatch(text)
-    if match is not None:
-        number, command, reason = match.groups()
-        text = f"command #{number} ({command}) of a pipeline: {reason}"
-    return text.split(_WITH_ARGS, 1)[0]
-
-
-def _describe(error: BaseException) -> str:
-    return f"Redis unavailable: {redacted(error)}"
-
-
 @contextmanager
-def translate_errors() -> Iterator[None]:
-    """Turn redis-py and socket errors into the store's typed errors."""
+def translate_errors(where: str | None = None) -> Iterator[None]:
+    """Turn redis-py and socket errors into the store's typed errors; ``where`` names the
+    store in outage messages (:func:`store_address`)."""
     try:
         yield
     except _UNAVAILABLE as error:
-        raise StoreUnavailable(_describe(error)) from error
+        raise outage_at(where, error) from error
     except rexc.ResponseError as error:
         if str(error).startswith(("LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")):
-            raise StoreUnavailable(_describe(error)) from error
+            raise outage_at(where, error) from error
         raise StoreDataError(f"Redis refused a command: {redacted(error)}") from error
     except AttributeError as error:
         # redis-py 8.1's asyncio connections can lose their writer to a concurrent disconnect
         # (seen on a Cluster under load): a broken connection, not a bug of the caller.
         if not _raised_in_redis(error):
             raise
-        raise StoreUnavailable(_describe(error)) from error
+        raise outage_at(where, error) from error
 
 
 def _raised_in_redis(error: BaseException) -> bool:
@@ -214,6 +200,23 @@ def _hosts(netloc_hosts: str, default_port: int = 6379) -> list[tuple[str, int]]
     if not hosts or not all(h for h, _ in hosts):
         raise StoreConfigError("store URL: no host")
     return hosts
+
+
+def store_address(url: str) -> str | None:
+    """What outage messages name a store URL by: its ``host:port`` list (or socket path),
+    never its credentials; None for a URL that names none."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    parts = urlsplit("redis://" + rest)
+    if scheme == "unix":
+        return parts.path or None
+    netloc = parts.netloc.rpartition("@")[2]
+    try:
+        hosts = _hosts(netloc, 26379 if scheme.endswith("+sentinel") else 6379)
+    except StoreConfigError:
+        return None
+    return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in hosts)
 
 
 def build_client(
@@ -294,8 +297,11 @@ class SessionStore:
         cluster: bool = False,
         retain_seconds: float = keys.RETAIN_SECONDS,
         lean: LeanRedis | None = None,
+        where: str | None = None,
     ) -> None:
         self._client = client
+        self.where = where
+        """The store's address in outage messages (:func:`store_address`)."""
         self.namespace = namespace
         self.cluster = cluster
         self.retain_ms = round(retain_seconds * 1000)
@@ -339,6 +345,7 @@ class SessionStore:
             namespace=keys.curfew_namespace(format, key_prefix),
             cluster=cluster,
             retain_seconds=retain_seconds,
+            where=store_address(url),
             lean=None if address is None else LeanRedis(
                 address, socket_timeout=socket_timeout, connect_timeout=connect_timeout,
                 retries=retries,
@@ -363,7 +370,7 @@ class SessionStore:
         return self._client
 
     async def _eval(self, script: _Script, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-        with translate_errors():
+        with translate_errors(self.where):
             await self._routed()
             try:
                 return await self._client.evalsha(script.sha, len(keys_), *keys_, *args)
@@ -552,7 +559,7 @@ class SessionStore:
         its format's type (``delete_app_session.lua``)."""
         record, due, _ = keys.session_keys(self.namespace, sid)
         args = (sid, reason.value, self.retain_ms)
-        with translate_errors():
+        with translate_errors(self.where):
             if app_key is None:
                 await self._eval(EXPIRE, (record, due), args)
                 return
@@ -571,32 +578,32 @@ class SessionStore:
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers (every master, on a Cluster)."""
-        with translate_errors():
+        with translate_errors(self.where):
             await (await self._routed()).ping()
 
     async def aclose(self) -> None:
         if self.lean is not None:
             await self.lean.aclose()
-        with translate_errors():
+        with translate_errors(self.where):
             await self._client.aclose()
 
     # The purge job's operations: batched, pipelined, each removal guarded by a re-check.
 
     async def load_scripts(self) -> None:
         """Cache every script on every master, so pipelined EVALSHAs never meet NOSCRIPT."""
-        with translate_errors():
+        with translate_errors(self.where):
             for script in SCRIPTS:
                 await self._client.script_load(script.source)
 
     async def server_time_ms(self) -> int:
         """Redis's clock, the one the sidecar's decisions use."""
-        with translate_errors():
+        with translate_errors(self.where):
             seconds, micros = await self._client.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
     async def count_sessions(self) -> int:
         """Live (not yet expired) records: the sum of the shards' index sizes."""
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for shard in range(keys.SHARDS):
                 pipe.zcard(keys.due_key(self.namespace, shard))
@@ -605,7 +612,7 @@ class SessionStore:
     async def count_due(self, until_ms: int) -> int:
         """Index entries due by ``until_ms`` over all shards (O(log n) each): every session
         expired under its recorded limits, and entries whose record Redis already dropped."""
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for shard in range(keys.SHARDS):
                 pipe.zcount(keys.due_key(self.namespace, shard), "-inf", keys.due_until(until_ms))
@@ -614,7 +621,7 @@ class SessionStore:
     async def limit_classes(self, now_ms: int) -> list[tuple[int, int]]:
         """The (idle ms, absolute ms) pairs that records still live were recorded with."""
         classes: set[tuple[int, int]] = set()
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for shard in range(keys.SHARDS):
                 pipe.zrangebyscore(keys.limits_key(self.namespace, shard), now_ms, "+inf")
@@ -627,7 +634,7 @@ class SessionStore:
 
     async def prune_limit_classes(self, now_ms: int) -> None:
         """Drop the limit classes whose last record is past its absolute deadline."""
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for shard in range(keys.SHARDS):
                 pipe.zremrangebyscore(keys.limits_key(self.namespace, shard), "-inf", f"({now_ms}")
@@ -650,7 +657,7 @@ class SessionStore:
         for name, limits in workloads.items():
             wl += [name, limits.idle_ms, limits.absolute_ms]
         shards = list(batches)
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for shard in shards:
                 pipe.execute_command(
@@ -694,7 +701,7 @@ class SessionStore:
         """The records of ``sids`` (None where Redis already expired one), one pipeline."""
         if not sids:
             return []
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for sid in sids:
                 pipe.hmget(keys.record_key(self.namespace, sid), *_RECORD_FIELDS)
@@ -716,7 +723,7 @@ class SessionStore:
         judged. ``None`` as last activity only cleans the index entry of a vanished record."""
         if not items:
             return []
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for sid, last, reason in items:
                 record, due, _ = keys.session_keys(self.namespace, sid)
@@ -743,7 +750,7 @@ class SessionStore:
     async def scan_keys(self, pattern: str, *, count: int = 1000) -> AsyncIterator[list[str]]:
         """Keys matching ``pattern`` in batches of about ``count``, by SCAN (never KEYS)."""
         batch: list[str] = []
-        with translate_errors():
+        with translate_errors(self.where):
             async for key in self._client.scan_iter(match=pattern, count=count):
                 batch.append(_text(key))
                 if len(batch) >= count:

@@ -271,7 +271,7 @@ class Enforcer:
             api = policy.header is not None or is_api_client(
                 facts.method, facts.accept, facts.requested_with, facts.fetch_mode
             )
-        location = None if api else build_login_redirect(policy, facts.target)
+        location = None if api else build_login_redirect(policy, facts.target, reason)
         if location is None:
             headers["WWW-Authenticate"] = build_www_authenticate(policy, reason)
             headers["Content-Type"] = JSON

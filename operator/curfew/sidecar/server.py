@@ -144,7 +144,7 @@ class Sidecar:
             old = self.store
             self.store = self.enforcer.store = SessionStore(
                 old.client, namespace=namespace, cluster=old.cluster,
-                retain_seconds=old.retain_ms / 1000, lean=old.lean,
+                retain_seconds=old.retain_ms / 1000, lean=old.lean, where=old.where,
             )
 
     # --- dispatch ---------------------------------------------------------------------------

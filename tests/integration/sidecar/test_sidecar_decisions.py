@@ -75,7 +75,7 @@ async def test_an_expired_browser_navigation_is_sent_to_login_and_back(
         assert r.headers["Set-Cookie"].startswith("session=; Path=/; Max-Age=0")
     assert (location.scheme, location.netloc, location.path) == (
         "https", "login.example.com", "/sso")
-    assert parse_qs(location.query) == {"return_to": ["/cart?item=3"]}
+    assert parse_qs(location.query) == {"return_to": ["/cart?item=3"], "curfew_reason": ["idle"]}
     [event] = audit_events(caplog, "reauthentication_redirect")
     assert event["session"] == sid_of("raw-nav")
 
@@ -95,7 +95,7 @@ async def test_a_scheme_relative_target_cannot_become_an_open_redirect(
     assert head.startswith("HTTP/1.1 302")
     location = next(line.split(": ", 1)[1] for line in head.split("\r\n")
                     if line.lower().startswith("location:"))
-    assert parse_qs(urlsplit(location).query) == {"return_to": ["/"]}
+    assert parse_qs(urlsplit(location).query) == {"return_to": ["/"], "curfew_reason": ["idle"]}
 
 
 async def test_an_expired_session_is_deleted_with_the_apps_own_session(
@@ -171,6 +171,8 @@ async def test_the_status_endpoint_reports_without_extending_the_session(
         assert r.status == 200
         body = await r.json()
     assert 55 <= body["idleRemainingSeconds"] <= 60
+    assert body["idleRemainingMilliseconds"] // 1000 == body["idleRemainingSeconds"]
+    assert body["absoluteRemainingMilliseconds"] // 1000 == body["absoluteRemainingSeconds"]
     assert body["warning"] is True
     assert body["warningReason"] == "idle"
     assert body["warningLeadSeconds"] == 120

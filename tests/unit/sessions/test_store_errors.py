@@ -6,8 +6,8 @@ import pytest
 from redis import exceptions as rexc
 from redis.asyncio.client import Pipeline
 
-from curfew.sessions.errors import StoreDataError
-from curfew.sessions.store import redacted, translate_errors
+from curfew.sessions.errors import StoreDataError, StoreUnavailable, outage_at, redacted
+from curfew.sessions.store import translate_errors
 
 SECRET = "secret-session-id-4f9c2e7a"
 
@@ -43,3 +43,10 @@ def test_a_refused_command_becomes_a_data_error_without_the_session_id() -> None
     with pytest.raises(StoreDataError) as caught, translate_errors():
         raise annotated(rexc.ResponseError("WRONGTYPE wrong kind"), "SREM", "k", SECRET)
     assert SECRET not in str(caught.value)
+
+
+def test_an_outage_met_by_a_pipeline_names_no_argument_either() -> None:
+    error = annotated(rexc.ConnectionError("Connection reset by peer"), "EVALSHA", "sha", SECRET)
+    outage = outage_at("127.0.0.1:6379", error)
+    assert isinstance(outage, StoreUnavailable)
+    assert SECRET not in str(outage)
