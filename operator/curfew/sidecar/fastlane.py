@@ -2,18 +2,19 @@
 
 A proxied request through aiohttp's server costs about as much CPU as the whole app behind
 it (a task, a request object, a response object and its writer per request). The fast lane
-is an :class:`asyncio.Protocol` per client connection that reads HTTP/1.1 requests itself
-(:mod:`curfew.sidecar.http1`, strictly) and serves them with chained callbacks, no task:
-the store's reply future calls back the decision, the request goes to a pooled connection to
-the app whose bytes come straight to the exchange (:class:`_Exchange`), and a small answer of
-known length goes back to the client in one write.
+is an :class:`asyncio.Protocol` per client connection that reads HTTP/1.1 requests with
+llhttp (:mod:`curfew.sidecar.http1`, strictly, as aiohttp does) and serves them with chained
+callbacks, no task: the store's reply future calls back the decision, the request goes to a
+pooled connection to the app whose bytes come straight to the exchange (:class:`_Exchange`),
+and a small answer of known length goes back to the client in one write.
 
 What it serves: origin-form HTTP/1.1 requests with a ``Host``, no body or a body of
 ``Content-Length`` up to 64 KiB, outside ``/.curfew/``. Everything else well-formed is
 **handed off**, untouched, to the aiohttp server on the same connection (websockets,
 ``Expect``, chunked or large uploads, HTTP/1.0, other target forms, the sidecar's own
-endpoints, oversized heads), which then owns the connection to its end. A head two parsers
-could read differently is refused with 400 and the connection closed.
+endpoints, oversized heads), which then owns the connection to its end. A head llhttp refuses,
+or one the hop-by-hop step could turn into another request (see
+:func:`curfew.sidecar.http1.request_refusal`), is refused with 400 and the connection closed.
 
 Rarer paths do use a task: a store call that must wait (no connection yet, a retry, an
 expired session to end), a new connection to the app, and answers streamed to the client
@@ -41,13 +42,12 @@ from curfew.sidecar.http1 import (
     HAND_OFF,
     Malformed,
     RequestHead,
+    RequestParser,
     ResponseHead,
+    ResponseReader,
     build_response_head,
     build_upstream_head,
-    has_bare_lf,
     header_block,
-    parse_request_head,
-    parse_response_head,
 )
 from curfew.sidecar.proxy import ReverseProxy, gateway_body
 from curfew.sidecar.rules import RESERVED_PREFIX, SEPARATE_FIELDS
@@ -64,10 +64,8 @@ SMALL_BODY: Final = 64 * 1024
 relayed in one write (a cut-short one is then still a clean 502)."""
 _MAX_BUFFER: Final = 4 * SMALL_BODY
 """Pipelined bytes held while a request is in flight before reading from the client pauses."""
-_MAX_RESPONSE_HEAD: Final = 64 * 1024
 KEEPALIVE_SECONDS: Final = 75.0
 """An idle client connection is closed after this long (aiohttp's default, kept)."""
-_NO_BODY_STATUS: Final = frozenset({204, 304})
 _JSON: Final = {"Content-Type": "application/json"}
 
 
@@ -192,6 +190,11 @@ class _Client(asyncio.Protocol):
         self.closing = False
         self.closed = False
         self._head: RequestHead | None = None
+        self._parser = RequestParser()
+        self._fed = 0
+        """Bytes of the head in ``buf`` already fed to the parser."""
+        self._pending: tuple[RequestHead, str, str, int] | None = None
+        """A head read whose body is still on its way: (head, target, path, body start)."""
         self._ask: Ask | None = None
         self._added = b""
         self._added_names: frozenset[bytes] = frozenset()
@@ -257,41 +260,70 @@ class _Client(asyncio.Protocol):
 
     def _serve(self) -> None:
         """Serve the next request in ``buf`` once it is complete (or hand it off)."""
+        pending = self._pending
+        if pending is None:
+            pending = self._read_head()
+            if pending is None:
+                return
+        head, target, path, start = pending
         buf = self.buf
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buf) > MAX_HEAD:
-                self._hand_off()
-            elif has_bare_lf(buf):
-                self._refuse("a line ends in a bare LF")
-            return
+        length = head.content_length
+        if len(buf) < start + length:
+            self._pending = pending
+            return  # the rest of the body is on its way
+        self._pending = None
+        body = buf[start:start + length]
+        self.buf = buf[start + length:]
+        self.busy = True
         try:
-            head = parse_request_head(buf[:end + 2])
+            if length:
+                self._parser.feed_body(body)
+            self._start(head, target, path, body)
+        except Exception:
+            self._internal_error()
+
+    def _read_head(self) -> tuple[RequestHead, str, str, int] | None:
+        """The next head in ``buf`` once it is whole, fed to llhttp as it comes; None when it
+        is not whole yet, or the request was refused or handed off."""
+        buf = self.buf
+        fed = self._fed
+        if not fed and buf[:1] in (b"\r", b"\n"):
+            # llhttp skips empty lines before a request line (RFC 9112 section 2.2); so does
+            # the search for the end of the head, which starts at the request line.
+            buf = self.buf = buf.lstrip(b"\r\n")
+            if not buf:
+                return None
+        end = buf.find(b"\r\n\r\n", fed - 3 if fed > 3 else 0)
+        try:
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    self._hand_off()
+                    return None
+                # A head in pieces: llhttp refuses a bad byte as soon as it sees it.
+                self._parser.feed_head(buf[fed:])
+                self._fed = len(buf)
+                return None
+            self._fed = 0
+            # llhttp refuses bare CR and LF, so the first empty line ends the head it reads.
+            if not self._parser.feed_head(buf[fed:end + 4]):
+                raise Malformed("the head did not end at its empty line")
+            head = self._parser.head(buf[:end + 2])
         except Malformed as error:
             self._refuse(str(error))
-            return
+            return None
         if head == HAND_OFF:
             self._hand_off()
-            return
+            return None
         assert isinstance(head, RequestHead)
-        length = head.content_length
-        if length > SMALL_BODY:
+        if head.content_length > SMALL_BODY:
             self._hand_off()
-            return
+            return None
         target = head.target.decode("utf-8", "surrogateescape")
         path = _path_of(target)
         if path.startswith(RESERVED_PREFIX):
             self._hand_off()
-            return
-        start = end + 4
-        if len(buf) < start + length:
-            return  # the rest of the body is on its way
-        self.buf = buf[start + length:]
-        self.busy = True
-        try:
-            self._start(head, target, path, buf[start:start + length])
-        except Exception:
-            self._internal_error()
+            return None
+        return head, target, path, end + 4
 
     def _start(self, head: RequestHead, target: str, path: str, body: bytes) -> None:
         self._started = time.perf_counter()
@@ -358,7 +390,8 @@ class _Client(asyncio.Protocol):
         self._added = header_block(added) if added else b""
         self._added_names = _names(tuple(added))
         request = build_upstream_head(
-            head.method, head.target, head.block, plain=head.plain, peer=self.peer, secure=False,
+            head.method, head.target, head.fields, block=head.block, plain=head.plain,
+            peer=self.peer, secure=False,
             forwarded_host=head.first[b"host"], default_host=lane.upstream_host,
             added=self._added,
         )
@@ -544,14 +577,11 @@ class _Exchange:
     """One request on a connection to the app, fed its bytes as they arrive (a ``Sink``)."""
 
     __slots__ = (
-        "_head_only",
         "_received",
-        "buf",
         "client",
         "conn",
-        "head",
         "last",
-        "length",
+        "reader",
         "request",
         "resend",
     )
@@ -564,68 +594,42 @@ class _Exchange:
         self.request = request
         self.resend = resend
         """Bodiless on a reused connection: if the app closes it unanswered, send it anew."""
-        self.buf = b""
-        self.head: ResponseHead | None = None
-        self.length = 0
+        self.reader = ResponseReader(head_only=head_only)
         self.last = conn.loop.time()
-        self._head_only = head_only
         self._received = False
 
     def upstream_data(self, data: bytes) -> None:
         self._received = True
         self.last = self.conn.loop.time()
+        reader = self.reader
         try:
-            self._feed(self.buf + data if self.buf else data)
-        except UpstreamError as error:
-            self._fail(error)
+            reader.feed(data)
+        except Malformed as error:
+            self._fail(UpstreamError(str(error)))
+            return
+        head = reader.head
+        if head is None:
+            return
+        try:
+            if not reader.complete:
+                if head.content_length is None or head.content_length > SMALL_BODY:
+                    self._stream(head)
+                return  # the rest of a small body is on its way
+            conn = self.conn
+            conn.sink = None
+            if head.keep_alive and not reader.leftover:
+                conn.reader = None
+                self.client.lane.pool.put(conn)
+            else:
+                conn.close()  # the app said close, or sent bytes past its answer's framing
+            self.client.relay(head, bytes(reader.body))
         except Exception:
             self.conn.sink = None
             self.conn.close()
             self.client._internal_error()
 
-    def _feed(self, buf: bytes) -> None:
-        head = self.head
-        while head is None:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > _MAX_RESPONSE_HEAD:
-                    raise UpstreamError("the app sent an oversized response head")
-                self.buf = buf
-                return
-            try:
-                parsed = parse_response_head(buf[:end + 2])
-            except Malformed as error:
-                raise UpstreamError(str(error)) from None
-            buf = buf[end + 4:]
-            if parsed.status < 200:
-                if parsed.status == 101:
-                    raise UpstreamError("the app switched protocols on a plain request")
-                continue  # 100 Continue, 103 Early Hints: the final answer follows
-            self.head = head = parsed
-            if self._head_only or parsed.status in _NO_BODY_STATUS:
-                self.length = 0
-            elif parsed.content_length is not None and parsed.content_length <= SMALL_BODY:
-                self.length = parsed.content_length
-            else:
-                self._stream(parsed, buf)
-                return
-        if len(buf) < self.length:
-            self.buf = buf
-            return
-        conn = self.conn
-        conn.sink = None
-        if head.keep_alive and len(buf) == self.length:
-            self.client.lane.pool.put(conn)
-        else:
-            conn.close()  # the app said close, or sent more than its answer
-        self.client.relay(head, buf)
-
-    def _stream(self, head: ResponseHead, rest: bytes) -> None:
-        conn = self.conn
-        conn.sink = None
-        conn.buffer += rest
-        response = self.client.lane.pool.response(conn, head, "GET")
-        assert response is not None
+    def _stream(self, head: ResponseHead) -> None:
+        response = self.client.lane.pool.response(self.conn, self.reader)
         self.client.stream(response, head)
 
     def upstream_lost(self) -> None:

@@ -24,6 +24,7 @@ from curfew.sidecar.authz import AuthzService
 from curfew.sidecar.client import ClientEndpoints
 from curfew.sidecar.enforce import JSON, Enforcer
 from curfew.sidecar.fastlane import FastLane
+from curfew.sidecar.http1 import request_refusal
 from curfew.sidecar.metrics import CONTENT_TYPE, SidecarMetrics
 from curfew.sidecar.proxy import ReverseProxy, answer, facts_of
 from curfew.sidecar.reload import ConfigWatcher
@@ -146,6 +147,13 @@ class Sidecar:
     # --- dispatch ---------------------------------------------------------------------------
 
     async def _main(self, request: web.BaseRequest) -> web.StreamResponse:
+        # aiohttp read this request with llhttp too (handed off by the fast lane, or in authz
+        # mode); the checks llhttp leaves to the server are the fast lane's.
+        why = request_refusal(request.raw_headers)
+        if why is not None:
+            refused = web.Response(status=400, text=f"bad request: {why}\n")
+            refused.force_close()
+            return refused
         path = request.path
         if path.startswith("/.curfew/"):
             handler = self.reserved.get((request.method, path))
