@@ -246,8 +246,9 @@ class ResponseHead:
     """No field is hop-by-hop or ``Curfew-*``: every field is relayed to the client."""
 
 
-class _HeadOnly(Exception):
-    """Stops llhttp after the head of an answer to HEAD (it cannot know it has no body)."""
+class _Complete(Exception):
+    """Stops llhttp at the end of the answer: it would read on into whatever follows, and
+    after the head of an answer to HEAD (it cannot know that answer has no body)."""
 
 
 class ResponseReader:
@@ -318,7 +319,7 @@ class ResponseReader:
                                  parser.should_keep_alive(), tokens, plain)
         if self._head_only:
             self.complete = True
-            raise _HeadOnly
+            raise _Complete
 
     def on_body(self, data: bytes) -> None:
         self.body += data
@@ -326,6 +327,7 @@ class ResponseReader:
     def on_message_complete(self) -> None:
         if self.head is not None:
             self.complete = True
+            raise _Complete
 
     def feed(self, data: bytes) -> None:
         """Feed bytes of the connection. Raises :class:`Malformed`."""
@@ -349,7 +351,7 @@ class ResponseReader:
         except httptools.HttpParserCallbackError as error:
             if isinstance(error.__context__, Malformed):
                 raise error.__context__ from None
-            if not isinstance(error.__context__, _HeadOnly):
+            if not isinstance(error.__context__, _Complete):
                 raise Malformed(f"the app's answer could not be read: {error}") from None
         except httptools.HttpParserError as error:
             raise Malformed(f"the app sent a malformed answer: {error}") from None

@@ -198,7 +198,10 @@ def test_interim_answers_are_skipped_and_head_answers_have_no_body() -> None:
 )
 def test_any_byte_past_the_answers_framing_is_noticed(answer: bytes, extra: bytes) -> None:
     assert not _read(answer).leftover
-    assert _read(answer + extra).leftover
+    after = _read(answer + extra)
+    assert after.leftover
+    alone = _read(answer)
+    assert (after.body, _head(after)) == (alone.body, _head(alone)), "the framed answer only"
     late = _read(answer + extra, pieces=len(answer + extra))
     assert late.leftover, "the bytes past the framing came in a later read"
 
