@@ -64,6 +64,8 @@ SMALL_BODY: Final = 64 * 1024
 relayed in one write (a cut-short one is then still a clean 502)."""
 _MAX_BUFFER: Final = 4 * SMALL_BODY
 """Pipelined bytes held while a request is in flight before reading from the client pauses."""
+LINGER_SECONDS: Final = 2.0
+"""After a refusal, the client's bytes are read and dropped for this long before closing."""
 KEEPALIVE_SECONDS: Final = 75.0
 """An idle client connection is closed after this long (aiohttp's default, kept)."""
 _JSON: Final = {"Content-Type": "application/json"}
@@ -206,6 +208,9 @@ class _Client(asyncio.Protocol):
         self._body = b""
         self._sent = False
         """Part of a streamed answer is out: a failure can only cut the connection."""
+        self._refused = False
+        """A request was refused: what the client still sends is dropped."""
+        self._lingering = False
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -221,6 +226,8 @@ class _Client(asyncio.Protocol):
         self.lane.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # read and dropped until the lingering close ends
         buf = self.buf + data if self.buf else data
         self.buf = buf
         if self.busy or self._writing_paused or self.closing:
@@ -539,7 +546,7 @@ class _Client(asyncio.Protocol):
 
     def _refuse(self, why: str) -> None:
         """Answer 400 to a head that is not strictly HTTP/1.1, and close."""
-        self.closing = True
+        self.closing = self._refused = True
         self.buf = b""
         self._answer(400, {"Content-Type": "text/plain"}, f"bad request: {why}\n".encode())
 
@@ -565,8 +572,17 @@ class _Client(asyncio.Protocol):
 
     def close(self) -> None:
         self.closing = True
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        if self._refused and not self._lingering and transport.can_write_eof():
+            # A lingering close (RFC 9112 section 9.6): closed with the client's bytes unread,
+            # the socket would be reset and the client could lose the 400 before reading it.
+            self._lingering = True
+            transport.write_eof()
+            self.loop.call_later(LINGER_SECONDS, transport.close)
+            return
+        transport.close()
 
     def abort(self) -> None:
         if self.transport is not None:

@@ -203,7 +203,7 @@ class RequestParser:
                 repeated.add(lname)
             else:
                 first[lname] = value
-            if lname in _REWRITTEN_RAW:
+            if lname in _REWRITTEN_RAW or lname.startswith(b"curfew-"):
                 plain = False
                 if lname == b"connection":
                     why = _connection_refusal(value)
@@ -246,18 +246,16 @@ class ResponseHead:
     """No field is hop-by-hop or ``Curfew-*``: every field is relayed to the client."""
 
 
-class _Complete(Exception):
-    """Stops llhttp at the end of the answer: it would read on into whatever follows, and
-    after the head of an answer to HEAD (it cannot know that answer has no body)."""
-
-
 class ResponseReader:
     """One answer of the app, read by llhttp from the bytes of its connection.
 
     Interim (1xx) answers are skipped. :attr:`head` is set once the final answer's head is
     read; its body collects in :attr:`body` until :attr:`complete`. Bytes past the answer's
     framing set :attr:`leftover`: they never reach a client, and the connection is not reused
-    (they could be read as the answer to the next request on it).
+    (they could be read as the answer to the next request on it). llhttp reads on past the end
+    of a message into what follows, so every callback after :attr:`complete` only notes
+    that something came; an answer that ends before the last byte it came with, even on a
+    CRLF that llhttp skips silently, has bytes past it too.
     """
 
     __slots__ = (
@@ -268,6 +266,7 @@ class ResponseReader:
     def __init__(self, *, head_only: bool) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._head_only = head_only
+        """An answer to HEAD: complete with its head (llhttp cannot know it has no body)."""
         self._fields: list[tuple[bytes, bytes, bytes]] = []
         self._reason = b""
         self._seen = 0
@@ -284,6 +283,10 @@ class ResponseReader:
 
     # llhttp's callbacks
 
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.leftover = True
+
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
 
@@ -291,6 +294,8 @@ class ResponseReader:
         self._fields.append((name, name.lower(), value.rstrip(_OWS)))
 
     def on_headers_complete(self) -> None:
+        if self.complete:
+            return
         parser = self._parser
         status = parser.get_status_code()
         fields, self._fields = self._fields, []
@@ -317,25 +322,23 @@ class ResponseReader:
         tokens = connection_tokens(connection) if connection else frozenset()
         self.head = ResponseHead(status, reason, fields, content_length, chunked,
                                  parser.should_keep_alive(), tokens, plain)
-        if self._head_only:
-            self.complete = True
-            raise _Complete
+        self.complete = self._head_only
 
     def on_body(self, data: bytes) -> None:
-        self.body += data
+        if self.complete:
+            self.leftover = True
+        else:
+            self.body += data
 
     def on_message_complete(self) -> None:
         if self.head is not None:
             self.complete = True
-            raise _Complete
 
     def feed(self, data: bytes) -> None:
         """Feed bytes of the connection. Raises :class:`Malformed`."""
         if self.complete:
             self.leftover = True
             return
-        # The answer must end on the last byte received: fed in two steps, an answer complete
-        # before the last byte had bytes past its framing.
         last = len(data) - 1
         if last > 0:
             self._feed(data[:last])
@@ -351,9 +354,11 @@ class ResponseReader:
         except httptools.HttpParserCallbackError as error:
             if isinstance(error.__context__, Malformed):
                 raise error.__context__ from None
-            if not isinstance(error.__context__, _Complete):
-                raise Malformed(f"the app's answer could not be read: {error}") from None
+            raise Malformed(f"the app's answer could not be read: {error}") from None
         except httptools.HttpParserError as error:
+            if self.complete:
+                self.leftover = True  # what followed the answer is not even HTTP
+                return
             raise Malformed(f"the app sent a malformed answer: {error}") from None
         if self.head is None:
             self._seen += len(data)
@@ -393,7 +398,8 @@ def build_upstream_head(
     ``Host``, and then its field lines ``block`` are sent as they are.
 
     Dropped: hop-by-hop fields and those ``Connection`` names (never a framing field or
-    ``Host``: :func:`request_refusal`), ``Expect``, every ``Curfew-*`` field of the client.
+    ``Host``: :func:`request_refusal`), ``Expect``, every ``Curfew-*`` field of the client
+    (those the sidecar sets today and any it may set later).
     Set: ``X-Forwarded-For`` (the client's ``peer`` appended to what a proxy in front sent),
     ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` unless already there; ``Host``
     (``default_host``) when the client sent none. ``added``: the sidecar's own fields
@@ -405,7 +411,7 @@ def build_upstream_head(
         kept: list[tuple[bytes, bytes]] = []
         tokens: frozenset[bytes] = frozenset()
         for name, lname, value in fields:
-            if lname in _REQUEST_DROP_RAW:
+            if lname in _REQUEST_DROP_RAW or lname.startswith(b"curfew-"):
                 if lname == b"connection":
                     tokens = tokens | connection_tokens((value,))
                 continue

@@ -180,7 +180,8 @@ class ReverseProxy:
         drop = REQUEST_DROP | _connection_tokens(src) if "Connection" in src else REQUEST_DROP
         out: CIMultiDict[str] = CIMultiDict()
         for name, value in src.items():
-            if name.lower() not in drop:
+            lname = name.lower()
+            if lname not in drop and not lname.startswith("curfew-"):
                 out.add(name, value)
         peer = request.remote
         if peer:
