@@ -1,4 +1,5 @@
-"""Proxy mode's fast lane: the main listener serves the common requests itself.
+"""The fast lane: the main listener serves the common requests itself, in proxy mode and in
+authz mode.
 
 A proxied request through aiohttp's server costs about as much CPU as the whole app behind
 it (a task, a request object, a response object and its writer per request). The fast lane
@@ -15,6 +16,10 @@ What it serves: origin-form HTTP/1.1 requests with a ``Host``, no body or a body
 endpoints, oversized heads), which then owns the connection to its end. A head llhttp refuses,
 or one the hop-by-hop step could turn into another request (see
 :func:`curfew.sidecar.http1.request_refusal`), is refused with 400 and the connection closed.
+
+In authz mode the fast lane answers the checks of Envoy and nginx the same way, with no app
+behind it (:class:`curfew.sidecar.authz.AuthzService` says what each check is and what to
+answer); the sidecar's own endpoints and probes are handed off.
 
 Rarer paths do use a task: a store call that must wait (no connection yet, a retry, an
 expired session to end), a new connection to the app, and answers streamed to the client
@@ -37,6 +42,7 @@ from aiohttp import web
 from yarl import URL
 
 from curfew.sessions.store import SessionStore
+from curfew.sidecar.authz import NGINX_URI, AuthzService, Reply
 from curfew.sidecar.enforce import Ask, Enforcer, Outcome, RequestFacts
 from curfew.sidecar.http1 import (
     HAND_OFF,
@@ -69,6 +75,7 @@ LINGER_SECONDS: Final = 2.0
 KEEPALIVE_SECONDS: Final = 75.0
 """An idle client connection is closed after this long (aiohttp's default, kept)."""
 _JSON: Final = {"Content-Type": "application/json"}
+_NGINX_URI: Final = NGINX_URI.lower().encode()
 
 
 def _phrase(status: int) -> bytes:
@@ -105,15 +112,60 @@ def _path_of(target: str) -> str:
     return URL.build(path=path, encoded=True).path
 
 
-class FastLane:
-    """The main listener of proxy mode (see the module docstring)."""
+class _Fields:
+    """A request head's fields as :class:`curfew.sidecar.authz.Headers` (as aiohttp gives
+    them: decoded, looked up in any case)."""
 
-    def __init__(self, proxy: ReverseProxy, handler: Handler, grace: float) -> None:
+    __slots__ = ("_head",)
+
+    def __init__(self, head: RequestHead) -> None:
+        self._head = head
+
+    def get(self, key: str, /) -> str | None:
+        return _text(self._head.first.get(key.lower().encode("latin-1")))
+
+    def getall(self, key: str, default: tuple[()], /) -> list[str] | tuple[()]:
+        values = self._head.values(key.lower().encode("latin-1"))
+        return [v.decode("utf-8", "surrogateescape") for v in values] if values else default
+
+
+class _Check:
+    """A request head as :class:`curfew.sidecar.authz.Check`."""
+
+    __slots__ = ("headers", "method", "raw_path")
+
+    secure = False
+    """The fast lane listens on plain HTTP."""
+
+    def __init__(self, head: RequestHead, target: str) -> None:
+        self.method = head.method.decode("ascii")
+        self.raw_path = target
+        self.headers = _Fields(head)
+
+
+class FastLane:
+    """The main listener (see the module docstring): of proxy mode with ``proxy``, of authz
+    mode with ``authz``; ``hand_off``: paths aiohttp serves (the sidecar's own, besides
+    ``/.curfew/``)."""
+
+    def __init__(
+        self,
+        enforcer: Enforcer,
+        handler: Handler,
+        grace: float,
+        *,
+        proxy: ReverseProxy | None = None,
+        authz: AuthzService | None = None,
+        hand_off: frozenset[str] = frozenset(),
+    ) -> None:
         self.proxy = proxy
-        self.enforcer: Enforcer = proxy.enforcer
-        self.pool: UpstreamPool = proxy.pool
-        self.read_timeout = proxy.read_timeout
-        self.upstream_host = proxy.upstream_host
+        self.authz = authz
+        self.hand_off = hand_off
+        self.enforcer = enforcer
+        self.pool: UpstreamPool | None = proxy.pool if proxy is not None else None
+        self.read_timeout = proxy.read_timeout if proxy is not None else 30.0
+        self.upstream_host = proxy.upstream_host if proxy is not None else b""
+        self.upstream = proxy.upstream if proxy is not None else ""
         self.web = web.Server(handler, access_log=None)
         """The aiohttp server that takes the connections handed off."""
         self.connections: set[_Client] = set()
@@ -327,7 +379,7 @@ class _Client(asyncio.Protocol):
             return None
         target = head.target.decode("utf-8", "surrogateescape")
         path = _path_of(target)
-        if path.startswith(RESERVED_PREFIX):
+        if path.startswith(RESERVED_PREFIX) or path in self.lane.hand_off:
             self._hand_off()
             return None
         return head, target, path, end + 4
@@ -338,6 +390,14 @@ class _Client(asyncio.Protocol):
         self._body = body
         first = head.first
         enforcer = self.lane.enforcer
+        authz = self.lane.authz
+        if authz is not None:
+            prepared = authz.prepare(_Check(head, target))
+            if isinstance(prepared, Reply):
+                self._answer(prepared.status, prepared.headers, prepared.body)
+                return
+            self._begin(enforcer, prepared)
+            return
         session_header = enforcer.session_header
         proto = first.get(b"x-forwarded-proto")
         cookie = first.get(b"cookie")
@@ -352,6 +412,9 @@ class _Client(asyncio.Protocol):
             fetch_mode=_text(first.get(b"sec-fetch-mode")),
             secure=proto is not None and proto.split(b",")[0].strip() == b"https",
         )
+        self._begin(enforcer, facts)
+
+    def _begin(self, enforcer: Enforcer, facts: RequestFacts) -> None:
         ask = enforcer.begin(facts)
         if isinstance(ask, Outcome):
             self._decided(ask)
@@ -389,6 +452,11 @@ class _Client(asyncio.Protocol):
         lane = self.lane
         head = self._head
         assert head is not None
+        if lane.authz is not None:
+            lane.enforcer.metrics.added_latency.observe(time.perf_counter() - self._started)
+            reply = lane.authz.reply(outcome, _NGINX_URI in head.first)
+            self._answer(reply.status, reply.headers, reply.body)
+            return
         if not outcome.allowed:
             lane.enforcer.metrics.added_latency.observe(time.perf_counter() - self._started)
             self._answer(outcome.status, outcome.headers, outcome.body)
@@ -405,6 +473,7 @@ class _Client(asyncio.Protocol):
         lane.enforcer.metrics.added_latency.observe(time.perf_counter() - self._started)
         if self._body:
             request += self._body
+        assert lane.pool is not None
         conn = lane.pool.take()
         if conn is None:
             self._spawn(self._connect(request))
@@ -412,6 +481,7 @@ class _Client(asyncio.Protocol):
             self._send(conn, request, resend=not self._body)
 
     async def _connect(self, request: bytes) -> None:
+        assert self.lane.pool is not None
         try:
             conn = await self.lane.pool.open()
         except UpstreamError as error:
@@ -422,7 +492,10 @@ class _Client(asyncio.Protocol):
     def _send(self, conn: Connection, request: bytes, *, resend: bool) -> None:
         head = self._head
         assert head is not None
-        self.exchange = exchange = _Exchange(self, conn, request, head.method == b"HEAD", resend)
+        pool = self.lane.pool
+        assert pool is not None
+        self.exchange = exchange = _Exchange(
+            self, pool, conn, request, head.method == b"HEAD", resend)
         conn.sink = exchange
         try:
             conn.write(request)
@@ -466,7 +539,7 @@ class _Client(asyncio.Protocol):
                 transport.write(b"0\r\n\r\n")
         except (UpstreamError, ConnectionError) as error:
             # Part of the answer is out: only a cut connection tells the client it is short.
-            _log.warning("upstream %s failed mid-response: %s", self.lane.proxy.upstream, error)
+            _log.warning("upstream %s failed mid-response: %s", self.lane.upstream, error)
             transport.abort()
             return
         finally:
@@ -487,7 +560,7 @@ class _Client(asyncio.Protocol):
         if timeout:
             self._answer(504, _JSON, gateway_body("upstream_timeout"))
         else:
-            _log.warning("upstream %s unreachable: %s", self.lane.proxy.upstream, error)
+            _log.warning("upstream %s unreachable: %s", self.lane.upstream, error)
             self._answer(502, _JSON, gateway_body("upstream_unavailable"))
 
     def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
@@ -597,15 +670,23 @@ class _Exchange:
         "client",
         "conn",
         "last",
+        "pool",
         "reader",
         "request",
         "resend",
     )
 
     def __init__(
-        self, client: _Client, conn: Connection, request: bytes, head_only: bool, resend: bool
+        self,
+        client: _Client,
+        pool: UpstreamPool,
+        conn: Connection,
+        request: bytes,
+        head_only: bool,
+        resend: bool,
     ) -> None:
         self.client = client
+        self.pool = pool
         self.conn = conn
         self.request = request
         self.resend = resend
@@ -635,7 +716,7 @@ class _Exchange:
             conn.sink = None
             if head.keep_alive and not reader.leftover:
                 conn.reader = None
-                self.client.lane.pool.put(conn)
+                self.pool.put(conn)
             else:
                 conn.close()  # the app said close, or sent bytes past its answer's framing
             self.client.relay(head, bytes(reader.body))
@@ -645,7 +726,7 @@ class _Exchange:
             self.client._internal_error()
 
     def _stream(self, head: ResponseHead) -> None:
-        response = self.client.lane.pool.response(self.conn, self.reader)
+        response = self.pool.response(self.conn, self.reader)
         self.client.stream(response, head)
 
     def upstream_lost(self) -> None:

@@ -128,7 +128,7 @@ class RequestParser:
     parser's use: aiohttp reads that connection from then on.
     """
 
-    __slots__ = ("_complete", "_fields", "_parser", "_upgrade", "_url")
+    __slots__ = ("_complete", "_fields", "_keep_alive", "_parser", "_upgrade", "_url")
 
     def __init__(self) -> None:
         self._parser = httptools.HttpRequestParser(self)
@@ -136,6 +136,7 @@ class RequestParser:
         self._fields: list[tuple[bytes, bytes]] = []
         self._complete = False
         self._upgrade = False
+        self._keep_alive = True
 
     # llhttp's callbacks
 
@@ -152,6 +153,8 @@ class RequestParser:
 
     def on_headers_complete(self) -> None:
         self._complete = True
+        # Read now: once the message is complete, llhttp no longer tells.
+        self._keep_alive = self._parser.should_keep_alive()
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -217,7 +220,7 @@ class RequestParser:
         length = first.get(b"content-length")
         return RequestHead(
             parser.get_method(), target, raw[raw.index(b"\r\n") + 2:], fields, first,
-            int(length) if length else 0, not parser.should_keep_alive(), plain,
+            int(length) if length else 0, not self._keep_alive, plain,
             frozenset(repeated) if repeated else frozenset(),
         )
 
@@ -296,7 +299,7 @@ class ResponseReader:
     def on_headers_complete(self) -> None:
         if self.complete:
             return
-        parser = self._parser
+        parser = self._parser  # asked now: once the message is complete, llhttp no longer tells
         status = parser.get_status_code()
         fields, self._fields = self._fields, []
         reason, self._reason = self._reason, b""

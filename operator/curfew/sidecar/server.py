@@ -1,10 +1,10 @@
 """The sidecar process: listeners, the sidecar's own endpoints, readiness, graceful shutdown.
 
-In proxy mode the main port is the fast lane (:mod:`curfew.sidecar.fastlane`), which hands
-what it does not serve itself to a low-level aiohttp server; every other listener is such a
-server (no router: a single dispatch on the path). Paths under ``/.curfew/`` belong to the
-sidecar and are never forwarded: the session status, keepalive, and later its static assets,
-registered in :attr:`Sidecar.reserved`.
+The main port is the fast lane (:mod:`curfew.sidecar.fastlane`), in proxy mode and in authz
+mode, which hands what it does not serve itself to a low-level aiohttp server; every other
+listener is such a server (no router: a single dispatch on the path). Paths under
+``/.curfew/`` belong to the sidecar and are never forwarded: the session status, keepalive,
+and later its static assets, registered in :attr:`Sidecar.reserved`.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Sidecar:
         }
         self._runners: list[web.BaseRunner] = []
         self.fast_lane: FastLane | None = None
-        """Proxy mode's main listener (the other listeners are aiohttp's)."""
+        """The main listener (the other listeners are aiohttp's)."""
         self._watch: asyncio.Task[None] | None = None
         self.stopping = False
         self.metrics.set_config(policy.hash, policy.workload, policy.policy, valid=True)
@@ -92,10 +92,15 @@ class Sidecar:
         """Start listening; returns the bound (host, port) of the main and ops listeners."""
         if self.proxy is not None:
             await self.proxy.start()
-            self.fast_lane = FastLane(self.proxy, self._main, self.settings.shutdown_grace_seconds)
-            bound = [await self.fast_lane.start(*parse_host_port(self.settings.listen))]
+            self.fast_lane = FastLane(self.enforcer, self._main,
+                                      self.settings.shutdown_grace_seconds, proxy=self.proxy)
         else:
-            bound = [await self._listen(self.settings.listen, self._main)]
+            # Authz checks are served like proxied requests; the probes of the main port are
+            # aiohttp's.
+            self.fast_lane = FastLane(self.enforcer, self._main,
+                                      self.settings.shutdown_grace_seconds, authz=self.authz,
+                                      hand_off=frozenset(self._ops))
+        bound = [await self.fast_lane.start(*parse_host_port(self.settings.listen))]
         if self.settings.ops_listen:
             bound.append(await self._listen(self.settings.ops_listen, self._ops_only))
         self._watch = asyncio.create_task(self.watcher.run(self.settings.config_poll_seconds))

@@ -239,6 +239,7 @@ FINE_TRICKS = {
     "HTTP/1.0 kept alive": b"",
     "empty lines before the request": b"",
     "the app adds an answer past the framing": b"X-Extra: 1\r\n",
+    "Connection: close": b"Connection: close\r\n",
 }
 """Shapes the sidecar serves: each request carrying them must be answered, and correctly."""
 
@@ -257,6 +258,8 @@ class Sent:
     """Its ``Connection`` names ``X-Private``: the app must not get that field."""
     handed_off: bool = False
     """A shape the fast lane hands off: aiohttp reads the connection from there on."""
+    closes: bool = False
+    """It asks to close the connection after its answer."""
 
 
     def numbered(self) -> Sent:
@@ -264,7 +267,7 @@ class Sent:
         probe = f"p{next(_probes):010d}"
         return Sent(probe, self.method, self.target.replace(PLACEHOLDER, probe), self.cookie,
                     self.body, self.wire.replace(PLACEHOLDER.encode(), probe.encode()),
-                    self.refused, self.private, self.handed_off)
+                    self.refused, self.private, self.handed_off, self.closes)
 
 
 @dataclass
@@ -358,12 +361,15 @@ def requests(draw: st.DrawFn) -> Sent:
                 refused=trick in REFUSED_TRICKS,
                 private=trick == "Connection names a private field",
                 handed_off=framing == "chunked" or version == b"HTTP/1.0"
-                or trick == "Expect: 100-continue")
+                or trick == "Expect: 100-continue",
+                closes=trick == "Connection: close")
 
 
 @st.composite
 def streams(draw: st.DrawFn) -> Stream:
     sent = draw(st.lists(requests(), min_size=1, max_size=4))
+    # A client that asked to close sends nothing more (RFC 9112 section 9.6).
+    sent = sent[:next((i + 1 for i, r in enumerate(sent) if r.closes), len(sent))]
     total = sum(len(r.wire) for r in sent)
     cuts = sorted(set(draw(st.lists(st.integers(1, max(1, total - 1)), max_size=4))))
     return Stream(sent, cuts)
@@ -462,10 +468,14 @@ def _check_answers(stream: Stream, answers: list[Answer], closed: bool) -> None:
             assert i == len(answers) - 1, "nothing is answered after a refusal"
             assert closed, "a refused connection is closed"
     first_refused = next((i for i, r in enumerate(sent) if r.refused), None)
-    if first_refused is None:
-        assert len(answers) == len(sent), "a stream of well-formed requests is answered whole"
+    last = next((i for i, r in enumerate(sent) if r.closes), len(sent) - 1)
+    if first_refused is None or last < first_refused:
+        assert len(answers) == last + 1, (
+            "well-formed requests are answered whole, up to one that asks to close")
         for i, answer in enumerate(answers):
             assert not _refusal(answer), f"well-formed request {i} was refused: {answer.body!r}"
+        if last < len(sent) - 1:
+            assert closed, "Connection: close is honoured"
         return
     assert closed, "a stream with a request to refuse ends closed"
     if any(r.handed_off for r in sent[:first_refused]):

@@ -41,6 +41,9 @@ def test_a_plain_request_head_is_read_with_its_first_values_and_length() -> None
     assert head.first[b"cookie"] == b"session=a; second=b", "every Cookie field, joined"
     assert head.close is True
     assert head.plain is False, "Connection is hop-by-hop: the head is rewritten"
+    bodiless = _request(b"GET / HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n")
+    assert bodiless.close is True, "read before llhttp completes the message and forgets"
+    assert _request(b"GET / HTTP/1.1\r\nHost: shop\r\n").close is False
     spaced = _request(b"GET / HTTP/1.1\r\nHost: shop\r\nX-Custom:  spaced \t\r\n")
     assert spaced.plain is True
     assert spaced.first[b"x-custom"] == b"spaced", "whitespace around a value is not the value"
