@@ -50,7 +50,6 @@ from curfew.sidecar.http1 import (
     RequestHead,
     RequestParser,
     ResponseHead,
-    ResponseReader,
     build_response_head,
     build_upstream_head,
     header_block,
@@ -691,7 +690,7 @@ class _Exchange:
         self.request = request
         self.resend = resend
         """Bodiless on a reused connection: if the app closes it unanswered, send it anew."""
-        self.reader = ResponseReader(head_only=head_only)
+        self.reader = conn.expect(head_only=head_only)
         self.last = conn.loop.time()
         self._received = False
 

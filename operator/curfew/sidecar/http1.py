@@ -140,11 +140,6 @@ class RequestParser:
 
     # llhttp's callbacks
 
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._fields = []
-        self._complete = self._upgrade = False
-
     def on_url(self, url: bytes) -> None:
         self._url += url
 
@@ -178,15 +173,16 @@ class RequestParser:
         """The complete head just fed, ``raw`` being its bytes up to and including the CRLF of
         its last field line: what the fast lane serves, or :data:`HAND_OFF`. Raises
         :class:`Malformed`."""
-        parser = self._parser
-        version = parser.get_http_version()
-        if version != "1.1":
-            if version == "1.0":
+        target, raw_fields, upgrade = self._url, self._fields, self._upgrade
+        self._url, self._fields, self._complete, self._upgrade = b"", [], False, False
+        # llhttp accepted the request line, so it ends in "HTTP/" and a one-digit version.
+        line_end = raw.index(b"\r\n")
+        version = raw[line_end - 3:line_end]
+        if version != b"1.1":
+            if version == b"1.0":
                 return HAND_OFF
             # llhttp reads any one-digit version; only HTTP/1.x is spoken here.
-            raise Malformed(f"HTTP/{version} is not HTTP/1.1")
-        target = self._url
-        raw_fields = self._fields
+            raise Malformed(f"HTTP/{version.decode()} is not HTTP/1.1")
         fields: list[tuple[bytes, bytes, bytes]] = []
         first: dict[bytes, bytes] = {}
         plain = True
@@ -212,14 +208,14 @@ class RequestParser:
                     why = _connection_refusal(value)
                     if why is not None:
                         raise Malformed(why)
-        if (self._upgrade or target[:1] != b"/" or len(fields) > MAX_FIELDS
+        if (upgrade or target[:1] != b"/" or len(fields) > MAX_FIELDS
                 or b"host" not in first or b"transfer-encoding" in first
                 or b"upgrade" in first or b"expect" in first):
             return HAND_OFF
         # llhttp checked it: one field, digits only, no overflow.
         length = first.get(b"content-length")
         return RequestHead(
-            parser.get_method(), target, raw[raw.index(b"\r\n") + 2:], fields, first,
+            self._parser.get_method(), target, raw[line_end + 2:], fields, first,
             int(length) if length else 0, not self._keep_alive, plain,
             frozenset(repeated) if repeated else frozenset(),
         )
@@ -247,6 +243,9 @@ class ResponseHead:
     """The app's ``Connection`` options (fields it names are hop-by-hop for this leg)."""
     plain: bool
     """No field is hop-by-hop or ``Curfew-*``: every field is relayed to the client."""
+    block: bytes | None = None
+    """The field lines as the app sent them (llhttp read them), when they came in one piece
+    with the status line: a plain head is relayed as these bytes."""
 
 
 class ResponseReader:
@@ -262,21 +261,32 @@ class ResponseReader:
     """
 
     __slots__ = (
-        "_fields", "_head_only", "_parser", "_reason", "_seen", "body", "complete", "head",
-        "leftover",
+        "_fields", "_head_only", "_interim", "_parser", "_reason", "_seen", "body", "complete",
+        "head", "leftover",
     )
 
     def __init__(self, *, head_only: bool) -> None:
         self._parser = httptools.HttpResponseParser(self)
+        self.reset(head_only=head_only)
+
+    def reset(self, *, head_only: bool) -> None:
+        """Read the next answer on the same connection (see :attr:`reusable`)."""
         self._head_only = head_only
         """An answer to HEAD: complete with its head (llhttp cannot know it has no body)."""
         self._fields: list[tuple[bytes, bytes, bytes]] = []
         self._reason = b""
         self._seen = 0
+        self._interim = False
         self.head: ResponseHead | None = None
         self.body = bytearray()
         self.complete = False
         self.leftover = False
+
+    @property
+    def reusable(self) -> bool:
+        """llhttp stands at the start of the next answer: this one ended exactly (and was not
+        an answer to HEAD, whose body llhttp still expects)."""
+        return self.complete and not self.leftover and not self._head_only
 
     @property
     def until_close(self) -> bool:
@@ -306,6 +316,7 @@ class ResponseReader:
         if status < 200:
             if status == 101:
                 raise Malformed("the app switched protocols on a plain request")
+            self._interim = True
             return  # 100 Continue, 103 Early Hints: llhttp reads the final answer next
         content_length: int | None = None
         chunked = False
@@ -342,14 +353,22 @@ class ResponseReader:
         if self.complete:
             self.leftover = True
             return
+        whole = data
+        first = self.head is None and not self._seen
         last = len(data) - 1
         if last > 0:
             self._feed(data[:last])
-            if self.complete:
+            if not self.complete:
+                self._feed(data[last:])
+            elif not self.leftover:
                 self.leftover = True
-                return
-            data = data[last:]
-        self._feed(data)
+        else:
+            self._feed(data)
+        head = self.head
+        if (first and head is not None and head.plain and not self._interim
+                and whole.startswith(b"HTTP/")):
+            # The head came whole with its status line, and llhttp accepted every line of it.
+            head.block = whole[whole.index(b"\r\n") + 2:whole.index(b"\r\n\r\n") + 2]
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -455,7 +474,9 @@ def build_response_head(
     ``Connection`` names) dropped, the app's values of ``added_names`` replaced by ``added``,
     then ``framing`` (``Transfer-Encoding`` / ``Connection`` lines of the client's leg)."""
     if head.plain:
-        block = b"".join([b"%b: %b\r\n" % (name, value) for name, _, value in head.fields])
+        block = head.block
+        if block is None:
+            block = b"".join([b"%b: %b\r\n" % (name, value) for name, _, value in head.fields])
     else:
         drop = _HOP_BY_HOP_RAW | head.tokens | added_names
         block = b"".join([b"%b: %b\r\n" % (name, value) for name, lname, value in head.fields

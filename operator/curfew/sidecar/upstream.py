@@ -62,6 +62,8 @@ class Connection(asyncio.Protocol):
         """While set, bytes go to it, not to :attr:`reader` (see :class:`Sink`)."""
         self.reader: ResponseReader | None = None
         """The answer being read; None while the connection is idle."""
+        self._spare: ResponseReader | None = None
+        """The last answer's reader: llhttp reads the next answer with it when it can."""
         self.error: str | None = None
         """Why the answer could not be read (the connection is then closed)."""
         self._read_timeout = read_timeout
@@ -78,10 +80,17 @@ class Connection(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
 
-    def expect(self, reader: ResponseReader) -> None:
-        """Read the answer to the request about to be written with ``reader``."""
-        self.reader = reader
+    def expect(self, *, head_only: bool) -> ResponseReader:
+        """The reader of the answer to the request about to be written (``head_only``: to
+        ``HEAD``)."""
+        reader = self._spare
+        if reader is not None and reader.reusable and not head_only:
+            reader.reset(head_only=False)
+        else:
+            reader = ResponseReader(head_only=head_only)
+        self.reader = self._spare = reader
         self.received = False
+        return reader
 
     def data_received(self, data: bytes) -> None:
         sink = self.sink
@@ -350,8 +359,7 @@ class UpstreamPool:
         body: AsyncIterator[bytes] | None,
         chunked: bool,
     ) -> UpstreamResponse:
-        reader = ResponseReader(head_only=method == "HEAD")
-        conn.expect(reader)
+        reader = conn.expect(head_only=method == "HEAD")
         try:
             conn.write(head)
             if body is not None:

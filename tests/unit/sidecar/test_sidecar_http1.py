@@ -209,6 +209,20 @@ def test_any_byte_past_the_answers_framing_is_noticed(answer: bytes, extra: byte
     assert late.leftover, "the bytes past the framing came in a later read"
 
 
+def test_one_reader_reads_the_answers_of_a_connection_in_turn_when_each_ended_exactly() -> None:
+    reader = _read(b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 3\r\n\r\none")
+    assert reader.reusable
+    assert _head(reader).block == b"X-A: 1\r\nContent-Length: 3\r\n", "relayed as sent"
+    reader.reset(head_only=False)
+    reader.feed(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ntwo\r\n0\r\n\r\n")
+    assert (_head(reader).status, bytes(reader.body), reader.leftover) == (201, b"two", False)
+    assert not _read(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", head_only=True).reusable, (
+        "after an answer to HEAD llhttp still expects its body")
+    assert not _read(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n12").reusable
+    interim = _read(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert _head(interim).block is None, "not the final answer's own lines: rebuilt from fields"
+
+
 def test_a_head_answer_with_bytes_after_its_head_is_noticed() -> None:
     assert _read(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", head_only=True).leftover
 
