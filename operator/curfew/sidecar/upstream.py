@@ -28,7 +28,6 @@ from typing import Final, Protocol, cast
 from curfew.sidecar.http1 import Malformed, ResponseReader
 
 _HIGH_WATER: Final = 256 * 1024
-_LOW_WATER: Final = 64 * 1024
 _MAX_IDLE: Final = 256
 
 
