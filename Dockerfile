@@ -10,13 +10,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/curfew
 WORKDIR /src
-# Dependencies first, so editing the code does not reinstall them.
+# Dependencies first, so editing the code does not reinstall them. Only from the hashed runtime
+# lock (requirements/runtime.txt, the same versions as the test lock): no resolver runs here.
+COPY requirements/runtime.txt ./requirements/
+RUN /opt/curfew/bin/pip install --require-hashes --no-deps -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
-RUN mkdir -p operator/curfew && touch operator/curfew/__init__.py \
-    && /opt/curfew/bin/pip install . \
-    && /opt/curfew/bin/pip uninstall -y curfew
 COPY operator ./operator
-RUN /opt/curfew/bin/pip install --no-deps . \
+RUN /opt/curfew/bin/pip install --no-deps --no-build-isolation . \
+    && /opt/curfew/bin/pip check \
     && /opt/curfew/bin/python -m compileall -q /opt/curfew/lib \
     && /opt/curfew/bin/curfew --version
 

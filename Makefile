@@ -10,19 +10,32 @@ BIN    := $(VENV)/bin
 TOOLS  := .tools/bin
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
+LOCK   := requirements/lock.txt
+UV     := uv==0.13.9
+
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps tools render demo lint test test-unit test-integration fuzz e2e bench clean
+.PHONY: help setup system-deps tools lock render demo lint test test-unit test-integration fuzz e2e bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[A-Za-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(BIN)/curfew: pyproject.toml
+# Everything comes from the hashed lock, nothing from a resolver: a fresh machine gets the
+# versions CI got. `make lock` is the only way the versions move.
+$(BIN)/curfew: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,dev]'
+	$(BIN)/pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
-setup: $(BIN)/curfew tools  ## create .venv and install curfew with its test and dev extras
+setup: $(BIN)/curfew  ## create .venv from the lock (requirements/lock.txt) and install curfew into it
+
+lock:  ## re-resolve the locks from pyproject.toml to the newest allowed versions (network; note it in CHANGELOG)
+	$(PYTHON) -m venv .tools/uv
+	.tools/uv/bin/pip install -q '$(UV)'
+	.tools/uv/bin/uv pip compile -q --upgrade --generate-hashes --universal --python-version 3.11 \
+		pyproject.toml requirements/build.in --extra test --extra dev -o $(LOCK)
+	.tools/uv/bin/uv pip compile -q --generate-hashes --universal --python-version 3.11 \
+		pyproject.toml requirements/build.in -c $(LOCK) -o requirements/runtime.txt
 
 system-deps:  ## install Debian packages the tests need (redis-server, wrk, chromium); needs root
 	bash scripts/system-deps.sh
@@ -41,13 +54,13 @@ lint: setup  ## ruff, mypy --strict and import-linter
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: system-deps setup lint  ## everything CI runs: lint, then the whole suite (pytest exit 5, no tests, fails)
+test: system-deps setup tools lint  ## everything CI runs: lint, then the whole suite (pytest exit 5, no tests, fails)
 	bash scripts/pytest.sh
 
 test-unit: setup  ## the unit tier only (no servers)
 	$(BIN)/pytest tests/unit
 
-test-integration: setup  ## the integration tier (real Redis, kmock, real HTTP, real helm)
+test-integration: setup tools  ## the integration tier (real Redis, kmock, real HTTP, real helm)
 	$(BIN)/pytest tests/integration
 
 fuzz: setup  ## the sidecar's differential HTTP fuzzing, long profile (FUZZ_EXAMPLES=200000)
@@ -55,7 +68,7 @@ fuzz: setup  ## the sidecar's differential HTTP fuzzing, long profile (FUZZ_EXAM
 	  $(BIN)/pytest -p no:cacheprovider --hypothesis-show-statistics \
 	  tests/integration/sidecar/test_sidecar_fuzz.py
 
-e2e: setup  ## the opt-in real-cluster suite (needs kind and docker): see docs/install.md
+e2e: setup tools  ## the opt-in real-cluster suite (needs kind and docker): see docs/install.md
 	bash scripts/e2e-kind.sh
 
 bench: setup  ## run every benchmark under bench/

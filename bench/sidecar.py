@@ -9,18 +9,27 @@ keep-alive), every request carrying one of ``--sessions`` session cookies:
    alternating short runs (``--latency-rounds``); the added p50 / p99 are the differences of the
    medians (the direct p99 shows the upstream alone serves this load fast);
 3. Redis calls per proxied request, from ``INFO commandstats`` before and after (every command
-   but INFO itself).
+   but INFO itself);
+4. the yardstick: the same load through an **nginx reverse proxy hop** in front of the same app
+   (nginx from Debian, one worker, upstream keep-alive, no access log), the cheapest proxy hop
+   a pod could have instead of the sidecar;
+5. authz mode: the same load as checks (Envoy's shape: the original method, path and cookie)
+   against a second sidecar in authz mode.
 
 Also prints each measured process's CPU time per request and the one-core capacity it implies
 (requests per CPU-second), a figure other work on the machine does not move.
 
 Ends with one line: ``RESULT direct_rps=… proxied_rps=… rps_ratio=… added_p50_ms=…
-added_p99_ms=… redis_calls_per_request=…``.
+added_p99_ms=… redis_calls_per_request=… sidecar_cpu_us=… nginx_cpu_us=…
+cpu_ratio_to_nginx=… authz_cpu_us=…``: CPU time per request of the sidecar (proxied), of nginx
+(its master and worker) and of the authz sidecar (per check), each measured alone on its core
+the same way, and the sidecar's against nginx's.
 
 Placement (``--pin``, the default on a machine with two cores or more): the process being
 measured gets a core of its own and everything else shares the other, the same way in both
 runs. Direct: the app alone on core 1; wrk on core 0. Proxied: the sidecar alone on core 1;
-wrk, the app and Redis on core 0. So ``rps_ratio`` compares the sidecar's throughput on one
+wrk, the app and Redis on core 0; the nginx hop and the authz sidecar are placed as the proxied
+sidecar is. So ``rps_ratio`` compares the sidecar's throughput on one
 core with the app's on one core, and neither run lends the measured process the other core's
 idle time. ``--no-pin`` lets the kernel place everything (all processes then compete for
 every core, and the proxied run crosses four processes against the direct run's two).
@@ -115,6 +124,44 @@ def serve_upstream(port: int) -> None:
 def quiet(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """A process whose output is dropped."""
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/client_body;
+  proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi;
+  scgi_temp_path {tmp}/scgi;
+  upstream app {{
+    server 127.0.0.1:{app_port};
+    keepalive 64;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+"""
+"""The nginx hop: a plain reverse proxy with keep-alive connections to the app."""
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants (nginx's master and its worker)."""
+    pids = [pid]
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        pids.extend(process_tree(int(child)))
+    return pids
 
 
 def free_port() -> int:
@@ -214,7 +261,7 @@ def main() -> int:
     if args.upstream_server:
         serve_upstream(args.upstream_server)
         return 0
-    for tool in ("wrk", "redis-server"):
+    for tool in ("wrk", "redis-server", "nginx"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (make system-deps)")
 
@@ -226,7 +273,9 @@ def main() -> int:
 
     config = tmp / "policy.json"
     config.write_text(UnifiedConfig.model_validate(POLICY).sealed().to_json())
-    redis_port, app_port, sidecar_port, ops_port = (free_port() for _ in range(4))
+    redis_port, app_port, sidecar_port, ops_port, nginx_port, authz_port, authz_ops = (
+        free_port() for _ in range(7))
+    (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, app_port=app_port, port=nginx_port))
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs.append(quiet(
@@ -240,13 +289,23 @@ def main() -> int:
              "--listen", f"127.0.0.1:{sidecar_port}", "--ops-listen", f"127.0.0.1:{ops_port}",
              "--upstream", f"http://127.0.0.1:{app_port}", "--log-level", "WARNING"],
             env))
+        procs.append(quiet(
+            [sys.executable, "-m", "curfew", "sidecar", "--config", str(config), "--mode", "authz",
+             "--listen", f"127.0.0.1:{authz_port}", "--ops-listen", f"127.0.0.1:{authz_ops}",
+             "--log-level", "WARNING"],
+            env))
+        procs.append(quiet(["nginx", "-p", str(tmp), "-c", str(tmp / "nginx.conf")]))
         wait_http(app_port)
         wait_http(ops_port, "/readyz")
+        wait_http(authz_ops, "/readyz")
+        wait_http(nginx_port)
         client = redis.Redis(port=redis_port)
-        redis_proc, app_proc, sidecar_proc = procs
+        redis_proc, app_proc, sidecar_proc, authz_proc, nginx_proc = procs
+        nginx_pids = process_tree(nginx_proc.pid)
         place = Placement(args.pin)
         place(redis_proc.pid, place.rest)
-        place(sidecar_proc.pid, place.measured)
+        for pid in (sidecar_proc.pid, authz_proc.pid, *nginx_pids):
+            place(pid, place.measured)
 
         def direct_run(connections: int, seconds: float) -> dict[str, float]:
             place(app_proc.pid, place.measured)
@@ -269,6 +328,17 @@ def main() -> int:
         after = redis_calls(client)
         by_command = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
         calls = sum(by_command.values())
+        # The same load through the nginx hop, then as authz checks: each process alone on
+        # the measured core, wrk, the app and Redis on the other, as in the proxied run.
+        place(app_proc.pid, place.rest)
+        wrk(nginx_port, args.connections, short, script, place)  # warm-up
+        nginx_before = sum(cpu_seconds(pid) for pid in nginx_pids)
+        hop = wrk(nginx_port, args.connections, args.duration, script, place)
+        nginx_cpu = sum(cpu_seconds(pid) for pid in nginx_pids) - nginx_before
+        wrk(authz_port, args.connections, short, script, place)  # warm-up
+        authz_before = cpu_seconds(authz_proc.pid)
+        checks = wrk(authz_port, args.connections, args.duration, script, place)
+        authz_cpu = cpu_seconds(authz_proc.pid) - authz_before
         # Alternate short runs and take medians: on a shared machine one noisy second would
         # otherwise decide a p99.
         rounds = [
@@ -308,12 +378,21 @@ def main() -> int:
           f"ratio {app_us / sidecar_us:.3f}")
     print(f"redis: {calls} client commands {by_command} for {proxied['requests']:.0f} "
           f"proxied requests (commands run inside the Lua script are not round trips)")
+    nginx_us = nginx_cpu / hop["requests"] * 1e6
+    authz_us = authz_cpu / checks["requests"] * 1e6
+    print(f"nginx hop: {hop['rps']:.0f} rps (p50 {hop['p50_ms']:.2f} ms, p99 "
+          f"{hop['p99_ms']:.2f} ms), {nginx_us:.1f} us CPU per request; the sidecar costs "
+          f"{sidecar_us / nginx_us:.2f} times that")
+    print(f"authz checks: {checks['rps']:.0f} rps (p50 {checks['p50_ms']:.2f} ms), "
+          f"{authz_us:.1f} us CPU per check")
     print(
         f"RESULT direct_rps={direct['rps']:.0f} proxied_rps={proxied['rps']:.0f} "
         f"rps_ratio={proxied['rps'] / direct['rps']:.3f} "
         f"added_p50_ms={light_proxied['p50_ms'] - light_direct['p50_ms']:.3f} "
         f"added_p99_ms={light_proxied['p99_ms'] - light_direct['p99_ms']:.3f} "
-        f"redis_calls_per_request={calls / proxied['requests']:.3f}"
+        f"redis_calls_per_request={calls / proxied['requests']:.3f} "
+        f"sidecar_cpu_us={sidecar_us:.1f} nginx_cpu_us={nginx_us:.1f} "
+        f"cpu_ratio_to_nginx={sidecar_us / nginx_us:.3f} authz_cpu_us={authz_us:.1f}"
     )
     return 0
 

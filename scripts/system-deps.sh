@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs for real: redis-server (single and Cluster),
 # wrk (sidecar benchmark), nginx-light (the sidecar's documented auth_request config, run for
-# real), chromium + chromium-driver (browser tests), openssl (the TLS store test's throwaway CA).
+# real), chromium + chromium-driver (browser tests), openssl (the TLS store test's throwaway CA),
+# nodejs + npm (the real JavaScript cookie parser, installed from its lockfile with npm ci).
 # Skips what is present.
 set -euo pipefail
 need=()
@@ -12,6 +13,8 @@ command -v nginx >/dev/null || need+=(nginx-light)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v openssl >/dev/null || need+=(openssl)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${need[*]} (run: sudo apt-get install -y ${need[*]})" >&2

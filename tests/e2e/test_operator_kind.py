@@ -28,6 +28,7 @@ from curfew.k8s.client import (
     SESSION_POLICIES,
     ApiError,
     KubeClient,
+    RejectedApiError,
     Resource,
     load_connection,
 )
@@ -172,3 +173,64 @@ async def test_the_operator_flow_on_a_real_cluster() -> None:
             return not await client.list(CRON_JOBS, ns)
 
         await _eventually(purge_gone)
+
+
+def _cron_job(ns: str, schedule: str, time_zone: str | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "schedule": schedule,
+        "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "c", "image": PAUSE}]}}}}}
+    if time_zone is not None:
+        spec["timeZone"] = time_zone
+    return {"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "probe", "namespace": ns}, "spec": spec}
+
+
+# What Curfew refuses although the API server accepts it (docs/policy.md says why).
+STRICTER = ("@every", "a question mark", "never occurs", "a leading space", "a trailing newline")
+
+
+async def test_the_schedule_table_agrees_with_a_real_api_server() -> None:
+    from tests.unit.api.test_schedule import INVALID_SCHEDULES, INVALID_ZONES, VALID_SCHEDULES
+
+    async with _namespace() as (client, ns):
+        async def accepted(schedule: str, time_zone: str | None = None) -> bool:
+            try:
+                await client.request("POST", CRON_JOBS.path(ns), params={"dryRun": "All"},
+                                     body=_cron_job(ns, schedule, time_zone))
+            except RejectedApiError as exc:
+                if exc.status != 422:
+                    raise
+                return False
+            return True
+
+        for case, schedule in VALID_SCHEDULES:
+            assert await accepted(schedule), case
+        for case, schedule, _ in INVALID_SCHEDULES:
+            stricter = any(word in case for word in STRICTER)
+            assert await accepted(schedule) is stricter, case
+        for case, zone, _ in INVALID_ZONES:
+            assert not await accepted("0 3 * * *", zone), case
+
+
+async def test_a_schedule_the_api_server_refuses_is_invalid_spec_and_a_time_zone_is_applied(
+        ) -> None:
+    async with _namespace() as (client, ns):
+        bad = _policy("sunday", ns, {"team": "x"})
+        bad["spec"]["purge"] = {"schedule": "0 0 * * 7"}
+        await client.create(SESSION_POLICIES, ns, bad)
+
+        async def invalid() -> dict[str, Any] | None:
+            cond = _ready(await client.get(SESSION_POLICIES, ns, "sunday"))
+            return cond if cond and cond["reason"] == "InvalidSpec" else None
+
+        cond = await _eventually(invalid)
+        assert cond["message"].startswith("spec.purge.schedule: day of week field '7'")
+        assert await client.list(CRON_JOBS, ns) == []
+
+        good = _policy("paris", ns, {"team": "y"})
+        good["spec"]["purge"] = {"schedule": "0 3 * * MON-FRI", "timeZone": "Europe/Paris"}
+        await client.create(SESSION_POLICIES, ns, good)
+        cron = await _eventually(lambda: client.get(CRON_JOBS, ns, "curfew-purge-paris"))
+        assert (cron["spec"]["schedule"], cron["spec"]["timeZone"]) == ("0 3 * * MON-FRI",
+                                                                        "Europe/Paris")

@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel
 
 from curfew.api.durations import SECOND, Duration
 from curfew.api.errors import InvalidPolicy
+from curfew.api.schedule import check_schedule, check_time_zone
 
 GROUP: Final = "curfew.dev"
 VERSION: Final = "v1alpha1"
@@ -52,7 +53,6 @@ _LABEL_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*
                          r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HTTP_METHOD = re.compile(r"^[A-Z]+$")
-_CRON = re.compile(r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$")
 
 
 class Model(BaseModel):
@@ -83,9 +83,12 @@ LabelValue = Annotated[str, AfterValidator(_label_value)]
 class LabelSelectorRequirement(Model):
     """One ``matchExpressions`` term, as in Kubernetes' ``metav1.LabelSelectorRequirement``."""
 
-    key: LabelKey
-    operator: SelectorOperator
-    values: list[LabelValue] = Field(default_factory=list, max_length=64)
+    key: LabelKey = Field(description="The label key the requirement applies to.")
+    operator: SelectorOperator = Field(description="How the key's value is compared with values.")
+    values: list[LabelValue] = Field(
+        default_factory=list, max_length=64,
+        description="Values for In and NotIn; empty for Exists and DoesNotExist.",
+    )
 
     @model_validator(mode="after")
     def _values_fit_operator(self) -> LabelSelectorRequirement:
@@ -100,20 +103,32 @@ class LabelSelector(Model):
     """A standard label selector over pod-template labels. ``{}`` selects every workload."""
 
     # Bounded so the CRD's CEL rules over them stay within the API server's cost budget.
-    match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
-    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)
+    match_labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict, max_length=64,
+        description="Labels that must all be present with these values. (Keys are checked by the "
+        "operator, which reports an invalid key on the policy: a CEL rule over map keys would "
+        "exceed the API server's cost budget.)",
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, max_length=32, description="Requirements that must all hold."
+    )
 
 
 class Timeouts(Model):
     """Session lifetimes. Idle is measured from the last activity, absolute from creation."""
 
-    idle: Duration = Field(description="Expire a session after this long without activity.")
-    absolute: Duration = Field(description="Expire a session this long after it began, whatever.")
+    idle: Duration = Field(
+        description="Expire a session after this long without activity (at least 1s)."
+    )
+    absolute: Duration = Field(
+        description="Expire a session this long after it began, active or not (at most 8784h)."
+    )
     renewal: Duration | None = Field(
-        default=None, description="Re-issue the session id after this long (unset: never)."
+        default=None, description="Re-issue the session id after this long (unset, never)."
     )
     warning_lead: Duration | None = Field(
-        default=None, description="How early before idle expiry clients are warned (unset: none)."
+        default=None,
+        description="How long before idle expiry clients are warned (unset, no warning).",
     )
 
     @model_validator(mode="after")
@@ -135,7 +150,9 @@ class SessionSource(Model):
     """Where the session id is read from: a cookie, or a request header."""
 
     cookie_name: str | None = Field(default=None, description="Cookie that carries the session id.")
-    header: str | None = Field(default=None, description="Header that carries the session token.")
+    header: str | None = Field(
+        default=None, description="Header that carries the session token, e.g. Authorization."
+    )
     header_prefix: str | None = Field(
         default=None, description='Scheme stripped from the header value, e.g. "Bearer ".'
     )
@@ -173,11 +190,12 @@ class Activity(Model):
     """Requests that do NOT count as user activity (they never extend the idle timer)."""
 
     exclude_paths: list[Annotated[str, AfterValidator(_path_glob)]] = Field(
-        default_factory=list, description="Path globs (fnmatch: *, ?, [..]) that are not activity."
+        default_factory=list,
+        description="Path globs (fnmatch *, ?, [..]) that are not activity, e.g. /healthz.",
     )
     exclude_methods: list[Annotated[str, AfterValidator(_method)]] = Field(
         default_factory=lambda: ["OPTIONS", "HEAD"],
-        description="HTTP methods that are not activity.",
+        description="HTTP methods (upper case) that are not activity.",
     )
 
 
@@ -193,7 +211,8 @@ class Reauthentication(Model):
     login_url: Annotated[str, AfterValidator(_url)] | None = Field(
         default=None,
         alias="loginURL",
-        description="Login page for browsers (unset: browsers get 401 like API clients).",
+        description="Login page for browsers, an absolute http(s) URL or a path (unset, "
+        "browsers get 401 like API clients).",
     )
     return_to_parameter: str = Field(
         default="return_to", pattern=r"^[A-Za-z0-9_.\-]+$",
@@ -225,16 +244,20 @@ class SessionKeySecretRef(SecretKeyRef):
 class Store(Model):
     """The shared Redis session store."""
 
-    redis_secret_ref: SecretKeyRef = Field(description="Secret key holding the Redis URL.")
+    redis_secret_ref: SecretKeyRef = Field(
+        description="Key of a Secret in this namespace that holds the Redis URL."
+    )
     session_key_secret_ref: SessionKeySecretRef | None = Field(
         default=None,
-        description="Secret key holding the HMAC key for session ids "
-        "(default: the Redis Secret, key session-key).",
+        description="Key of a Secret holding the HMAC key for session ids (unset, the Redis "
+        "Secret's key session-key).",
     )
-    format: StoreFormat = Field(default="curfew", description="Session format of the app.")
+    format: StoreFormat = Field(
+        default="curfew", description="Session format of the application."
+    )
     key_prefix: str | None = Field(
         default=None, min_length=1, max_length=128,
-        description="Key prefix of the app's sessions (default: the format's own).",
+        description="Key prefix of the application's sessions (unset, the format's own).",
     )
 
     @property
@@ -248,56 +271,99 @@ class Store(Model):
         return SessionKeySecretRef(name=self.redis_secret_ref.name)
 
 
-def _cron(value: str) -> str:
-    if not _CRON.fullmatch(value):
-        raise ValueError(f"schedule {value!r} is not a cron expression (five fields or @hourly..)")
-    return value
-
-
 class Purge(Model):
     """The purge CronJob that removes sessions past their limits from the store."""
 
-    schedule: Annotated[str, AfterValidator(_cron)] = Field(
-        default="*/5 * * * *", description="Cron schedule of the purge job."
+    schedule: Annotated[str, AfterValidator(check_schedule)] = Field(
+        default="*/5 * * * *",
+        description="Cron schedule of the purge job, as a CronJob reads it: five fields "
+        "(minute hour day-of-month month day-of-week) or @yearly, @annually, @monthly, @weekly, "
+        "@daily, @midnight, @hourly.",
+    )
+    time_zone: Annotated[str, AfterValidator(check_time_zone)] | None = Field(
+        default=None,
+        description="IANA time zone the schedule is read in, e.g. Europe/Paris (unset: the "
+        "time zone of the kube-controller-manager, usually UTC).",
     )
     suspend: bool = Field(default=False, description="Pause scheduled purges.")
     max_purge_percent: int = Field(
         default=50, ge=1, le=100,
-        description="Abort a run that would remove more than this share of scanned sessions.",
+        description="Abort a run that would remove more than this share of the scanned "
+        "sessions.",
     )
 
 
 class Compliance(Model):
     """Compliance profiles the policy is checked against (reported, never enforced)."""
 
-    profiles: list[ComplianceProfileName] = Field(default_factory=list)
+    profiles: list[ComplianceProfileName] = Field(
+        default_factory=list, description="Profiles whose limits the timeouts are checked against."
+    )
 
 
 class Client(Model):
     """The browser client script the sidecar serves at ``/.curfew/client.js``."""
 
-    enabled: bool = Field(default=False, description="Serve the countdown/warning client script.")
+    enabled: bool = Field(
+        default=False, description="Serve the countdown and warning client script."
+    )
 
 
 class SessionPolicySpec(Model):
     """What a platform team writes: one session-timeout policy for the selected workloads."""
 
-    selector: LabelSelector = Field(description="Pod-template labels of the selected workloads.")
-    priority: int = Field(default=0, ge=-1000, le=1000, description="Higher wins overlaps.")
-    enforcement: Enforcement = Field(default="Enforce", description="Enforce, or only Audit.")
+    selector: LabelSelector = Field(
+        description="Label selector over the pod-template labels of the Deployments, "
+        "StatefulSets and DaemonSets of this namespace. An empty selector {} selects them all."
+    )
+    priority: int = Field(
+        default=0, ge=-1000, le=1000,
+        description="Breaks ties between overlapping policies for non-timeout fields (higher "
+        "wins).",
+    )
+    enforcement: Enforcement = Field(
+        default="Enforce",
+        description="Enforce expires sessions; Audit only logs and reports what would be "
+        "expired, and the purge job removes nothing.",
+    )
     failure_policy: FailurePolicy = Field(
         default="Fail",
-        description="When the store is unreachable: Fail denies requests that carry a session "
-        "(fail-closed), Ignore lets them through and logs it (fail-open).",
+        description="When the session store is unreachable: Fail denies requests that carry a "
+        "session (fail-closed), Ignore lets them through and logs it (fail-open).",
     )
-    timeouts: Timeouts
-    session: SessionSource = Field(default_factory=_default_session)
-    activity: Activity = Field(default_factory=Activity)
-    reauthentication: Reauthentication = Field(default_factory=Reauthentication)
-    store: Store
-    purge: Purge = Field(default_factory=Purge)
-    compliance: Compliance = Field(default_factory=Compliance)
-    client: Client = Field(default_factory=Client)
+    timeouts: Timeouts = Field(
+        description="Session lifetimes, as Go durations (90s, 15m, 1h30m). Idle is measured "
+        "from the last activity, absolute from the start of the session."
+    )
+    session: SessionSource = Field(
+        default_factory=_default_session,
+        description="Where the session id is read from; exactly one of cookieName or header.",
+    )
+    activity: Activity = Field(
+        default_factory=Activity,
+        description="Requests that do NOT count as user activity (they never extend the idle "
+        "timer).",
+    )
+    reauthentication: Reauthentication = Field(
+        default_factory=Reauthentication,
+        description="Where an expired browser session is sent, carrying its original URL back.",
+    )
+    store: Store = Field(
+        description="The shared Redis session store, referenced through Secrets only."
+    )
+    purge: Purge = Field(
+        default_factory=Purge,
+        description="The purge CronJob that removes sessions past their limits from the store.",
+    )
+    compliance: Compliance = Field(
+        default_factory=Compliance,
+        description="Compliance profiles the policy is checked against (reported, never "
+        "enforced).",
+    )
+    client: Client = Field(
+        default_factory=Client,
+        description="The browser client script the sidecar serves at /.curfew/client.js.",
+    )
 
 
 class ObjectMeta(BaseModel):
@@ -335,51 +401,72 @@ class SessionPolicy(BaseModel):
 class Condition(Model):
     """A ``metav1.Condition``."""
 
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
-    last_transition_time: str
-    observed_generation: int | None = None
+    type: str = Field(description="Condition type, an adjective such as Ready.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="One CamelCase word saying why.")
+    message: str = Field(default="", description="Human-readable details.")
+    last_transition_time: str = Field(description="When the status last changed.")
+    observed_generation: int | None = Field(
+        default=None, description="The generation the condition was computed from."
+    )
 
 
 class WorkloadStatus(Model):
     """One selected workload and the config Curfew rendered for it."""
 
-    kind: str
-    name: str
-    config_map: str
-    config_hash: str
+    kind: str = Field(description="Deployment, StatefulSet or DaemonSet.")
+    name: str = Field(description="Workload name.")
+    config_map: str = Field(description="ConfigMap holding the workload's policy.json.")
+    config_hash: str = Field(description="Hash of the workload's effective config.")
 
 
 class PurgeExpired(Model):
-    idle: int = 0
-    absolute: int = 0
-    tightened: int = 0
+    """Sessions a purge run removed, by reason."""
+
+    idle: int = Field(default=0, description="Removed for idleness.")
+    absolute: int = Field(default=0, description="Removed for exceeding the absolute timeout.")
+    tightened: int = Field(
+        default=0, description="Removed because a tightened policy now expires them."
+    )
 
 
 class LastPurge(Model):
     """The summary of the latest finished purge run."""
 
-    time: str
-    outcome: Literal["ok", "aborted", "failed"]
-    scanned: int = 0
-    expired: PurgeExpired = Field(default_factory=PurgeExpired)
-    repaired: int = 0
-    duration_seconds: float = 0.0
-    message: str = ""
-    job: str | None = None
+    time: str = Field(description="When the run finished.")
+    outcome: Literal["ok", "aborted", "failed"] = Field(
+        description="ok, aborted (safety limit hit) or failed."
+    )
+    scanned: int = Field(default=0, description="Sessions examined.")
+    expired: PurgeExpired = Field(
+        default_factory=PurgeExpired, description="Sessions removed, by reason."
+    )
+    repaired: int = Field(default=0, description="Index entries repaired.")
+    duration_seconds: float = Field(default=0.0, description="How long the run took.")
+    message: str = Field(default="", description="Details, such as why a run was aborted.")
+    job: str | None = Field(default=None, description="Name of the Job that ran.")
 
 
 class SessionPolicyStatus(Model):
-    """What the operator reports on the policy."""
+    """What the operator observed and did."""
 
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
-    selected_workloads: int = 0
-    workloads: list[WorkloadStatus] = Field(default_factory=list)
-    last_purge: LastPurge | None = None
-    purge_failures: int = 0
+    observed_generation: int | None = Field(
+        default=None, description="The generation of the spec this status describes."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Overlapping, Compliant, PurgeHealthy (metav1.Condition shape).",
+    )
+    selected_workloads: int = Field(
+        default=0, description="Number of workloads the policy selects."
+    )
+    workloads: list[WorkloadStatus] = Field(
+        default_factory=list, description="Each selected workload and the config rendered for it."
+    )
+    last_purge: LastPurge | None = Field(
+        default=None, description="Summary of the latest finished purge run."
+    )
+    purge_failures: int = Field(default=0, description="Consecutive failed purge runs.")
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -53,14 +53,16 @@ def _settings_error(err: ValidationError) -> str:
 def configure_logging(level: str) -> None:
     """Operational log lines on stderr; audit events as bare JSON lines on stdout."""
     from curfew.sidecar.audit import AUDIT_LOGGER
+    from curfew.sidecar.redact import RedactingFormatter
 
-    logging.basicConfig(
-        level=level, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # Exception messages of third-party code may quote request bytes: the formatter keeps
+    # their type and stack only.
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[stderr])
     audit = logging.getLogger(AUDIT_LOGGER)
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(RedactingFormatter("%(message)s"))
     audit.addHandler(handler)
     audit.setLevel(logging.INFO)
     audit.propagate = False

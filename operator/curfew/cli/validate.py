@@ -1,6 +1,6 @@
 """``curfew validate``: check SessionPolicies (schema, cross-field rules, compliance profiles)
-and print a readable report. Exit 0 when all are valid and compliant, 1 otherwise, 2 on a
-usage error."""
+and print a readable report (errors on stderr). Exit 0 when all are valid and compliant,
+1 otherwise, 2 on a usage error."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         except InvalidPolicy as exc:
             invalid += 1
             for error in exc.errors:
-                print(f"INVALID {doc.where}: {error}")
+                print(f"INVALID {doc.where}: {error}", file=sys.stderr)
             continue
         violations = check_compliance(policy)
         if violations:

@@ -12,13 +12,17 @@ from curfew.k8s.client import (
     ApiError,
     Connection,
     KubeClient,
+    RejectedApiError,
     Resource,
+    TransientApiError,
+    error_class,
     load_connection,
 )
 from curfew.k8s.events import EVENTS, build_event
 
 __all__ = [
     "CONFIG_MAPS", "CRON_JOBS", "DAEMON_SETS", "DEPLOYMENTS", "EVENTS", "JOBS", "PODS",
-    "SESSION_POLICIES", "STATEFUL_SETS", "ApiError", "Connection", "KubeClient", "Resource",
-    "build_event", "load_connection",
+    "SESSION_POLICIES", "STATEFUL_SETS", "ApiError", "Connection", "KubeClient",
+    "RejectedApiError", "Resource", "TransientApiError", "build_event", "error_class",
+    "load_connection",
 ]

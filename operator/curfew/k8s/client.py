@@ -1,21 +1,28 @@
 """A small asynchronous Kubernetes API client: the only door through which Curfew writes objects.
 
 kopf watches; this client lists, creates, patches and deletes what the operator manages, with one
-shared connection pool and a bound on concurrent requests. Errors are reduced to :class:`ApiError`
-(with ``retryable`` telling a conflict, throttling, a server error or a timeout from a mistake),
-so the operator can translate them at one boundary.
+shared connection pool and a bound on concurrent requests. Every failure is classified here, once,
+by :func:`error_class` (the one table of which answers are worth retrying), so callers only ever
+choose between retrying with backoff and reporting the refusal.
 
 Exception tree::
 
     ApiError                 an API request failed (status 0: no response at all)
+     ├── TransientApiError   worth retrying with backoff: no answer (timeout, connection),
+     │                       408, 409 Conflict, 429 Too Many Requests, 5xx, and 404 to a request
+     │                       on an object listed a moment ago (it vanished: the next list knows)
+     └── RejectedApiError    the API server refused the request itself (400, 401, 403, 404 on a
+                             create, 405, 413, 422, ...): the same request fails again until
+                             what it was built from changes
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -64,18 +71,17 @@ SESSION_POLICIES: Final = Resource("curfew.dev", "v1alpha1", "sessionpolicies", 
 
 
 class ApiError(Exception):
-    """A Kubernetes API request that failed; ``status`` 0 means no HTTP response arrived."""
+    """A Kubernetes API request that failed; ``status`` 0 means no HTTP response arrived.
+
+    ``message`` is the API server's own explanation (its ``Status.message``).
+    """
 
     def __init__(self, status: int, reason: str, message: str, request: str) -> None:
         super().__init__(f"{request}: {status} {reason}: {message}".strip())
         self.status = status
         self.reason = reason
+        self.message = message
         self.request = request
-
-    @property
-    def retryable(self) -> bool:
-        """Conflicts, throttling, server errors and timeouts pass; anything else needs a fix."""
-        return self.status in (0, 409, 429) or self.status >= 500
 
     @property
     def not_found(self) -> bool:
@@ -84,6 +90,41 @@ class ApiError(Exception):
     @property
     def conflict(self) -> bool:
         return self.status == 409
+
+
+class TransientApiError(ApiError):
+    """Worth retrying with backoff: the same request may well succeed later."""
+
+
+class RejectedApiError(ApiError):
+    """Refused by the API server for what the request says: retrying it unchanged is useless."""
+
+
+RETRIED_STATUSES: Final = frozenset({0, 408, 409, 429})
+"""Answers retried besides every 5xx: no answer at all, request timeout, conflict, throttling."""
+
+
+def error_class(status: int, method: str) -> type[ApiError]:
+    """Which :class:`ApiError` an answer of ``status`` to a ``method`` request is.
+
+    The one place that decides what is retried. A 404 to a create means the namespace is gone or
+    the resource is not served (no retry helps); to any other request it means the object was
+    deleted since it was listed, which the next pass's list sees.
+    """
+    if status in RETRIED_STATUSES or status >= 500:
+        return TransientApiError
+    if status == 404 and method != "POST":
+        return TransientApiError
+    return RejectedApiError
+
+
+@contextlib.contextmanager
+def map_exceptions(what: str) -> Iterator[None]:
+    """Turn the transport's exceptions (no HTTP answer at all) into :class:`TransientApiError`."""
+    try:
+        yield
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise TransientApiError(0, type(exc).__name__, str(exc), what) from exc
 
 
 @dataclass(frozen=True)
@@ -198,17 +239,16 @@ class KubeClient:
         what = f"{method} {path}"
         async with self._limit:
             self.requests += 1
-            try:
+            with map_exceptions(what):
                 session = self._ensure_session()
                 async with session.request(method, path.lstrip("/"), data=data, headers=headers,
                                            params=params) as response:
                     text = await response.text()
-                    if response.status >= 400:
-                        reason, message = _status_details(text, response.reason or "")
-                        raise ApiError(response.status, reason, message, what)
-                    return json.loads(text) if text else None
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                raise ApiError(0, type(exc).__name__, str(exc), what) from exc
+            if response.status >= 400:
+                reason, message = _status_details(text, response.reason or "")
+                raise error_class(response.status, method)(response.status, reason, message,
+                                                           what)
+            return json.loads(text) if text else None
 
     async def list(self, resource: Resource, namespace: str | None = None, *,
                    label_selector: str | None = None) -> list[dict[str, Any]]:

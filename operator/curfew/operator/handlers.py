@@ -14,7 +14,6 @@ from typing import Any
 import kopf
 
 from curfew.api import GROUP, PLURAL, VERSION
-from curfew.operator.reconciler import PassFailed
 from curfew.operator.runtime import (
     Runtime,
     build_policy_record,
@@ -64,34 +63,26 @@ def policy_index(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[st
 
 # --- policies -----------------------------------------------------------------------------------
 
-async def _policy_pass(runtime: Runtime, namespace: str, name: str,
-                       indexes: dict[str, Any]) -> None:
+async def _policy_pass(runtime: Runtime, namespace: str, indexes: dict[str, Any]) -> None:
+    # Never kopf's retries: a failed pass is retried by the reconciler (one mechanism for every
+    # trigger), and an invalid or refused spec is reported on the policy's status and Events.
     runtime.sources.bind(indexes)
-    try:
-        result = await runtime.reconciler.reconcile(namespace)
-    except PassFailed as exc:
-        raise kopf.TemporaryError(str(exc), delay=runtime.reconciler.backoff(namespace)) from None
-    error = result.invalid.get(f"{namespace}/{name}")
-    if error is not None:
-        raise kopf.PermanentError(f"invalid spec: {error}")
+    await runtime.reconcile_quietly(namespace)
 
 
 @kopf.on.resume(*POLICY, id="policy")
-async def policy_resumed(*, namespace: str | None, name: str, memo: Any,
-                  **kw: Any) -> None:
-    await _policy_pass(memo.runtime, namespace or "default", name, kw)
+async def policy_resumed(*, namespace: str | None, memo: Any, **kw: Any) -> None:
+    await _policy_pass(memo.runtime, namespace or "default", kw)
 
 
 @kopf.on.create(*POLICY, id="policy")
-async def policy_created(*, namespace: str | None, name: str, memo: Any,
-                  **kw: Any) -> None:
-    await _policy_pass(memo.runtime, namespace or "default", name, kw)
+async def policy_created(*, namespace: str | None, memo: Any, **kw: Any) -> None:
+    await _policy_pass(memo.runtime, namespace or "default", kw)
 
 
 @kopf.on.update(*POLICY, id="policy")
-async def policy_updated(*, namespace: str | None, name: str, memo: Any,
-                  **kw: Any) -> None:
-    await _policy_pass(memo.runtime, namespace or "default", name, kw)
+async def policy_updated(*, namespace: str | None, memo: Any, **kw: Any) -> None:
+    await _policy_pass(memo.runtime, namespace or "default", kw)
 
 
 @kopf.on.event(*POLICY, id="policy_deleted", when=lambda type, **_: type == "DELETED")

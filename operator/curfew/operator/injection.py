@@ -40,6 +40,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from curfew.api import SessionPolicy, parse_policy
 from curfew.api.errors import InvalidPolicy
+from curfew.defaults import IMAGE
 from curfew.k8s.client import SESSION_POLICIES, ApiError, KubeClient, load_connection
 from curfew.operator.certificates import (
     TlsBundle,
@@ -108,7 +109,7 @@ class InjectionWebhookSettings(BaseSettings):
     api_timeout_seconds: float = Field(
         default=2.0, gt=0,
         description="Timeout of the policy list; keep it under the webhook's timeoutSeconds.")
-    image: str = Field(default="curfew:0.1.0", description="Image of the injected sidecar.")
+    image: str = Field(default=IMAGE, description="Image of the injected sidecar.")
     image_pull_policy: str = Field(
         default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$",
         description="imagePullPolicy of the injected sidecar.")

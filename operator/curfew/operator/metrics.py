@@ -21,7 +21,8 @@ class Metrics:
             ["result"], registry=r)
         self.errors = prom.Counter(
             "curfew_operator_errors_total",
-            "Failures, by kind (api: an API request failed; invalid: a policy spec is invalid).",
+            "Failures, by kind (api: a pass failed on an API error and is retried; rejected: the "
+            "API server refused a write for a policy's spec; invalid: a policy spec is invalid).",
             ["kind"], registry=r)
         self.duration = prom.Histogram(
             "curfew_operator_reconcile_duration_seconds", "Duration of one namespace pass.",

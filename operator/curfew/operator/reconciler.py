@@ -6,6 +6,13 @@ Every trigger (a policy created, updated or resumed, a resync timer, a workload 
 purge Job finished) asks for a pass over one namespace. Passes of a namespace never overlap, and
 requests that arrive while one runs are coalesced into the next one, so a burst of thousands of
 workload events becomes a couple of passes, not thousands.
+
+API failures arrive classified by the client (``curfew.k8s.client.error_class``) and are handled
+here, in the one retry mechanism of the operator: a :class:`TransientApiError` fails the pass,
+which is retried with exponential backoff (``Ready=False/ApplyFailed`` meanwhile); a
+:class:`RejectedApiError` is a refusal of what a policy's spec produced, reported once as
+``Ready=False/ApplyRejected`` with the API server's message, and that policy is held (nothing
+written for it) until its generation changes.
 """
 
 from __future__ import annotations
@@ -20,8 +27,16 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from curfew.api import InvalidPolicy, LastPurge, SessionPolicy, check_compliance, parse_policy
-from curfew.k8s.client import CONFIG_MAPS, CRON_JOBS, JOBS, PODS, SESSION_POLICIES, ApiError
-from curfew.k8s.events import EVENTS, build_event
+from curfew.k8s.client import (
+    CONFIG_MAPS,
+    CRON_JOBS,
+    JOBS,
+    PODS,
+    SESSION_POLICIES,
+    ApiError,
+    RejectedApiError,
+    TransientApiError,
+)
 from curfew.operator import messages as m
 from curfew.operator.metrics import Metrics
 from curfew.operator.plan import (
@@ -31,6 +46,7 @@ from curfew.operator.plan import (
     build_plan,
     is_per_workload,
 )
+from curfew.operator.recorder import PassRecorder
 from curfew.operator.settings import OperatorSettings
 from curfew.operator.status import (
     Outcome,
@@ -80,7 +96,8 @@ class Sources(Protocol):
 
 
 class PassFailed(Exception):
-    """A pass could not apply everything; ``cause`` is the first API error."""
+    """A pass could not apply everything for a passing reason; ``cause`` is the first transient
+    API error. A retry is scheduled."""
 
     def __init__(self, cause: ApiError) -> None:
         super().__init__(str(cause))
@@ -93,8 +110,26 @@ class PassResult:
 
     namespace: str
     invalid: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+    """Policies held because the API server refused a write for their current spec."""
     writes: int = 0
+    events: int = 0
+    """Events this pass posted (each pass posts only its own, into its namespace)."""
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """The API server's refusal of a write made for one generation of a policy's spec."""
+
+    uid: str | None
+    generation: int | None
+    message: str
+
+    def holds(self, body: Mapping[str, Any]) -> bool:
+        """Whether ``body`` is still the spec that was refused (same object, same generation)."""
+        meta = body.get("metadata", {})
+        return (meta.get("uid"), meta.get("generation")) == (self.uid, self.generation)
 
 
 @dataclass
@@ -104,6 +139,8 @@ class _Namespace:
     retry: asyncio.Task[None] | None = None
     failures: int = 0
     selected: set[str] = field(default_factory=set)
+    unread_jobs: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Finished purge Jobs whose pods could not be listed yet: the next pass reads them."""
 
 
 def _utcnow() -> str:
@@ -125,13 +162,13 @@ class Reconciler:
         self.settings = settings
         self.api = api
         self.sources = sources
-        self._outbox: list[dict[str, Any]] = []
         self.metrics = metrics or Metrics()
         self.render_settings = render_settings or RenderSettings()
         self.clock = clock
         self._namespaces: dict[str, _Namespace] = {}
         self._written_status: dict[str, dict[str, Any]] = {}
         self._purge_results: dict[str, LastPurge] = {}
+        self._rejected: dict[str, Rejection] = {}
 
     def _ns(self, namespace: str) -> _Namespace:
         return self._namespaces.setdefault(namespace, _Namespace())
@@ -193,7 +230,25 @@ class Reconciler:
         return False
 
     async def record_job(self, job: Mapping[str, Any]) -> bool:
-        """Read a finished purge Job's summary for its policy; whether it was new."""
+        """Read a finished purge Job's summary for its policy; whether it was new.
+
+        When its pods cannot be listed for a passing reason, the Job is read again by the
+        namespace's next pass, which is scheduled with backoff.
+        """
+        meta = job.get("metadata", {})
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        try:
+            return await self._read_job(job)
+        except TransientApiError as exc:
+            log.warning("could not read purge job %s/%s, retrying: %s", namespace, name, exc)
+            self._ns(namespace).unread_jobs[name] = job
+            self._schedule_retry(namespace)
+        except RejectedApiError as exc:
+            log.warning("could not read purge job %s/%s: %s", namespace, name, exc,
+                        extra={"status": exc.status})
+        return False
+
+    async def _read_job(self, job: Mapping[str, Any]) -> bool:
         meta = job.get("metadata", {})
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         finished = _finished(job)
@@ -262,19 +317,32 @@ class Reconciler:
     async def _pass(self, namespace: str) -> PassResult:
         started = time.monotonic()
         result = PassResult(namespace)
+        recorder = PassRecorder(self.api, namespace)
+        state = self._ns(namespace)
         bodies = {_key(b): b for b in self.sources.policies(namespace)}
+        for key in [k for k in self._rejected if k.startswith(f"{namespace}/")]:
+            if key not in bodies or not self._rejected[key].holds(bodies[key]):
+                del self._rejected[key]  # the spec changed (or the policy is gone): try again
         valid: dict[str, SessionPolicy] = {}
         for key, body in sorted(bodies.items()):
             try:
                 valid[key] = parse_policy(body)
             except InvalidPolicy as exc:
                 result.invalid[key] = str(exc)
-        rendered = render(valid.values(), self.sources.workloads(namespace),
+        result.rejected = {k: self._rejected[k].message for k in valid if k in self._rejected}
+        # A refused policy is held like an invalid one: what it enforced before stays.
+        active = {k: p for k, p in valid.items() if k not in result.rejected}
+        rendered = render(active.values(), self.sources.workloads(namespace),
                           settings=self.render_settings)
         error: ApiError | None = None
+        refused: dict[str, RejectedApiError] = {}
         plan = Plan()
         done: list[Action] = []
         try:
+            for job_name, job in list(state.unread_jobs.items()):
+                with contextlib.suppress(RejectedApiError):  # logged by record_job before
+                    await self._read_job(job)
+                state.unread_jobs.pop(job_name, None)
             current_cms = await self.api.list(CONFIG_MAPS, namespace,
                                               label_selector=MANAGED_SELECTOR)
             current_cjs = await self.api.list(CRON_JOBS, namespace,
@@ -283,34 +351,45 @@ class Reconciler:
                 namespace, config_maps=rendered.config_maps,
                 purge_config_maps=rendered.purge_config_maps, cron_jobs=rendered.cron_jobs,
                 current_config_maps=current_cms, current_cron_jobs=current_cjs,
-                invalid_policies=result.invalid,
+                invalid_policies=[*result.invalid, *result.rejected],
             )
             # ConfigMaps first: a CronJob (and a Job started from it) mounts its purge ConfigMap.
             for role_group in (("config", "purge-config"), ("cron-job",)):
-                actions = [a for a in plan.actions if a.role in role_group]
-                done += await self._execute(actions)
+                actions = [a for a in plan.actions if a.role in role_group
+                           and not refused.keys() & set(a.policies)]
+                done += await self._execute(actions, refused)
             for key, config_map in sorted(plan.tightened.items()):
-                if key in valid:
-                    await self._start_purge(rendered, valid[key], bodies[key], current_cjs)
-                    # Only once the Job exists: until then each pass tries again.
-                    await self._apply(Action(
-                        "patch", "purge-config", CONFIG_MAPS, namespace, config_map,
-                        {"metadata": {"annotations": {ANNOTATION_PURGE_PENDING: None}}}, (key,)))
+                if key in active and key not in refused:
+                    try:
+                        await self._start_purge(rendered, active[key], bodies[key], current_cjs,
+                                                recorder)
+                        # Only once the Job exists: until then each pass tries again.
+                        await self._apply(Action(
+                            "patch", "purge-config", CONFIG_MAPS, namespace, config_map,
+                            {"metadata": {"annotations": {ANNOTATION_PURGE_PENDING: None}}},
+                            (key,)))
+                    except RejectedApiError as exc:
+                        refused[key] = exc
             managed = sum(1 for o in current_cms if is_per_workload(o))
             managed += sum(1 for a in done if a.role == "config" and a.verb == "create")
             managed -= sum(1 for a in done if a.role == "config" and a.verb == "delete")
             self.metrics.managed.labels(namespace).set(managed)
-        except ApiError as exc:
+        except RejectedApiError as exc:
+            # A read refused (RBAC on the namespace): it concerns every policy here.
+            for key in active:
+                refused.setdefault(key, exc)
+        except TransientApiError as exc:
             error = exc
+        self._record_rejections(bodies, refused, result)
         result.writes = len(done)
-        self._ns(namespace).selected = {
+        state.selected = {
             f"{w.kind}/{w.name}" for ws in rendered.selections.values() for w in ws
         } | plan.held_workloads
-        self._emit_actions(done, bodies)
-        status_error = await self._write_statuses(namespace, bodies, valid, result.invalid,
-                                                  rendered, error)
+        self._emit_actions(recorder, done, bodies)
+        status_error = await self._write_statuses(namespace, bodies, valid, result, rendered,
+                                                  error, recorder)
         error = error or status_error
-        await self._post_events()
+        result.events = await recorder.post()
         result.seconds = time.monotonic() - started
         self.metrics.duration.observe(result.seconds)
         if error is not None:
@@ -326,15 +405,39 @@ class Reconciler:
                   result.seconds)
         return result
 
-    async def _execute(self, actions: list[Action]) -> list[Action]:
-        """Run ``actions`` concurrently (the client bounds concurrency); the first API error is
+    def _record_rejections(self, bodies: Mapping[str, Mapping[str, Any]],
+                           refused: Mapping[str, RejectedApiError], result: PassResult) -> None:
+        """Hold each policy a write was refused for, until its spec changes."""
+        for key, exc in sorted(refused.items()):
+            body = bodies.get(key)
+            if body is None:
+                continue
+            meta = body.get("metadata", {})
+            message = m.MSG_APPLY_REJECTED.format(request=exc.request, status=exc.status,
+                                                  reason=exc.reason, message=exc.message)
+            self._rejected[key] = Rejection(meta.get("uid"), meta.get("generation"), message)
+            result.rejected[key] = message
+            self.metrics.errors.labels("rejected").inc()
+            log.warning("the API server refused a write for SessionPolicy %s, not retried until "
+                        "its spec changes: %s", key, exc,
+                        extra={"policies": key, "status": exc.status})
+
+    async def _execute(self, actions: list[Action],
+                       refused: dict[str, RejectedApiError]) -> list[Action]:
+        """Run ``actions`` concurrently (the client bounds concurrency). A refused write is
+        recorded in ``refused`` for each policy it was made for; the first transient error is
         raised after the others finished, so one failure does not waste the rest."""
         outcomes = await asyncio.gather(*(self._apply(a) for a in actions),
                                         return_exceptions=True)
         done: list[Action] = []
         first: BaseException | None = None
         for action, outcome in zip(actions, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
+            if isinstance(outcome, RejectedApiError):
+                for key in action.policies:
+                    refused.setdefault(key, outcome)
+                if not action.policies:
+                    log.warning("the API server refused %s: %s", outcome.request, outcome)
+            elif isinstance(outcome, BaseException):
                 first = first or outcome
             elif outcome:
                 done.append(action)
@@ -363,7 +466,8 @@ class Reconciler:
         return True
 
     async def _start_purge(self, rendered: Rendered, policy: SessionPolicy,
-                           body: Mapping[str, Any], current_cjs: list[dict[str, Any]]) -> None:
+                           body: Mapping[str, Any], current_cjs: list[dict[str, Any]],
+                           recorder: PassRecorder) -> None:
         """Start a purge Job from the policy's CronJob at once (its limits were tightened)."""
         cron = next((c for c in rendered.cron_jobs
                      if c["metadata"].get("annotations", {}).get("curfew.dev/policy")
@@ -390,29 +494,17 @@ class Reconciler:
                "spec": template["spec"]}
         try:
             await self.api.create(JOBS, policy.metadata.namespace, job)
-        except ApiError as exc:
+        except TransientApiError as exc:
             if not exc.conflict:
                 raise
             return  # this tightening's Job was started before
         self.metrics.writes.labels("create", "Job").inc()
         log.info("started Job %s/%s", policy.metadata.namespace, job_name,
                  extra={"verb": "create", "kind": "Job", "policies": policy.key})
-        self._emit(body, "Normal", m.EV_PURGE_STARTED, m.EVM_PURGE_STARTED.format(name=job_name))
+        recorder.emit(body, "Normal", m.EV_PURGE_STARTED,
+                      m.EVM_PURGE_STARTED.format(name=job_name))
 
     # --- status and Events ------------------------------------------------------------------
-
-    def _emit(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        self._outbox.append(build_event(body, type_, reason, message))
-
-    async def _post_events(self) -> None:
-        """Post the pass's Events; a lost Event is logged, never worth failing a pass for."""
-        events, self._outbox = self._outbox, []
-        outcomes = await asyncio.gather(
-            *(self.api.create(EVENTS, e["metadata"]["namespace"], e) for e in events),
-            return_exceptions=True)
-        for event, outcome in zip(events, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                log.warning("could not post Event %s: %s", event["reason"], outcome)
 
     def _base_status(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """The status last written by this operator (the index may lag behind it), else the
@@ -420,8 +512,9 @@ class Reconciler:
         return self._written_status.get(_cache_key(body)) or body.get("status") or {}
 
     async def _write_statuses(self, namespace: str, bodies: Mapping[str, Mapping[str, Any]],
-                              valid: Mapping[str, SessionPolicy], invalid: Mapping[str, str],
-                              rendered: Rendered, error: ApiError | None) -> ApiError | None:
+                              valid: Mapping[str, SessionPolicy], result: PassResult,
+                              rendered: Rendered, error: ApiError | None,
+                              recorder: PassRecorder) -> ApiError | None:
         status_error: ApiError | None = None
         present = {_cache_key(b) for b in bodies.values()}
         for stale in [k for k in self._written_status
@@ -432,7 +525,7 @@ class Reconciler:
             purge = self._purge_results.get(key)
             if purge is not None:
                 current.update(build_purge_record(current, purge))
-            outcome = self._outcome(key, body, valid.get(key), invalid.get(key), rendered, error)
+            outcome = self._outcome(key, body, valid.get(key), result, rendered, error)
             status = build_status(current, outcome, now=self.clock(),
                                   purge_failure_threshold=self.settings.purge_failure_threshold)
             if key in valid:
@@ -444,8 +537,12 @@ class Reconciler:
             try:
                 await self.api.patch(SESSION_POLICIES, namespace, body["metadata"]["name"],
                                      {"status": status}, subresource="status")
-            except ApiError as exc:
-                if not exc.not_found:
+            except RejectedApiError as exc:
+                log.warning("the API server refused the status of SessionPolicy %s: %s", key,
+                            exc, extra={"policies": key, "status": exc.status})
+                continue
+            except TransientApiError as exc:
+                if not exc.not_found:  # the policy is gone
                     status_error = status_error or exc
                 continue
             self._written_status[_cache_key(body)] = status
@@ -454,14 +551,18 @@ class Reconciler:
             log.info("updated status of SessionPolicy %s", key,
                      extra={"verb": "patch", "kind": "SessionPolicy", "policies": key})
             old = {c.get("type", ""): c for c in before.get("conditions") or []}
-            self._emit_transitions(body, old, status, purge)
+            self._emit_transitions(recorder, body, old, status, purge)
         return status_error
 
     def _outcome(self, key: str, body: Mapping[str, Any], policy: SessionPolicy | None,
-                 invalid: str | None, rendered: Rendered, error: ApiError | None) -> Outcome:
+                 result: PassResult, rendered: Rendered, error: ApiError | None) -> Outcome:
         generation = body.get("metadata", {}).get("generation")
         if policy is None:
-            return Outcome(generation=generation, invalid=invalid or "invalid spec")
+            return Outcome(generation=generation,
+                           invalid=result.invalid.get(key) or "invalid spec")
+        if key in result.rejected:
+            return Outcome(generation=generation, rejected=result.rejected[key],
+                           purge_suspended=policy.spec.purge.suspend)
         selected = rendered.selections.get(key, ())
         workloads = [
             WorkloadEntry(kind=w.kind, name=w.name, config_map=build_config_map_name(w),
@@ -479,8 +580,8 @@ class Reconciler:
             purge_suspended=policy.spec.purge.suspend,
         )
 
-    def _emit_actions(self, done: Iterable[Action], bodies: Mapping[str, Mapping[str, Any]]
-                      ) -> None:
+    def _emit_actions(self, recorder: PassRecorder, done: Iterable[Action],
+                      bodies: Mapping[str, Mapping[str, Any]]) -> None:
         """One Event per policy and kind of change in this pass."""
         grouped: dict[tuple[str, str], list[Action]] = {}
         for action in done:
@@ -489,10 +590,11 @@ class Reconciler:
                 if key in bodies:
                     grouped.setdefault((key, reason), []).append(action)
         for (key, reason), actions in grouped.items():
-            self._emit(bodies[key], "Normal", reason, _event_message(actions))
+            recorder.emit(bodies[key], "Normal", reason, _event_message(actions))
 
-    def _emit_transitions(self, body: Mapping[str, Any], old: Mapping[str, Mapping[str, Any]],
-                          status: Mapping[str, Any], purge: LastPurge | None) -> None:
+    def _emit_transitions(self, recorder: PassRecorder, body: Mapping[str, Any],
+                          old: Mapping[str, Mapping[str, Any]], status: Mapping[str, Any],
+                          purge: LastPurge | None) -> None:
         new: dict[str, Mapping[str, Any]] = {c["type"]: c for c in status["conditions"]}
 
         def changed(type_: str) -> Mapping[str, Any] | None:
@@ -506,24 +608,26 @@ class Reconciler:
 
         ready = changed(m.READY)
         if ready is not None and ready["reason"] == m.INVALID_SPEC:
-            self._emit(body, "Warning", m.EV_INVALID_SPEC, ready["message"])
+            recorder.emit(body, "Warning", m.EV_INVALID_SPEC, ready["message"])
         if ready is not None and ready["reason"] == m.APPLY_FAILED:
-            self._emit(body, "Warning", m.EV_APPLY_FAILED, ready["message"])
+            recorder.emit(body, "Warning", m.EV_APPLY_FAILED, ready["message"])
+        if ready is not None and ready["reason"] == m.APPLY_REJECTED:
+            recorder.emit(body, "Warning", m.EV_APPLY_REJECTED, ready["message"])
         overlap = changed(m.OVERLAPPING)
         if overlap is not None and overlap["status"] == "True":
-            self._emit(body, "Normal", m.EV_OVERLAPPING, overlap["message"])
+            recorder.emit(body, "Normal", m.EV_OVERLAPPING, overlap["message"])
         compliant = changed(m.COMPLIANT)
         if compliant is not None and compliant["status"] == "False":
-            self._emit(body, "Warning", m.EV_NONCOMPLIANT, compliant["message"])
+            recorder.emit(body, "Warning", m.EV_NONCOMPLIANT, compliant["message"])
         if purge is not None:
             expired = purge.expired.idle + purge.expired.absolute + purge.expired.tightened
             text = m.EVM_PURGE_RESULT.format(job=purge.job, outcome=purge.outcome,
                                              scanned=purge.scanned, expired=expired,
                                              message=purge.message)
             if purge.outcome == "ok":
-                self._emit(body, "Normal", m.EV_PURGE_SUCCEEDED, text)
+                recorder.emit(body, "Normal", m.EV_PURGE_SUCCEEDED, text)
             else:
-                self._emit(body, "Warning", m.EV_PURGE_FAILED, text)
+                recorder.emit(body, "Warning", m.EV_PURGE_FAILED, text)
 
     def _policy_of_job(self, namespace: str, job: Mapping[str, Any]
                        ) -> Mapping[str, Any] | None:

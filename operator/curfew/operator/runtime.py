@@ -17,7 +17,6 @@ from curfew.k8s.client import (
     DAEMON_SETS,
     DEPLOYMENTS,
     STATEFUL_SETS,
-    ApiError,
     Connection,
     KubeClient,
     load_connection,
@@ -134,15 +133,12 @@ class Runtime:
     servers: list[web.AppRunner] = field(default_factory=list)
 
     async def reconcile_quietly(self, namespace: str) -> None:
-        """A pass for a trigger kopf cannot retry (an event): failures retry inside."""
+        """A pass for any trigger: a failed pass is logged and retried by the reconciler."""
         with contextlib.suppress(PassFailed):
             await self.reconciler.reconcile(namespace)
 
     async def record_job(self, job: Mapping[str, Any]) -> bool:
-        try:
-            return await self.reconciler.record_job(job)
-        except ApiError as exc:
-            raise kopf.TemporaryError(str(exc), delay=self.settings.retry_min_seconds) from None
+        return await self.reconciler.record_job(job)
 
 
 def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:

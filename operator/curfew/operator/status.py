@@ -33,6 +33,9 @@ class Outcome:
     invalid: str | None = None
     """The field-path error when the spec is invalid."""
     apply_error: str | None = None
+    """A passing API failure (retried with backoff)."""
+    rejected: str | None = None
+    """The API server's refusal of a write for this spec (not retried until the spec changes)."""
     workloads: Sequence[WorkloadEntry] | None = None
     """``None`` keeps the current list (an invalid policy's last effect is held)."""
     selected: int | None = None
@@ -108,6 +111,9 @@ def build_status(current: Mapping[str, Any], outcome: Outcome, *, now: str,
         conditions.append(build_condition(m.READY, "False", m.INVALID_SPEC,
                                           m.MSG_INVALID_SPEC.format(error=outcome.invalid),
                                           gen, now))
+    elif outcome.rejected is not None:
+        conditions.append(build_condition(m.READY, "False", m.APPLY_REJECTED, outcome.rejected,
+                                          gen, now))
     elif outcome.apply_error is not None:
         conditions.append(build_condition(m.READY, "False", m.APPLY_FAILED,
                                           m.MSG_APPLY_FAILED.format(error=outcome.apply_error),
@@ -116,7 +122,8 @@ def build_status(current: Mapping[str, Any], outcome: Outcome, *, now: str,
         count = outcome.selected if outcome.selected is not None else len(outcome.workloads or ())
         conditions.append(build_condition(m.READY, "True", m.RECONCILED,
                                           m.MSG_RECONCILED.format(count=count), gen, now))
-    if outcome.invalid is None:
+    # An invalid or refused spec keeps the other conditions as they were: nothing was applied.
+    if outcome.invalid is None and outcome.rejected is None:
         if outcome.overlaps:
             conditions.append(build_condition(
                 m.OVERLAPPING, "True", m.POLICIES_OVERLAP,

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
 
-from curfew import __version__
 from curfew.api.config import POLICY_FILE, UnifiedConfig, WorkloadId
 from curfew.api.policy import SessionPolicy
+from curfew.defaults import IMAGE
 from curfew.render.naming import build_config_map_name
 from curfew.render.objects import CONFIG_DIR, build_store_env
 from curfew.render.resolve import build_unified_config
@@ -75,7 +75,7 @@ class Outcome(Enum):
 class InjectionSettings:
     """How the injected sidecar container is built (the chart's ``injection.sidecar`` values)."""
 
-    image: str = f"curfew:{__version__}"
+    image: str = IMAGE
     image_pull_policy: str = "IfNotPresent"
     ops_port: int = 9469
     """Port of the sidecar's /healthz, /readyz and /metrics."""

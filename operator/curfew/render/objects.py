@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from curfew import __version__
 from curfew.api.config import POLICY_FILE, PURGE_FILE, ConfigStore, PurgeConfig, UnifiedConfig
 from curfew.api.policy import API_VERSION, KIND, SessionPolicy
+from curfew.defaults import IMAGE
 from curfew.render.naming import (
     build_config_map_name,
     build_label_value,
@@ -53,7 +53,7 @@ class Resources:
 class RenderSettings:
     """How render builds the objects that are not dictated by a policy."""
 
-    image: str = f"ghcr.io/curfew-dev/curfew:{__version__}"
+    image: str = IMAGE
     """Container image of the purge job."""
     image_pull_policy: str = "IfNotPresent"
     resources: Resources = field(default_factory=Resources)
@@ -192,6 +192,8 @@ def build_cron_job(
         "spec": {
             "schedule": policy.spec.purge.schedule,
             "suspend": policy.spec.purge.suspend,
+            **({"timeZone": policy.spec.purge.time_zone}
+               if policy.spec.purge.time_zone is not None else {}),
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": settings.starting_deadline_seconds,
             "successfulJobsHistoryLimit": settings.successful_jobs_history_limit,

@@ -9,9 +9,9 @@ The Redis adapter is imported from its own module, so pure importers never load 
 
     from curfew.sessions.store import SessionStore
 
-Modules: ``identity`` (keyed hashes), ``keys`` (the key schema), ``rules`` (the decisions, a
-mirror of the Lua script), ``formats`` (reading the apps' own session records), ``errors``
-and ``store`` (redis-py asyncio).
+Modules: ``identity`` (keyed hashes), ``keys`` (the key schema), ``cookies`` (the one reading
+of a session cookie), ``rules`` (the decisions, a mirror of the Lua script), ``formats`` (reading
+the apps' own session records), ``errors`` and ``store`` (redis-py asyncio).
 """
 
 from curfew.sessions.errors import StoreConfigError, StoreDataError, StoreError, StoreUnavailable

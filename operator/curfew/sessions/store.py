@@ -197,26 +197,6 @@ def _hosts(netloc_hosts: str, default_port: int = 6379) -> list[tuple[str, int]]
     return hosts
 
 
-async def _mark_idle_connections_for_reconnect(node: ClusterNode) -> None:
-    """A Cluster node's reaction to a connection error or a timeout on it: its idle connections
-    reconnect before their next command, in the task that takes them.
-
-    redis-py's own ``disconnect_free_connections`` closes them in tasks of their own while they
-    are still in the free queue, so a request running beside the failed one can take one in
-    that moment and meet it closed mid-command ("Connection closed by server", "Connection
-    lost", an AttributeError on its writer). Marking them is redis-py's lazy path
-    (``disconnect_if_needed`` when a connection is taken), which has no such window.
-    """
-    for connection in node._free:
-        connection.mark_for_reconnect()  # type: ignore[no-untyped-call]
-
-
-# Every Cluster client in the process reacts this way: the sidecar's, the purge job's, the demo's.
-ClusterNode.disconnect_free_connections = (  # type: ignore[method-assign]
-    _mark_idle_connections_for_reconnect  # type: ignore[assignment]
-)
-
-
 def build_client(
     url: str,
     *,

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 
 from curfew.sidecar.enforce import Enforcer, Outcome, RequestFacts, session_fields
-from curfew.sidecar.rules import RESERVED_PREFIX
+from curfew.sidecar.reserved import is_reserved_target
 
 NGINX_URI: Final = "X-Original-URI"
 NGINX_METHOD: Final = "X-Original-Method"
@@ -109,8 +109,9 @@ class AuthzService:
         if facts is None:
             return Reply(404, {"Content-Type": "text/plain; charset=utf-8"},
                          f"authorization checks live under {self._prefix}".encode())
-        if facts.path.startswith(RESERVED_PREFIX):
-            # The sidecar's own endpoints judge their requests themselves, once.
+        if is_reserved_target(facts.target):
+            # The sidecar's own endpoints judge their requests themselves, once. Any other
+            # spelling of such a path (dot-segments, encodings) is checked as the app's.
             return _ALLOWED
         return facts
 

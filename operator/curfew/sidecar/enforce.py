@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+from curfew.sessions.cookies import SEPARATE_FIELDS, AmbiguousSession
 from curfew.sessions.errors import StoreUnavailable
 from curfew.sessions.identity import SessionHasher
 from curfew.sessions.keys import app_session_key
@@ -26,8 +27,6 @@ from curfew.sidecar.rules import (
     HEADER_AUDIT_EXPIRED,
     HEADER_REASON,
     HEADER_REDIRECT,
-    SEPARATE_FIELDS,
-    AmbiguousSession,
     SidecarPolicy,
     build_clear_cookie,
     build_expired_body,
@@ -53,10 +52,10 @@ class _Fields(Protocol):
 
 def session_fields(headers: _Fields, session_header: str | None) -> tuple[str | None, str | None]:
     """The ``Cookie`` and session header values of a request whose fields may repeat: every
-    ``Cookie`` field joined with ``"; "`` (as HTTP/2 joins them), every session header field
-    joined with :data:`SEPARATE_FIELDS`, so that a second session id is seen, not skipped."""
+    field joined with :data:`SEPARATE_FIELDS`, so that a second session id is seen, not skipped
+    (and a session cookie split over fields, which servers join differently, is refused)."""
     cookies = headers.getall("Cookie", ())
-    cookie = "; ".join(cookies) if cookies else None
+    cookie = SEPARATE_FIELDS.join(cookies) if cookies else None
     if not session_header:
         return cookie, None
     values = headers.getall(session_header, ())
@@ -97,9 +96,11 @@ class Outcome:
 PASS: Final = Outcome(allowed=True)
 """A request without a session: forwarded untouched."""
 AMBIGUOUS: Final = Outcome(
-    False, {"Content-Type": JSON, "Cache-Control": "no-store"}, 400, _AMBIGUOUS_BODY,
-    decision="ambiguous")
-"""The answer to a request carrying two different session ids (never forwarded)."""
+    False, {HEADER_REASON: "ambiguous_session", "Content-Type": JSON, "Cache-Control": "no-store"},
+    400, _AMBIGUOUS_BODY, decision="ambiguous")
+"""The answer to a request whose session id could be read two ways (two different ids, or a
+cookie spelling frameworks read differently): never forwarded. ``Curfew-Reason`` lets an nginx
+config, which sees every denial as 401, answer 400 too."""
 
 
 @dataclass(slots=True)

@@ -41,6 +41,7 @@ from typing import Any, Final, cast
 from aiohttp import web
 from yarl import URL
 
+from curfew.sessions.cookies import SEPARATE_FIELDS
 from curfew.sessions.store import SessionStore
 from curfew.sidecar.authz import NGINX_URI, AuthzService, Reply
 from curfew.sidecar.enforce import Ask, Enforcer, Outcome, RequestFacts
@@ -55,7 +56,8 @@ from curfew.sidecar.http1 import (
     header_block,
 )
 from curfew.sidecar.proxy import ReverseProxy, gateway_body
-from curfew.sidecar.rules import RESERVED_PREFIX, SEPARATE_FIELDS
+from curfew.sidecar.redact import QuietServer
+from curfew.sidecar.reserved import is_reserved_target
 from curfew.sidecar.upstream import Connection, UpstreamError, UpstreamPool, UpstreamResponse
 
 _log = logging.getLogger(__name__)
@@ -165,7 +167,7 @@ class FastLane:
         self.read_timeout = proxy.read_timeout if proxy is not None else 30.0
         self.upstream_host = proxy.upstream_host if proxy is not None else b""
         self.upstream = proxy.upstream if proxy is not None else ""
-        self.web = web.Server(handler, access_log=None)
+        self.web = QuietServer(handler)
         """The aiohttp server that takes the connections handed off."""
         self.connections: set[_Client] = set()
         self.stopping = False
@@ -378,7 +380,7 @@ class _Client(asyncio.Protocol):
             return None
         target = head.target.decode("utf-8", "surrogateescape")
         path = _path_of(target)
-        if path.startswith(RESERVED_PREFIX) or path in self.lane.hand_off:
+        if is_reserved_target(target) or path in self.lane.hand_off:
             self._hand_off()
             return None
         return head, target, path, end + 4

@@ -55,8 +55,11 @@ class Malformed(ValueError):
 def _connection_refusal(value: bytes) -> str | None:
     for token in value.split(b","):
         name = token.strip(_OWS).lower()
-        if name in _NOT_DROPPABLE or name.startswith(b"curfew-"):
+        if name in _NOT_DROPPABLE:
             return f"Connection names {name.decode('latin-1')}, which is not hop-by-hop"
+        if name.startswith(b"curfew-"):
+            # The rest of the name is the client's: not echoed.
+            return "Connection names a Curfew-* field, which is not hop-by-hop"
     return None
 
 
@@ -97,7 +100,7 @@ class RequestHead:
     """(name as sent, lower-cased name, value) in order."""
     first: dict[bytes, bytes]
     """The first value of each lower-cased name; for ``cookie``, every value joined with
-    ``"; "`` (a second session cookie must be seen, not skipped)."""
+    ``"\\n"`` (``SEPARATE_FIELDS``: a second session cookie must be seen, not skipped)."""
     content_length: int
     close: bool
     """The client asked to close the connection after this request."""
@@ -196,7 +199,7 @@ class RequestParser:
                 if lname == b"host":
                     raise Malformed("more than one Host")
                 if lname == b"cookie":
-                    first[lname] += b"; " + value
+                    first[lname] += b"\n" + value
                 if repeated is None:
                     repeated = set()
                 repeated.add(lname)

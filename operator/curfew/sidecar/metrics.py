@@ -40,8 +40,8 @@ class SidecarMetrics:
         self.requests = _DecisionCounter(
             "curfew_sidecar_requests",
             "Requests judged, by decision (none: no session; new, allowed, idle, absolute: the "
-            "store's verdict; unavailable: the store could not be asked; ambiguous: two "
-            "different session ids) and action taken.",
+            "store's verdict; unavailable: the store could not be asked; ambiguous: a "
+            "session id readable two ways) and action taken.",
         )
         self.registry.register(self.requests)
         self.added_latency = _LatencyHistogram(

@@ -17,6 +17,7 @@ from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from curfew.api.config import UnifiedConfig
+from curfew.sessions.cookies import SEPARATE_FIELDS, AmbiguousSession, session_cookie
 from curfew.sessions.rules import Limits
 
 HEADER_IDLE_REMAINING: Final = "Curfew-Idle-Remaining"
@@ -99,38 +100,6 @@ def build_policy(config: UnifiedConfig) -> SidecarPolicy:
     )
 
 
-SEPARATE_FIELDS: Final = "\n"
-"""Joins the values of a header field sent more than once (a byte no field value holds)."""
-
-
-class AmbiguousSession(ValueError):
-    """A request that carries two different session ids: the sidecar could judge one while the
-    app reads the other, so neither is trusted."""
-
-
-def cookie_value(cookie_header: str, name: str) -> str | None:
-    """The value of cookie ``name`` in a ``Cookie`` header (all of a request's ``Cookie`` fields
-    joined with ``"; "``), unquoted; None when absent.
-
-    Raises :class:`AmbiguousSession` when the name has two different values: apps differ on
-    which one they read (the first, the last, or any that works), so judging one of them would
-    let a request through on the other.
-    """
-    found: str | None = None
-    for part in cookie_header.split(";"):
-        key, sep, value = part.partition("=")
-        if sep and key.strip() == name:
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            if not value:
-                continue
-            if found is not None and value != found:
-                raise AmbiguousSession(f"two different values of cookie {name}")
-            found = value
-    return found
-
-
 def extract_session_id(
     policy: SidecarPolicy, cookie_header: str | None, header_value: str | None
 ) -> str | None:
@@ -139,11 +108,13 @@ def extract_session_id(
     ``header_value`` is the value of the policy's session header (when it reads a header), its
     values joined with :data:`SEPARATE_FIELDS` when the field came more than once. A header
     without the configured prefix (``Bearer ``, compared case-insensitively) carries no session
-    of ours, so the request passes untouched like one without a session. Raises
-    :class:`AmbiguousSession` for two different session ids (see :func:`cookie_value`).
+    of ours, so the request passes untouched like one without a session. ``cookie_header`` is
+    every ``Cookie`` field joined with :data:`SEPARATE_FIELDS`, read by the one cookie reading
+    (:func:`curfew.sessions.cookies.session_cookie`). Raises :class:`AmbiguousSession` for two
+    different session ids, or a session cookie frameworks could read differently.
     """
     if policy.cookie_name is not None:
-        return cookie_value(cookie_header, policy.cookie_name) if cookie_header else None
+        return session_cookie(cookie_header, policy.cookie_name) if cookie_header else None
     if not header_value:
         return None
     if SEPARATE_FIELDS in header_value:

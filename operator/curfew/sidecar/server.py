@@ -4,7 +4,8 @@ The main port is the fast lane (:mod:`curfew.sidecar.fastlane`), in proxy mode a
 mode, which hands what it does not serve itself to a low-level aiohttp server; every other
 listener is such a server (no router: a single dispatch on the path). Paths under
 ``/.curfew/`` belong to the sidecar and are never forwarded: the session status, keepalive,
-and later its static assets, registered in :attr:`Sidecar.reserved`.
+and its static assets, registered in :attr:`Sidecar.reserved`. Which targets are reserved is
+decided by :func:`curfew.sidecar.reserved.is_reserved_target` alone.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from curfew.sidecar.fastlane import FastLane
 from curfew.sidecar.http1 import request_refusal
 from curfew.sidecar.metrics import CONTENT_TYPE, SidecarMetrics
 from curfew.sidecar.proxy import ReverseProxy, answer, facts_of
+from curfew.sidecar.redact import QuietServer
 from curfew.sidecar.reload import ConfigWatcher
+from curfew.sidecar.reserved import KEEPALIVE_HEADER, is_reserved_target, keepalive_allowed
 from curfew.sidecar.rules import (
     HEALTHZ_PATH,
     KEEPALIVE_PATH,
@@ -111,7 +114,7 @@ class Sidecar:
     async def _listen(self, address: str, handler: Handler) -> tuple[str, int]:
         host, port = parse_host_port(address)
         runner = web.ServerRunner(
-            web.Server(handler, access_log=None),
+            QuietServer(handler),
             shutdown_timeout=self.settings.shutdown_grace_seconds,
         )
         await runner.setup()
@@ -160,7 +163,8 @@ class Sidecar:
             refused.force_close()
             return refused
         path = request.path
-        if path.startswith("/.curfew/"):
+        if is_reserved_target(request.raw_path):
+            # Reserved targets are spelled canonically: the decoded path is the raw one.
             handler = self.reserved.get((request.method, path))
             if handler is None:
                 return web.Response(status=404, text="no such curfew endpoint")
@@ -181,6 +185,12 @@ class Sidecar:
         return await self._session_endpoint(request, activity=False)
 
     async def _keepalive(self, request: web.BaseRequest) -> web.StreamResponse:
+        h = request.headers
+        if not keepalive_allowed(h.get(KEEPALIVE_HEADER), h.get("Origin"),
+                                 h.get("Sec-Fetch-Site"), h.get("Host")):
+            # A page on another origin could otherwise keep a SameSite=None session alive.
+            return web.Response(status=403, body=b'{"error": "keepalive_forbidden"}',
+                                content_type=JSON, headers={"Cache-Control": "no-store"})
         return await self._session_endpoint(request, activity=True)
 
     async def _session_endpoint(

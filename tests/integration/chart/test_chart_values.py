@@ -129,3 +129,31 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _install_doc_value_names() -> set[str]:
+    """The value names in the first column of docs/install.md's "Chart values" table, with its
+    shorthands expanded: "`a.b`, `.c`" names a.b and a.c; "`a.*`" names everything under a."""
+    doc = (CHART.parents[1] / "docs" / "install.md").read_text()
+    section = doc.split("## Chart values", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        previous = ""
+        for name in (cell.strip("` ") for cell in line.split("|")[1].split(",")):
+            if name.startswith("."):
+                name = previous.rsplit(".", 1)[0] + name
+            names.add(name.removesuffix(".*"))
+            previous = name
+    return names
+
+
+def test_every_value_in_values_yaml_is_in_the_install_docs_values_table() -> None:
+    names = _install_doc_value_names()
+    missing = [
+        ".".join(path)
+        for path, _ in _leaves(VALUES)
+        if not any(".".join(path[:n]) in names for n in range(1, len(path) + 1))
+    ]
+    assert missing == []

@@ -4,6 +4,7 @@ after ``--for`` seconds, leaving no Redis it started behind."""
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import json
 import re
@@ -11,7 +12,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
+from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -157,3 +160,41 @@ def test_an_unreachable_redis_url_is_one_line_and_exit_1() -> None:
     )
     assert result.returncode == 1
     assert result.stderr == f"curfew demo: --redis-url: no Redis answers at 127.0.0.1:{port}\n"
+
+
+def _get(url: str, path: str, cookie: str) -> tuple[int, str, bytes]:
+    """One request, redirects not followed: (status, Location, body)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    connection.request("GET", path, headers={"Cookie": cookie})
+    response = connection.getresponse()
+    answer = response.status, response.getheader("Location", ""), response.read()
+    connection.close()
+    return answer
+
+
+def test_a_respelled_expired_demo_session_never_reaches_the_app() -> None:
+    # The demo app reads cookies as aiohttp does: "x=1, demo_session=<id>" and a quoted,
+    # backslash-escaped id are its session; the sidecar in front must not let them by.
+    process = _run("--store", "embedded", "--idle", "2s", "--warning-lead", "1s", "--for", "120")
+    url, _ = _banner(process)
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    connection.request("POST", "/login", body=urlencode({"username": "mallory", "return_to": "/"}),
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = connection.getresponse()
+    response.read()
+    token = SimpleCookie(response.getheader("Set-Cookie"))["demo_session"].value
+    connection.close()
+    status, _, page = _get(url, "/", f"demo_session={token}")
+    assert (status, b"mallory" in page) == (200, True)
+    time.sleep(2.5)  # past the idle timeout
+    status, location, _ = _get(url, "/", f"demo_session={token}")
+    assert (status, urlsplit(location).path) == (302, "/login")
+    escaped = '"\\' + format(ord(token[0]), "03o") + token[1:] + '"'
+    for cookie in (f"x=1, demo_session={token}", f"demo_session={escaped}"):
+        status, _, body = _get(url, "/", cookie)
+        assert b"mallory" not in body, f"the app served the expired session for {cookie}"
+        assert (status, json.loads(body)) == (400, {"error": "ambiguous_session"}), cookie
+    _stop(process)
+    assert process.returncode == 0

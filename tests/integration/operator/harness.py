@@ -119,6 +119,8 @@ class Fault:
     match: Callable[[Call], bool]
     times: int | None = None
     hits: int = 0
+    message: str = "injected by the test"
+    """The API server's explanation in the answer (``Status.message``)."""
 
 
 def _verb(request: kmock.Request) -> str:
@@ -153,8 +155,8 @@ class KubeEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     # --- test controls ---------------------------------------------------------------------
 
     def fail(self, status: int, match: Callable[[Call], bool] = lambda c: c.write, *,
-             times: int | None = None) -> Fault:
-        fault = Fault(status, match, times)
+             times: int | None = None, message: str = "injected by the test") -> Fault:
+        fault = Fault(status, match, times, message=message)
         self.faults.append(fault)
         return fault
 
@@ -199,7 +201,7 @@ class KubeEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 fault.hits += 1
                 self.calls.append(dataclasses.replace(call, status=fault.status))
                 return await self._render_error(kmock.KubernetesError(
-                    status=fault.status, reason="Injected", message="injected by the test"))
+                    status=fault.status, reason="Injected", message=fault.message))
         if request.action == kmock_enums.action.CREATE and isinstance(request.data, dict):
             self._fill_create(request)
         elif request.action == kmock_enums.action.UPDATE and request.name:

@@ -1,4 +1,5 @@
-"""The reconciler on its own (no kopf) against the emulator: passes coalesce, failures back off."""
+"""The reconciler on its own (no kopf) against the emulator: passes coalesce, failures back off,
+concurrent passes keep their Events apart."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 import pytest
 
 from curfew.k8s.client import CONFIG_MAPS
+from curfew.k8s.events import EVENTS
 from curfew.operator import OperatorSettings, PassFailed, Reconciler
+from curfew.operator.recorder import PassRecorder
 from tests.integration.operator.harness import Cluster, build_policy, build_workload, eventually
 
 
@@ -70,3 +73,70 @@ async def test_a_failing_namespace_is_retried_with_growing_delays_until_it_succe
     # Backoff 0.1, 0.2, 0.4, then capped at 0.4 (retry_max), each plus the batch delay.
     for gap, delay in zip(gaps, (0.1, 0.2, 0.4, 0.4), strict=True):
         assert gap >= delay
+
+
+class NamespacedSources:
+    """Two namespaces, each with one policy selecting its own workloads."""
+
+    def __init__(self, namespaces: list[str]) -> None:
+        self._policies: dict[str, list[dict[str, Any]]] = {}
+        self._workloads: dict[str, list[dict[str, Any]]] = {}
+        for n, ns in enumerate(namespaces):
+            policy = build_policy("p", ns, selector={"t": "s"})
+            workloads = [build_workload(f"app-{i}", ns, labels={"t": "s"}) for i in range(3)]
+            for i, obj in enumerate([policy, *workloads]):
+                obj["metadata"].update(uid=f"uid-{n}-{i}", generation=1,
+                                       creationTimestamp="2026-01-01T00:00:00Z")
+            self._policies[ns], self._workloads[ns] = [policy], workloads
+
+    def namespaces(self) -> list[str]:
+        return sorted(self._policies)
+
+    def policies(self, namespace: str) -> list[Mapping[str, Any]]:
+        return list(self._policies.get(namespace, []))
+
+    def workloads(self, namespace: str) -> list[Mapping[str, Any]]:
+        return list(self._workloads.get(namespace, []))
+
+
+class SlowStatus:
+    """The cluster's client, with status writes in one namespace held back a while: the other
+    namespace's pass runs to its end in the meantime."""
+
+    def __init__(self, client: Any, namespace: str, delay: float) -> None:
+        self._client, self._namespace, self._delay = client, namespace, delay
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def patch(self, resource: Any, namespace: str | None, name: str,
+                    patch: Mapping[str, Any], *, subresource: str | None = None) -> Any:
+        if subresource == "status" and namespace == self._namespace:
+            await asyncio.sleep(self._delay)
+        return await self._client.patch(resource, namespace, name, patch,
+                                        subresource=subresource)
+
+
+async def test_concurrent_passes_in_two_namespaces_each_post_their_own_events(
+        cluster: Cluster) -> None:
+    sources = NamespacedSources(["east", "west"])
+    api = SlowStatus(cluster.client, "east", delay=0.5)
+    reconciler = Reconciler(OperatorSettings(batch_delay_seconds=0), api, sources)
+    east, west = await asyncio.gather(reconciler.reconcile("east"), reconciler.reconcile("west"))
+    for result in (east, west):
+        posted = [c for c in cluster.api.calls if c.resource == "events" and c.verb == "create"
+                  and c.namespace == result.namespace]
+        events = cluster.api.list_objects(EVENTS, result.namespace)
+        assert {e["involvedObject"]["namespace"] for e in events} == {result.namespace}
+        assert sorted(e["reason"] for e in events) == ["ConfigMapCreated", "CronJobCreated",
+                                                       "PurgeConfigCreated"]
+        # Posted by the pass that emitted them, not by whichever pass finished first.
+        assert result.events == len(events) == len(posted) == 3
+
+
+async def test_a_pass_recorder_refuses_an_event_about_another_namespace(cluster: Cluster) -> None:
+    recorder = PassRecorder(cluster.client, "east")
+    with pytest.raises(ValueError, match="object in west recorded by the pass over east"):
+        recorder.emit(build_policy("p", "west"), "Normal", "ConfigMapCreated", "ConfigMap x")
+    assert await recorder.post() == 0
+    assert cluster.api.list_objects(EVENTS) == []

@@ -176,7 +176,7 @@ async def test_the_status_endpoint_reports_without_extending_the_session(
     assert await running.record("raw-st") == before
 
     async with http.post(running.url + "/.curfew/keepalive",
-                         headers={"Cookie": "session=raw-st"}) as r:
+                         headers={"Cookie": "session=raw-st", "Curfew-Keepalive": "1"}) as r:
         assert r.status == 200
         body = await r.json()
     assert body["idleRemainingSeconds"] >= 899

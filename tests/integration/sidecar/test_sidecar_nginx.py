@@ -14,11 +14,13 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from sidecar_harness import RunningSidecar, StartSidecar, sid_of
+from sidecar_harness import RunningSidecar, StartSidecar, policy_doc, sid_of
+from yarl import URL
 
 from fixtures.redis_servers import RedisServer, free_port
 from fixtures.sessions import plant
@@ -72,15 +74,17 @@ Front = Callable[..., Awaitable[tuple[RunningSidecar, str]]]
 async def front(
     start_sidecar: StartSidecar, upstream: str, tmp_path: Path
 ) -> AsyncIterator[Front]:
-    """``await front(redis_url=None)``: the sidecar in authz mode behind the documented nginx;
-    returns the sidecar and nginx's base URL."""
+    """``await front(redis_url=None, doc=None)``: the sidecar in authz mode behind the
+    documented nginx; returns the sidecar and nginx's base URL."""
     if shutil.which("nginx") is None:
         pytest.skip("nginx is not installed (make system-deps)")
     started: list[Nginx] = []
 
-    async def start(redis_url: str | None = None) -> tuple[RunningSidecar, str]:
+    async def start(
+        redis_url: str | None = None, doc: dict[str, Any] | None = None
+    ) -> tuple[RunningSidecar, str]:
         extra = {"redis_url": redis_url} if redis_url else {}
-        running = await start_sidecar(mode="authz", ops_listen=None, **extra)
+        running = await start_sidecar(doc, mode="authz", ops_listen=None, **extra)
         port = free_port()
         server = nginx_server_block(port, int(running.url.rsplit(":", 1)[1]),
                                     int(upstream.rsplit(":", 1)[1]))
@@ -158,5 +162,71 @@ async def test_nginx_with_the_documented_config_fails_closed_without_the_store(
     async with http.get(base + "/cart", headers={"Cookie": "session=raw-ng4"}) as r:
         assert r.status == 503
         assert json.loads(await r.text()) == {"error": "session_store_unavailable"}
+        assert r.headers["Retry-After"] == "1"
+        assert r.headers["Cache-Control"] == "no-store"
     async with http.get(base + "/login") as r:
         assert r.status == 200
+
+
+async def test_nginx_answers_two_different_session_cookies_with_400_ambiguous_session(
+    front: Front, http: aiohttp.ClientSession
+) -> None:
+    running, base = await front()
+    for cookies in (["session=raw-a1; session=raw-a2"], ["session=raw-a1", "session=raw-a2"]):
+        headers = [("Cookie", c) for c in cookies] + [("Accept", "text/html")]
+        async with http.get(base + "/cart", headers=headers, allow_redirects=False) as r:
+            assert r.status == 400, cookies
+            assert json.loads(await r.text()) == {"error": "ambiguous_session"}
+            assert "Location" not in r.headers
+            assert "Set-Cookie" not in r.headers
+            assert "app" not in await r.text()
+    assert await running.record("raw-a1") == {}, "neither session was judged"
+    assert await running.record("raw-a2") == {}
+
+
+async def test_nginx_keeps_a_relative_login_url_relative(
+    front: Front, http: aiohttp.ClientSession
+) -> None:
+    doc = policy_doc(reauthentication={"loginURL": "/login", "returnToParameter": "next"})
+    running, base = await front(doc=doc)
+    await plant(running.store, sid_of("raw-rel"), created_ago_ms=20 * MIN,
+                last_ago_ms=16 * MIN)
+    async with http.get(base + "/cart?item=3", allow_redirects=False,
+                        headers={"Cookie": "session=raw-rel", "Accept": "text/html"}) as r:
+        assert r.status == 302
+        # Absolute, nginx would name its own listener (scheme, port), not the client's origin.
+        assert r.headers["Location"] == "/login?next=%2Fcart%3Fitem%3D3"
+
+
+@pytest.mark.parametrize("target", [
+    "/.curfew/../admin", "/%2Ecurfew/../admin", "/.curfew/%2E%2E/admin", "/.curfew/..%2Fadmin",
+])
+async def test_nginx_never_serves_the_app_to_an_expired_session_through_a_curfew_spelling(
+    front: Front, http: aiohttp.ClientSession, target: str
+) -> None:
+    running, base = await front()
+    await plant(running.store, sid_of("raw-by"), created_ago_ms=20 * MIN,
+                last_ago_ms=16 * MIN)
+    async with http.get(URL(base + target, encoded=True), allow_redirects=False, headers={
+            "Cookie": "session=raw-by", "Accept": "application/json"}) as r:
+        body = await r.text()
+        assert r.status == 401, body
+        assert json.loads(body) == {"error": "session_expired", "reason": "idle"}
+
+
+async def test_nginx_passes_a_same_origin_keepalive_and_refuses_a_cross_site_one(
+    front: Front, http: aiohttp.ClientSession
+) -> None:
+    running, base = await front()
+    await plant(running.store, sid_of("raw-ka"), created_ago_ms=14 * MIN, last_ago_ms=14 * MIN)
+    before = await running.record("raw-ka")
+    async with http.post(base + "/.curfew/keepalive", data=b"x", headers={
+            "Cookie": "session=raw-ka", "Content-Type": "text/plain",
+            "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}) as r:
+        assert r.status == 403
+    assert await running.record("raw-ka") == before
+    async with http.post(base + "/.curfew/keepalive", headers={
+            "Cookie": "session=raw-ka", "Curfew-Keepalive": "1", "Origin": base,
+            "Sec-Fetch-Site": "same-origin"}) as r:
+        assert r.status == 200
+    assert (await running.record("raw-ka"))["l"] != before["l"]

@@ -1,10 +1,13 @@
 """Reading the SessionPolicy CRD the way the API server does: structural defaulting, schema
-validation (jsonschema, with strict field validation) and the CEL rules (cel-python)."""
+validation (jsonschema, with strict field validation) and the CEL rules (cel-python); and
+writing the model's field descriptions into it (what ``kubectl explain`` prints)."""
 
 from __future__ import annotations
 
 import copy
 import re
+import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,10 @@ import celpy
 import jsonschema
 import yaml
 
-CRD_PATH = Path(__file__).resolve().parents[3] / "crds" / "sessionpolicies.curfew.dev.yaml"
+ROOT = Path(__file__).resolve().parents[3]
+CRD_PATH = ROOT / "crds" / "sessionpolicies.curfew.dev.yaml"
+CRD_PATHS = (CRD_PATH, ROOT / "charts" / "curfew" / "crds" / "sessionpolicies.curfew.dev.yaml")
+"""The CRD and the chart's copy of it, which must stay identical."""
 
 
 def load_crd() -> dict[str, Any]:
@@ -125,3 +131,82 @@ def cel_errors(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
         for i, item in enumerate(value):
             out += cel_errors(schema["items"], item, f"{path}[{i}]")
     return out
+
+
+_KEY_LINE = re.compile(r"^( *)(- )?([A-Za-z0-9_$.-]+):(.*)$")
+_WIDTH = 100
+
+
+def write_descriptions(text: str, descriptions: Mapping[tuple[str, ...], str]) -> str:
+    """``text`` (the CRD's YAML) with the ``description`` of each schema node replaced.
+
+    Keys of ``descriptions`` are paths under ``openAPIV3Schema``, e.g.
+    ``("properties", "spec", "properties", "purge")``. Line-based on purpose: the rest of the
+    file (comments, flow lists, folded CEL rules) is kept byte for byte, which a YAML
+    round trip would not do. The caller re-reads the result to check it.
+    """
+    lines = text.splitlines()
+    out: list[str] = []
+    stack: list[tuple[int, str]] = []
+    schema_indent: int | None = None
+    block_indent: int | None = None  # inside a block scalar that is not replaced
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        indent = len(line) - len(line.lstrip(" "))
+        if block_indent is not None:
+            if not line.strip() or indent > block_indent:
+                out.append(line)
+                continue
+            block_indent = None
+        match = _KEY_LINE.match(line)
+        if match is None:
+            out.append(line)
+            continue
+        key_indent = indent + (2 if match.group(2) else 0)
+        key, rest = match.group(3), match.group(4).strip()
+        if schema_indent is not None and key_indent <= schema_indent:
+            schema_indent = None
+        if key == "openAPIV3Schema":
+            schema_indent, stack = key_indent, []
+            out.append(line)
+            continue
+        if schema_indent is None:
+            out.append(line)
+            if rest in (">-", ">", "|", "|-"):
+                block_indent = key_indent
+            continue
+        while stack and stack[-1][0] >= key_indent:
+            stack.pop()
+        path = tuple(k for _, k in stack)
+        if key == "description" and path in descriptions:
+            end = i
+            if rest in (">-", ">", "|", "|-"):
+                while end < len(lines) and (
+                        not lines[end].strip()
+                        or len(lines[end]) - len(lines[end].lstrip(" ")) > key_indent):
+                    end += 1
+            current = yaml.safe_load("\n".join([f"description: {rest}", *lines[i:end]]))
+            if current == {"description": descriptions[path]}:
+                out += [line, *lines[i:end]]  # unchanged: kept as written
+            else:
+                out += _description_lines(line[:indent] + (match.group(2) or ""), key_indent,
+                                          descriptions[path])
+            i = end
+            continue
+        stack.append((key_indent, key))
+        out.append(line)
+        if rest in (">-", ">", "|", "|-"):
+            block_indent = key_indent
+    return "\n".join(out) + "\n"
+
+
+def _description_lines(prefix: str, indent: int, text: str) -> list[str]:
+    single = f"{prefix}description: {text}"
+    plain = not re.search(r": |\s#|^[-?:,\[\]{}#&*!|>'\"%@`]", text)
+    if plain and len(single) <= _WIDTH:
+        return [single]
+    body = textwrap.wrap(text, width=_WIDTH - indent - 2, break_long_words=False,
+                         break_on_hyphens=False)
+    return [f"{prefix}description: >-", *(" " * (indent + 2) + part for part in body)]

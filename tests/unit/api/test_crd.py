@@ -4,18 +4,30 @@ the model, the CRD's schema (jsonschema) and its CEL rules (cel-python) accept o
 from __future__ import annotations
 
 import copy
+import os
 import re
 import types
 from typing import Any, Literal, Union, get_args, get_origin
 
 import kubernetes_validate
 import pytest
-from crd_harness import apply_defaults, cel_errors, load_crd, open_api_schema, schema_errors
+import yaml
+from crd_harness import (
+    CRD_PATH,
+    CRD_PATHS,
+    apply_defaults,
+    cel_errors,
+    load_crd,
+    open_api_schema,
+    schema_errors,
+    write_descriptions,
+)
 from pydantic import BaseModel
 
 from curfew.api import InvalidPolicy, SessionPolicySpec, SessionPolicyStatus, parse_policy
 from curfew.api.durations import DURATION_PATTERN
 
+REGENERATE = os.environ.get("CURFEW_REGENERATE_CRD") == "1"
 CRD = load_crd()
 SCHEMA = open_api_schema(CRD)
 DELETE = object()
@@ -69,7 +81,8 @@ FULL = {
     "store": {"redisSecretRef": {"name": "sessions-redis", "key": "url"},
               "sessionKeySecretRef": {"name": "curfew-key", "key": "hmac"},
               "format": "spring-session", "keyPrefix": "spring:session:"},
-    "purge": {"schedule": "@hourly", "suspend": True, "maxPurgePercent": 20},
+    "purge": {"schedule": "@hourly", "timeZone": "Europe/Paris", "suspend": True,
+              "maxPurgePercent": 20},
     "compliance": {"profiles": ["pci-dss-4.0", "nist-800-63b-aal2"]},
     "client": {"enabled": True},
 }
@@ -99,6 +112,8 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
      sample(reauthentication={"loginURL": "/login"}), None),
     ("the priority bounds are valid", sample(priority=-1000), None),
     ("a purge share of 100 percent is valid", sample(purge={"maxPurgePercent": 100}), None),
+    ("a schedule in a time zone is valid",
+     sample(purge={"schedule": "0 3 * * MON-FRI", "timeZone": "Europe/Paris"}), None),
     # rejected by the schema
     ("a missing selector is invalid", sample(selector=DELETE), "schema"),
     ("a missing idle timeout is invalid", sample(timeouts__idle=DELETE), "schema"),
@@ -140,6 +155,10 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
      "schema"),
     ("an empty key prefix is invalid", sample(store__keyPrefix=""), "schema"),
     ("a schedule in words is invalid", sample(purge={"schedule": "every 5 minutes"}), "schema"),
+    ("a time zone component starting with a hyphen is invalid",
+     sample(purge={"timeZone": "-UTC"}), "schema"),
+    ("an @every schedule is invalid", sample(purge={"schedule": "@every 5m"}), "schema"),
+    ("a time zone with a space is invalid", sample(purge={"timeZone": "Europe/ Paris"}), "schema"),
     # rejected by the CEL rules
     ("idle longer than absolute is invalid", sample(timeouts__idle="9h"), "cel"),
     ("an idle timeout under one second is invalid", sample(timeouts__idle="500ms"), "cel"),
@@ -165,6 +184,15 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     # budget (their length cannot be bounded), so the operator reports it instead
     ("an invalid matchLabels key is invalid",
      sample(selector={"matchLabels": {"bad key!": "x"}}), "model"),
+    # rejected by the model only: the API server answers 422 on the CronJob, so the operator
+    # reports InvalidSpec instead of writing it (CEL has no cron parser nor time zone database)
+    ("a minute of 99 is invalid", sample(purge={"schedule": "99 * * * *"}), "model"),
+    ("a day of week of 7 is invalid", sample(purge={"schedule": "0 0 * * 7"}), "model"),
+    ("a CRON_TZ prefix is invalid", sample(purge={"schedule": "CRON_TZ=UTC 0 * * *"}), "model"),
+    ("a time zone climbing out of the database is invalid",
+     sample(purge={"timeZone": "../etc/passwd"}), "model"),
+    ("an unknown time zone is invalid", sample(purge={"timeZone": "Europe/Pariss"}), "model"),
+    ("Local as a time zone is invalid", sample(purge={"timeZone": "Local"}), "model"),
     ("a label key prefix over 253 characters is invalid",
      sample(selector={"matchExpressions": [expr(("a" * 60 + ".") * 4 + "abcdefghijklm/x",
                                                 "Exists")]}), "cel"),
@@ -292,6 +320,7 @@ def test_each_crd_default_is_the_models_default(
 
 
 def test_every_field_of_the_crd_has_a_description() -> None:
+    # What `kubectl explain sessionpolicy.spec...` prints for each field.
     missing: list[str] = []
 
     def walk(node: dict[str, Any], path: str) -> None:
@@ -304,6 +333,78 @@ def test_every_field_of_the_crd_has_a_description() -> None:
 
     walk(SCHEMA, "")
     assert missing == []
+
+
+def _node(path: tuple[str, ...]) -> dict[str, Any]:
+    node = SCHEMA
+    for part in path:
+        node = node[part]
+    return node
+
+
+def _plain(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def model_descriptions() -> dict[tuple[str, ...], str]:
+    """Each schema node's description as the model documents it: a field's description, and
+    for ``spec`` and ``status`` their model's docstring."""
+    out = {("properties", "spec"): _plain(SessionPolicySpec.__doc__),
+           ("properties", "status"): _plain(SessionPolicyStatus.__doc__)}
+
+    def walk(model: type[BaseModel], path: tuple[str, ...]) -> None:
+        for name, field in model.model_fields.items():
+            sub = (*path, "properties", field.alias or name)
+            out[sub] = _plain(field.description)
+            nested = _nested_model(field.annotation)
+            if nested is not None:
+                walk(nested, (*sub, "items") if "items" in _node(sub) else sub)
+
+    walk(SessionPolicySpec, ("properties", "spec"))
+    walk(SessionPolicyStatus, ("properties", "status"))
+    return out
+
+
+def test_every_field_of_the_model_has_a_description() -> None:
+    missing = [".".join(p[1::2]) for p, text in model_descriptions().items() if not text]
+    assert missing == []
+
+
+def test_each_crd_description_is_the_models_field_description() -> None:
+    # The model is the source: after editing a field's description, write it into both CRD
+    # files with `CURFEW_REGENERATE_CRD=1 pytest tests/unit/api/test_crd.py` and review the diff.
+    descriptions = model_descriptions()
+    if REGENERATE:
+        for path in CRD_PATHS:
+            path.write_text(write_descriptions(path.read_text(), descriptions))
+    written = open_api_schema(load_crd())
+    differ = []
+    for path, text in descriptions.items():
+        node = written
+        for part in path:
+            node = node[part]
+        if node.get("description") != text:
+            differ.append(f"{'.'.join(path[1::2])}: {node.get('description')!r} != {text!r}")
+    assert differ == []
+    assert {p.read_text() for p in CRD_PATHS} == {CRD_PATHS[0].read_text()}
+
+
+def test_the_description_writer_keeps_the_rest_of_the_crd_byte_for_byte() -> None:
+    text = CRD_PATH.read_text()
+    assert write_descriptions(text, {}) == text
+    changed = write_descriptions(text, {("properties", "spec", "properties", "purge"): "Short.",
+                                        ("properties", "spec", "properties", "selector"):
+                                        "A description long enough to be folded: " + "x " * 60})
+    after = open_api_schema(yaml.safe_load(changed))["properties"]["spec"]["properties"]
+    assert after["purge"]["description"] == "Short."
+    assert after["selector"]["description"] == "A description long enough to be folded: " + \
+        " ".join(["x"] * 60)
+    before = open_api_schema(yaml.safe_load(text))
+    after_all = open_api_schema(yaml.safe_load(changed))
+    for name in ("purge", "selector"):
+        before["properties"]["spec"]["properties"][name].pop("description")
+        after_all["properties"]["spec"]["properties"][name].pop("description")
+    assert after_all == before
 
 
 def test_the_crd_carries_the_status_subresource_columns_short_name_and_category() -> None:

@@ -160,11 +160,35 @@ def test_validate_reports_every_error_of_an_invalid_policy_and_exits_1(
 ) -> None:
     bad = policy_doc("bad", idle="9h").replace("pci-dss-4.0", "hipaa")
     path = write(tmp_path, "p.yaml", policy_doc(), bad)
-    code, out, _ = run(capsys, "validate", "-f", path)
+    code, out, err = run(capsys, "validate", "-f", path)
     assert code == 1
-    assert f"INVALID {path}: document 2 (bad): spec.timeouts.idle: 9h must not exceed" in out
-    assert f"INVALID {path}: document 2 (bad): spec.compliance.profiles[0]: Input should be" in out
+    assert f"INVALID {path}: document 2 (bad): spec.timeouts.idle: 9h must not exceed" in err
+    assert f"INVALID {path}: document 2 (bad): spec.compliance.profiles[0]: Input should be" in err
     assert "2 policies: 1 valid and compliant, 1 invalid, 0 non-compliant" in out
+
+
+@pytest.mark.parametrize(
+    ("purge", "error"),
+    [("schedule: '99 * * * *'", "spec.purge.schedule: minute field '99' is not valid"),
+     ("schedule: '0 0 * * 7'", "spec.purge.schedule: day of week field '7': above the maximum 6"),
+     ("schedule: 'CRON_TZ=UTC 0 * * *'", "spec.purge.schedule: cannot use TZ or CRON_TZ"),
+     ("timeZone: Europe/Pariss", "spec.purge.timeZone: unknown time zone Europe/Pariss"),
+     ("timeZone: Local", "spec.purge.timeZone: timeZone must be an explicit time zone")],
+    ids=["a minute of 99", "a day of week of 7", "a CRON_TZ prefix", "a misspelt time zone",
+         "the Local time zone"],
+)
+def test_validate_rejects_a_schedule_or_zone_the_api_server_would_reject_on_stderr(
+    tmp_path: Path, purge: str, error: str
+) -> None:
+    # Run as a process: exit code, streams and the absence of a traceback as a user sees them.
+    doc = policy_doc() + f"  purge: {{{purge}}}\n"
+    path = write(tmp_path, "p.yaml", doc)
+    proc = subprocess.run([sys.executable, "-m", "curfew", "validate", "-f", path],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1
+    assert f"INVALID {path}: document 1 (storefront): {error}" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "INVALID" not in proc.stdout
 
 
 def test_validate_reports_a_valid_but_non_compliant_policy_and_exits_1(

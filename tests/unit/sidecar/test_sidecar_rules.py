@@ -7,19 +7,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from curfew.sessions.cookies import SEPARATE_FIELDS, AmbiguousSession, session_cookie
 from curfew.sidecar.rules import (
     HEADER_ABSOLUTE_REMAINING,
     HEADER_IDLE_REMAINING,
     HEADER_RENEWAL_DUE,
     HEADER_WARNING,
-    SEPARATE_FIELDS,
-    AmbiguousSession,
     SidecarPolicy,
     build_clear_cookie,
     build_login_redirect,
     build_remaining_headers,
     build_www_authenticate,
-    cookie_value,
     extract_session_id,
     is_activity,
     is_api_client,
@@ -34,16 +32,14 @@ MakePolicy = Callable[..., SidecarPolicy]
     [
         ("session=abc", "abc"),
         ("theme=dark; session=abc; lang=en", "abc"),
-        ('session="quoted value"', "quoted value"),
         ("session=same; theme=dark; session=same", "same"),
-        ("session=; session=abc", "abc"),
         ("mysession=nope; session_x=nope", None),
         ("session=", None),
         ("theme=dark", None),
     ],
 )
 def test_the_session_cookie_is_found_by_exact_name(header: str, value: str | None) -> None:
-    assert cookie_value(header, "session") == value
+    assert session_cookie(header, "session") == value
 
 
 @pytest.mark.parametrize(
@@ -66,13 +62,13 @@ def test_a_header_session_needs_the_configured_prefix(
 
 @pytest.mark.parametrize(
     "header",
-    ["session=first; session=second", 'session=abc; session="abd"',
+    ["session=first; session=second", "session=; session=abc",
      "session=abc; theme=dark; session=abc; session=abd"],
 )
 def test_two_different_values_of_the_session_cookie_are_ambiguous(header: str) -> None:
     # Apps differ on which one they read: judging either would let the other through.
     with pytest.raises(AmbiguousSession):
-        cookie_value(header, "session")
+        session_cookie(header, "session")
 
 
 def test_a_session_header_sent_twice_must_say_the_same(make_policy: MakePolicy) -> None:

@@ -45,11 +45,14 @@
   // --- talking to the sidecar ----------------------------------------------------------------
 
   function call(method, path) {
+    var headers = { Accept: 'application/json' };
+    // The sidecar extends a session only for a request a page on another origin cannot send.
+    if (method === 'POST') headers['Curfew-Keepalive'] = '1';
     return fetch(BASE + path, {
       method: method,
       credentials: 'same-origin',
       cache: 'no-store',
-      headers: { Accept: 'application/json' }
+      headers: headers
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
         return { status: response.status, body: body };
