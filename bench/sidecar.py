@@ -99,6 +99,28 @@ POLICY: dict[str, Any] = {
 }
 
 
+def register_sessions(url: str, count: int) -> None:
+    """The bench's sessions, registered as the sidecar does when the app issues their cookies
+    (``curfew`` format: a cookie the app never issued is no session, see docs/store.md)."""
+    import asyncio
+
+    from curfew.sessions.identity import session_hash
+    from curfew.sessions.rules import Limits
+    from curfew.sessions.store import SessionStore
+
+    async def register() -> None:
+        store = SessionStore.from_url(url, key_prefix="curfew:")
+        limits = Limits(POLICY["timeouts"]["idleSeconds"], POLICY["timeouts"]["absoluteSeconds"])
+        try:
+            for k in range(count):
+                await store.register(session_hash(KEY.encode(), f"bench-{k}"), limits,
+                                     policy="bench/policy", workload="Deployment/bench/web")
+        finally:
+            await store.aclose()
+
+    asyncio.run(register())
+
+
 def serve_upstream(port: int) -> None:
     """The app behind the sidecar: as little work per request as aiohttp allows."""
     import asyncio
@@ -299,6 +321,7 @@ def main() -> int:
         wait_http(ops_port, "/readyz")
         wait_http(authz_ops, "/readyz")
         wait_http(nginx_port)
+        register_sessions(env["REDIS_URL"], args.sessions)
         client = redis.Redis(port=redis_port)
         redis_proc, app_proc, sidecar_proc, authz_proc, nginx_proc = procs
         nginx_pids = process_tree(nginx_proc.pid)

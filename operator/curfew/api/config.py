@@ -12,10 +12,18 @@ import hashlib
 import json
 from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from curfew.api.policy import Enforcement, FailurePolicy, StoreFormat
+from curfew.sessions.codec import check_id_pattern
 
 SCHEMA_VERSION: Final = 1
 POLICY_FILE = "policy.json"
@@ -69,6 +77,8 @@ class ConfigStore(_Doc):
     key_prefix: str
     redis_secret_ref: ConfigSecretRef
     session_key_secret_ref: ConfigSecretRef
+    id_pattern: Annotated[str, AfterValidator(check_id_pattern)] | None = None
+    """The id grammar (``curfew.sessions.codec``); rendered explicitly, None: the format's."""
 
 
 class ConfigPurge(_Doc):

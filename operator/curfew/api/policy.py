@@ -23,6 +23,12 @@ from pydantic.alias_generators import to_camel
 from curfew.api.durations import SECOND, Duration
 from curfew.api.errors import InvalidPolicy
 from curfew.api.schedule import check_schedule, check_time_zone
+from curfew.sessions.codec import (
+    DEFAULT_ID_PATTERNS,
+    MAX_PATTERN_LENGTH,
+    InvalidIdPattern,
+    check_id_pattern,
+)
 
 GROUP: Final = "curfew.dev"
 VERSION: Final = "v1alpha1"
@@ -241,6 +247,13 @@ class SessionKeySecretRef(SecretKeyRef):
     key: str = Field(default="session-key", description="Key within the Secret.")
 
 
+def _id_pattern(value: str) -> str:
+    try:
+        return check_id_pattern(value)
+    except InvalidIdPattern as error:
+        raise ValueError(f"idPattern: {error}") from None
+
+
 class Store(Model):
     """The shared Redis session store."""
 
@@ -259,10 +272,22 @@ class Store(Model):
         default=None, min_length=1, max_length=128,
         description="Key prefix of the application's sessions (unset, the format's own).",
     )
+    id_pattern: Annotated[str, AfterValidator(_id_pattern)] | None = Field(
+        default=None, min_length=1, max_length=MAX_PATTERN_LENGTH,
+        description="Regular expression (Python syntax) every session id must match in full; "
+        "a cookie or header value outside it is no session (nothing is created or deleted for "
+        "it). Unset, the format's own grammar: a lower-case UUID for spring-session, 32 "
+        "base64url characters for connect-redis, [A-Za-z0-9_-]{16,128} for generic, 1 to 4096 "
+        "cookie characters for curfew.",
+    )
 
     @property
     def effective_key_prefix(self) -> str:
         return self.key_prefix if self.key_prefix is not None else DEFAULT_KEY_PREFIX[self.format]
+
+    @property
+    def effective_id_pattern(self) -> str:
+        return self.id_pattern if self.id_pattern is not None else DEFAULT_ID_PATTERNS[self.format]
 
     @property
     def effective_session_key_ref(self) -> SecretKeyRef:
@@ -442,6 +467,9 @@ class LastPurge(Model):
         default_factory=PurgeExpired, description="Sessions removed, by reason."
     )
     repaired: int = Field(default=0, description="Index entries repaired.")
+    malformed: int = Field(
+        default=0, description="App sessions skipped because their times cannot be read."
+    )
     duration_seconds: float = Field(default=0.0, description="How long the run took.")
     message: str = Field(default="", description="Details, such as why a run was aborted.")
     job: str | None = Field(default=None, description="Name of the Job that ran.")

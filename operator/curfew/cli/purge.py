@@ -10,10 +10,11 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from curfew.purge.settings import PurgeSettings
+from curfew.cli.environment import add_environment_help, environment_help
+from curfew.purge.settings import PurgeSettings
+from curfew.sessions.identity import MIN_KEY_BYTES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=int, metavar="N", help="sessions per pipeline (default 1000)"
     )
+    add_environment_help(parser, environment_help(
+        PurgeSettings,
+        {
+            "redis_url": "the session store: redis://, rediss://, redis+cluster://, "
+            "redis+sentinel:// (see docs/store.md)",
+            "session_key": f"key of the keyed hash of session ids, at least {MIN_KEY_BYTES} "
+            "bytes, the same as the sidecars'; needed when store.format is an app's (not "
+            "curfew), whose session ids the job hashes to find Curfew's records",
+        },
+        flags={"redis_url": "--redis-url", "dry_run": "--dry-run",
+               "termination_log": "--termination-log", "batch_size": "--batch-size"},
+        skip=("config",),
+    ))
 
 
 class _UsageError(Exception):
@@ -49,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from curfew.purge.report import EXIT_FAILED, EXIT_USAGE, Summary, emit_summary
-    from curfew.purge.settings import PurgeSettings
 
     flags: dict[str, Any] = {
         "config": args.config,
@@ -77,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"curfew purge: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as error:
-        # A CronJob's only report is its summary: say what broke in it rather than a traceback.
-        message = f"internal error: {type(error).__name__}: {error}"
+        # A CronJob's only report is its summary: say what broke in it rather than a traceback,
+        # without the arguments of a Redis command (they hold session ids).
+        from curfew.sessions.errors import redacted
+
+        message = f"internal error: {type(error).__name__}: {redacted(error)}"
         emit_summary(
             Summary(outcome="failed", message=message),
             settings.resolved_termination_log(),

@@ -12,6 +12,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from curfew.cli.environment import add_environment_help, environment_help
+from curfew.sidecar.settings import MIN_KEY_BYTES, SidecarSettings
+
+_FLAGS = {"upstream": "--upstream", "redis_url": "--redis-url", "listen": "--listen",
+          "ops_listen": "--ops-listen", "config": "--config", "mode": "--mode",
+          "authz_path_prefix": "--authz-path-prefix", "insecure_dev_key": "--insecure-dev-key"}
+"""Settings that a flag also sets: the flag names them in messages."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE",
@@ -35,18 +43,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO",
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                         help="level of the operational log on stderr (default INFO)")
+    add_environment_help(parser, environment_help(
+        SidecarSettings,
+        {
+            "session_key": f"key of the keyed hash under which session ids are stored and "
+            f"logged, at least {MIN_KEY_BYTES} bytes; the same for every sidecar and purge job "
+            "of one store (--insecure-dev-key runs without it, for development only)",
+            "redis_url": "the session store: redis://, rediss://, redis+cluster://, "
+            "redis+sentinel:// (see docs/store.md)",
+        },
+        flags=_FLAGS, skip=("config",),
+    ))
 
 
 def _settings_error(err: ValidationError) -> str:
     from curfew.api.policy import describe_errors
 
-    flags = {"upstream": "--upstream", "redis_url": "--redis-url", "listen": "--listen",
-             "ops_listen": "--ops-listen", "config": "--config",
-             "authz_path_prefix": "--authz-path-prefix"}
     lines = []
     for line in describe_errors(err.errors()):
         name, sep, rest = line.partition(": ")
-        lines.append(f"{flags.get(name, name)}: {rest}" if sep else line)
+        lines.append(f"{_FLAGS.get(name, name)}: {rest}" if sep else line)
     return "; ".join(lines)
 
 
@@ -70,7 +86,6 @@ def configure_logging(level: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from curfew.sidecar.reload import ConfigError, load_policy
-    from curfew.sidecar.settings import SidecarSettings
 
     given: dict[str, Any] = {
         "config": args.config, "listen": args.listen, "ops_listen": args.ops_listen,

@@ -14,11 +14,10 @@ import html
 import secrets
 from importlib import resources
 from typing import Final
-from urllib.parse import urlencode
 
 from aiohttp import web
 
-from curfew.sidecar.rules import safe_return_path
+from curfew.sidecar.rules import REASON_PARAMETER, form_encode, safe_return_path
 
 COOKIE: Final = "demo_session"
 LOGIN_PATH: Final = "/login"
@@ -31,6 +30,8 @@ CSP: Final = (
 USERS: web.AppKey[dict[str, str]] = web.AppKey("users", dict)
 """Session cookie value -> user name: the app's own session store (gone on restart)."""
 NOTES: web.AppKey[dict[str, tuple[str, str]]] = web.AppKey("notes", dict)
+LIMITS: web.AppKey[tuple[float, float]] = web.AppKey("limits", tuple)
+"""The demo policy's (idle, absolute) seconds, which the sign-in page names."""
 
 SAMPLE_NOTES: Final = {
     "7": ("Quarterly report", "Revenue grew in every region but one. Before sending:\n"),
@@ -90,8 +91,36 @@ def _user(request: web.Request) -> str | None:
 
 
 def _to_login(request: web.Request) -> web.HTTPFound:
-    target = safe_return_path(request.path_qs)
-    return web.HTTPFound(f"{LOGIN_PATH}?{urlencode({RETURN_TO: target})}")
+    found = web.HTTPFound(LOGIN_PATH)
+    # Encoded as the sidecar and the browser client encode it (curfew.sidecar.rules), and set
+    # as is: aiohttp would re-encode the location through yarl (``%2F`` -> ``/``).
+    target = safe_return_path(request.raw_path)
+    found.headers["Location"] = f"{LOGIN_PATH}?{RETURN_TO}={form_encode(target)}"
+    return found
+
+
+def spoken_duration(seconds: float) -> str:
+    """``30 s``, ``3 min``, ``1 min 30 s``, ``2 h``: a limit as the sign-in page says it."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n} {unit}" for n, unit in ((hours, "h"), (minutes, "min"), (secs, "s")) if n]
+    return " ".join(parts) or "0 s"
+
+
+def why_signed_out(reason: str | None, idle: float, absolute: float) -> str | None:
+    """The sign-in page's sentence for the reason the sidecar or its client gave; None without
+    one. Never the parameter's own text: it is whatever the URL says."""
+    if reason is None:
+        return None
+    if reason == "idle":
+        return f"You were signed out after {spoken_duration(idle)} without activity."
+    if reason == "absolute":
+        return (f"You were signed out because sessions last at most "
+                f"{spoken_duration(absolute)}, however active.")
+    if reason == "signout":
+        return "You signed out, here or in another tab."
+    return "Your session ended."
 
 
 async def home(request: web.Request) -> web.Response:
@@ -118,7 +147,7 @@ async def note(request: web.Request) -> web.Response:
     key = request.match_info["note"]
     notes = request.app[NOTES]
     if key not in notes:
-        raise web.HTTPNotFound(text="no such note")
+        return await not_found(request)
     title, text = notes[key]
     body = f"""<h1 id="note-title">{html.escape(title)}</h1>
 <form class="editor" method="post" action="/notes/{key}">
@@ -143,9 +172,22 @@ async def save_note(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/notes/{key}?view=edit&saved=1")
 
 
+async def not_found(request: web.Request) -> web.Response:
+    """Any other page: a 404 in the app's layout, which (signed in) carries the client too."""
+    user = _user(request)
+    if user is None:
+        raise _to_login(request)
+    response = _page("Not found", '<h1>Not found</h1>\n<p>There is no such page. '
+                     '<a href="/">Your notes</a></p>', user=user)
+    response.set_status(404)
+    return response
+
+
 async def login_page(request: web.Request) -> web.Response:
     target = safe_return_path(request.query.get(RETURN_TO, "/"))
-    body = f"""<h1>Sign in</h1>
+    why = why_signed_out(request.query.get(REASON_PARAMETER), *request.app[LIMITS])
+    notice = f'<p class="signed-out" id="signed-out" role="status">{why}</p>\n' if why else ""
+    body = f"""{notice}<h1>Sign in</h1>
 <form class="login" method="post" action="{LOGIN_PATH}">
 <input type="hidden" name="{RETURN_TO}" value="{html.escape(target)}">
 <label for="username">Name</label>
@@ -165,9 +207,12 @@ async def login(request: web.Request) -> web.Response:
     name = str(form.get("username", "")).strip()[:64] or "ada"
     token = secrets.token_urlsafe(32)
     request.app[USERS][token] = name
-    response = web.HTTPSeeOther(safe_return_path(str(form.get(RETURN_TO, "/"))))
+    # Back to the very bytes the user left: aiohttp's redirect exceptions would re-encode the
+    # target through yarl (``%2F`` -> ``/``, ``%7E`` -> ``~``).
+    response = web.Response(
+        status=303, headers={"Location": safe_return_path(str(form.get(RETURN_TO, "/")))})
     response.set_cookie(COOKIE, token, httponly=True, samesite="Lax", path="/")
-    raise response
+    return response
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -192,11 +237,12 @@ async def demo_css(request: web.Request) -> web.Response:
     return _asset("demo.css", "text/css")
 
 
-def build_app() -> web.Application:
-    """The sample app, ready to run (routes only: nothing starts here)."""
+def build_app(idle_seconds: float, absolute_seconds: float) -> web.Application:
+    """The sample app for a policy of these limits, ready to run (nothing starts here)."""
     app = web.Application()
     app[USERS] = {}
     app[NOTES] = dict(SAMPLE_NOTES)
+    app[LIMITS] = (idle_seconds, absolute_seconds)
     app.router.add_get("/", home)
     app.router.add_get("/notes/{note}", note)
     app.router.add_post("/notes/{note}", save_note)
@@ -205,4 +251,5 @@ def build_app() -> web.Application:
     app.router.add_get("/logout", logout)
     app.router.add_get("/static/demo.js", demo_js)
     app.router.add_get("/static/demo.css", demo_css)
+    app.router.add_get("/{any:.*}", not_found)
     return app

@@ -174,7 +174,8 @@ async def _stop_server(process: asyncio.subprocess.Process | None, directory: Pa
         shutil.rmtree(directory, ignore_errors=True)
 
 
-async def _redis_store(url: str) -> SessionStore | None:
+async def _open_redis(url: str) -> SessionStore:
+    """The store at ``url``, once it answers; raises StoreError."""
     store = SessionStore.from_url(url, key_prefix=KEY_PREFIX, connect_timeout=0.3,
                                   socket_timeout=0.5, retries=0)
     try:
@@ -182,8 +183,15 @@ async def _redis_store(url: str) -> SessionStore | None:
     except StoreError:
         with contextlib.suppress(StoreError):
             await store.aclose()
-        return None
+        raise
     return store
+
+
+async def _redis_store(url: str) -> SessionStore | None:
+    try:
+        return await _open_redis(url)
+    except StoreError:
+        return None
 
 
 def _free_port() -> int:
@@ -227,13 +235,14 @@ async def choose_store(settings: DemoSettings) -> StoreHandle:
         return _embedded()
     if settings.redis_url is not None:
         url = settings.redis_url.get_secret_value()
-        store = await _redis_store(url)
-        if store is None:
-            raise DemoError(f"--redis-url: no Redis answers at {_redis_where(url)}")
+        try:
+            store = await _open_redis(url)
+        except StoreError as err:
+            raise DemoError(f"--redis-url: {err}") from None
         return StoreHandle(store, url, f"Redis at {_redis_where(url)} (keys under {KEY_PREFIX})")
-    store = await _redis_store(LOCAL_REDIS)
-    if store is not None:
-        return StoreHandle(store, LOCAL_REDIS, f"local Redis at 127.0.0.1:6379 (keys under "
+    local = await _redis_store(LOCAL_REDIS)
+    if local is not None:
+        return StoreHandle(local, LOCAL_REDIS, f"local Redis at 127.0.0.1:6379 (keys under "
                            f"{KEY_PREFIX})")
     binary = shutil.which("redis-server")
     if binary is not None:
@@ -246,8 +255,9 @@ async def choose_store(settings: DemoSettings) -> StoreHandle:
     return _embedded()
 
 
-async def _serve_app() -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(build_app(), access_log=None)
+async def _serve_app(settings: DemoSettings) -> tuple[web.AppRunner, int]:
+    app = build_app(settings.idle.seconds, settings.absolute.seconds)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -270,7 +280,7 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> None:
         config_path = workdir / "policy.json"
         config_path.write_text(build_demo_config(settings).to_json())
         policy = load_policy(config_path)
-        app_runner, app_port = await _serve_app()
+        app_runner, app_port = await _serve_app(settings)
         sidecar_settings = SidecarSettings(
             config=config_path,
             listen=f"{settings.host}:{settings.port}",
@@ -295,8 +305,12 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> None:
             f"  policy  idle {settings.idle}, absolute {settings.absolute}, warning "
             f"{settings.warning_lead} before expiry, browser client enabled\n"
             f"  store   {handle.description}\n"
-            f"  sign in with any name, open a note, then leave the page alone: watch the "
-            f"countdown, the warning, the expiry and the return to where you were.\n"
+            f"  try     sign in with any name, open a note and type, then leave the page alone:\n"
+            f"          the countdown, the warning {settings.warning_lead} before the end, the "
+            f"sign-in page saying why\n"
+            f"          you are there, and, once signed in again, the same note with your draft\n"
+            f"  audit   the sidecar's audit events follow, one JSON line each (sessions by keyed "
+            f"hash only)\n"
             f"  stop    Ctrl-C" + (f" (or it stops by itself after {settings.run_for:g}s)"
                                    if settings.run_for else ""),
             file=out, flush=True,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from curfew.sessions import keys
+from curfew.sessions.codec import AppKey
 from curfew.sessions.rules import Decision, Limits, SessionRecord, Verdict, decide
 from curfew.sessions.store import SessionStore
 
@@ -45,23 +46,26 @@ class MemoryStore(SessionStore):
         activity: bool,
         policy: str,
         workload: str,
-        app_key: str | None = None,
+        app_key: AppKey | None = None,
+        register: bool = False,
         after: BaseException | None = None,
     ) -> Verdict:
         now = self._clock()
         self._forget_stale(now)
+        # The demo's app keeps no session in the store: only what it issued is known.
         verdict, record = decide(
             self._records.get(sid), limits, now_ms=now, activity=activity,
-            policy=policy, workload=workload, app_session=app_key is not None,
+            policy=policy, workload=workload, app_session=app_key is not None, known=register,
         )
-        self._records[sid] = record
+        if record is not None:
+            self._records[sid] = record
         return verdict
 
     async def expire(
         self,
         sid: str,
         *,
-        app_key: str | None = None,
+        app_key: AppKey | None = None,
         reason: Decision = Decision.EXPIRED_IDLE,
     ) -> None:
         record = self._records.get(sid)

@@ -127,10 +127,35 @@ class InjectionWebhookSettings(BaseSettings):
                                  resources=self.resources)
 
 
+MAX_REVIEW_DEPTH = 64
+"""Nesting deeper than this is no Pod (whose deepest fields are some 15 levels down): refused
+before kopf or the handlers walk it recursively and run out of stack."""
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests objects or arrays deeper than ``limit`` (walked without
+    recursion, so a deep value cannot exhaust the stack here either)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def find_review_problem(review: Any) -> str | None:
     """Why ``review`` is not an AdmissionReview kopf can serve, or None when it is."""
     if not isinstance(review, Mapping):
         return "the body is not a JSON object"
+    if _deeper_than(review, MAX_REVIEW_DEPTH):
+        return f"the review nests deeper than {MAX_REVIEW_DEPTH} levels"
     if review.get("kind") != "AdmissionReview" or review.get("apiVersion") not in (
             "admission.k8s.io/v1", "admission.k8s.io/v1beta1"):
         return "the body is not an admission.k8s.io/v1 AdmissionReview"
@@ -173,6 +198,16 @@ class GuardedWebhookServer(kopf.WebhookServer):
     renewer: CertificateRenewer | None = None
     """Keeps a self-made serving certificate fresh while the server runs (None with
     cert-manager's files, which kopf re-reads itself when they change)."""
+
+    @staticmethod
+    async def _serve(fn: Any, request: web.Request) -> web.Response:
+        """kopf's request handling, but a body too deeply nested to decode (the JSON decoder
+        runs out of stack) is a bad request, as any other undecodable body, not a 500."""
+        try:
+            response: web.Response = await kopf.WebhookServer._serve(fn, request)
+        except RecursionError:
+            raise web.HTTPBadRequest(reason="the body nests too deeply to decode") from None
+        return response
 
     async def __call__(self, fn: Any) -> AsyncIterator[Any]:
         renewing = asyncio.create_task(self.renewer.run()) if self.renewer else None

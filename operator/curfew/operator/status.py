@@ -196,6 +196,7 @@ def build_last_purge(termination_message: str | None, *, job: str, finished_at: 
         time=finished_at, outcome=outcome, job=job,
         scanned=int(summary.get("scanned", 0) or 0), expired=expired,
         repaired=int(summary.get("repaired", 0) or 0),
+        malformed=int(summary.get("malformed", 0) or 0),
         duration_seconds=float(summary.get("durationSeconds", 0) or 0),
         message=str(summary.get("message", ""))[:1024],
     )

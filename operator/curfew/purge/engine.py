@@ -113,11 +113,14 @@ class Purge:
         try:
             await self._run()
         except StoreError as error:
-            removed = sum(self.summary.expired.values())
             self.summary.outcome = "failed"
-            self.summary.message = (
-                f"{error}; stopped after removing {removed} sessions, the next run continues"
-            )
+            if self.dry_run:
+                self.summary.message = f"{error}; {self._why_not()}: removed nothing"
+            else:
+                removed = sum(self.summary.expired.values())
+                self.summary.message = (
+                    f"{error}; stopped after removing {removed} sessions, the next run continues"
+                )
         finally:
             self.progress.done()
             self.summary.duration_seconds = time.monotonic() - started
@@ -156,6 +159,10 @@ class Purge:
         await self._walk_index(now, until, "remove", self._removed_from_index)
         await self.store.prune_limit_classes(now)
         self.summary.message = f"removed {sum(self.summary.expired.values())} sessions"
+        if self.summary.malformed:
+            self.summary.message += (
+                f"; skipped {self.summary.malformed} malformed app sessions (times that cannot "
+                "be read: see the malformed count)")
 
     async def _walk_index(
         self, now: int, until: int, mode: ShardMode, on_batch: Callable[[ShardBatch], None]
@@ -244,6 +251,7 @@ class Purge:
         assert self.session_key is not None
         async for batch in self.apps.walk(count=self.scan_count):
             plan.orphans.extend(batch.orphans)
+            self.summary.malformed += batch.malformed
             plan.app_scanned += len(batch.sessions)
             sids = [session_hash(self.session_key, s.raw_id) for s in batch.sessions]
             records = await self.store.read_records(sids)
@@ -314,9 +322,12 @@ class Purge:
             self._count(app.sid, app.reason, app.policy, app.workload)
         if self.apps is None:
             await self._walk_index(now, until, "list", self._would_remove)
-        why = "enforcement is Audit" if self.target.audit_only else "dry run"
         would = sum(self.summary.expired.values())
-        self.summary.message = f"{why}: would remove {would} sessions, removed nothing"
+        self.summary.message = f"{self._why_not()}: would remove {would} sessions, removed nothing"
+
+    def _why_not(self) -> str:
+        """Why a run that removes nothing does so."""
+        return "enforcement is Audit" if self.target.audit_only else "dry run"
 
     def _would_remove(self, batch: ShardBatch) -> None:
         for group in batch.groups:

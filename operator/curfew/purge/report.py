@@ -32,6 +32,8 @@ class Summary:
     scanned: int = 0
     expired: Counter[Reason] = field(default_factory=Counter)
     repaired: int = 0
+    malformed: int = 0
+    """App sessions whose times cannot be read (counted and skipped, never judged)."""
     duration_seconds: float = 0.0
     message: str = ""
 
@@ -46,6 +48,7 @@ class Summary:
                 "scanned": self.scanned,
                 "expired": {r.value: self.expired[r] for r in Reason},
                 "repaired": self.repaired,
+                "malformed": self.malformed,
                 "durationSeconds": round(self.duration_seconds, 3),
                 "message": self.message,
             },

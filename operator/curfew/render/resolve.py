@@ -80,6 +80,7 @@ def build_config_store(store: Store) -> ConfigStore:
         key_prefix=store.effective_key_prefix,
         redis_secret_ref=_ref(store.redis_secret_ref),
         session_key_secret_ref=_ref(store.effective_session_key_ref),
+        id_pattern=store.effective_id_pattern,
     )
 
 

@@ -15,8 +15,10 @@ from typing import Any, Final
 from redis import exceptions as rexc
 
 from curfew.sessions import keys
+from curfew.sessions.errors import StoreDataError, redacted
 from curfew.sessions.formats import (
     ConnectSession,
+    MalformedSession,
     SpringSession,
     read_connect_session,
     read_spring_session,
@@ -48,11 +50,13 @@ class AppSession:
 
 @dataclass(frozen=True)
 class AppBatch:
-    """One batch of a walk: the sessions read, and Spring expiry keys left without a session
-    (by a run that stopped between its two deletes)."""
+    """One batch of a walk: the sessions read, Spring expiry keys left without a session (by a
+    run that stopped between its two deletes), and how many sessions were malformed (times that
+    cannot be read: skipped, never judged)."""
 
     sessions: list[AppSession]
     orphans: list[str]
+    malformed: int = 0
 
 
 class AppSessions:
@@ -106,18 +110,23 @@ class AppSessions:
         orphans = [k for k, a in zip(expiry_keys, alive, strict=True) if a == 0]
         replies = replies[: len(found)]
         sessions = []
+        malformed = 0
         for (key, raw_id), reply in zip(found, replies, strict=True):
             if isinstance(reply, Exception) or reply is None:
                 continue  # another type under the prefix (WRONGTYPE), or gone since SCAN
-            if self.format == "spring-session":
-                spring = read_spring_session(*reply)
-                if spring is not None:
-                    sessions.append(AppSession(key, raw_id, "lastAccessedTime", reply[1], spring))
-            else:
-                connect = read_connect_session(reply)
-                if connect is not None:
-                    sessions.append(AppSession(key, raw_id, "", reply, connect=connect))
-        return AppBatch(sessions, orphans)
+            try:
+                if self.format == "spring-session":
+                    spring = read_spring_session(*reply)
+                    if spring is not None:
+                        sessions.append(
+                            AppSession(key, raw_id, "lastAccessedTime", reply[1], spring))
+                else:
+                    connect = read_connect_session(reply)
+                    if connect is not None:
+                        sessions.append(AppSession(key, raw_id, "", reply, connect=connect))
+            except MalformedSession:
+                malformed += 1  # the reason names a field, never the key: not reported
+        return AppBatch(sessions, orphans, malformed)
 
     async def remove(self, sessions: Sequence[AppSession]) -> list[bool]:
         """Delete each session unless it changed since it was read; True where deleted.
@@ -149,6 +158,10 @@ class AppSessions:
         return deleted
 
     async def _clean_spring(self, sessions: Sequence[AppSession]) -> None:
+        """Remove removed sessions from Spring's side keys. Best effort: the session is gone
+        already, and a side key of another type than Spring writes (a ``sessions:expirations``
+        that is no sorted set, say) only fails its own command, whose error (it would name the
+        member, so the session id) is dropped."""
         pipe = self._client.pipeline(transaction=False)
         for s in sessions:
             assert s.spring is not None
@@ -166,7 +179,9 @@ class AppSessions:
                     keys.spring_principal_index_key(self.prefix, s.spring.principal),
                     write_spring_string(s.raw_id, s.spring.serializer),
                 )
-        await pipe.execute()
+        for reply in await pipe.execute(raise_on_error=False):
+            if isinstance(reply, rexc.ResponseError) and not str(reply).startswith("WRONGTYPE"):
+                raise StoreDataError(f"Redis refused a command: {redacted(reply)}")
 
     async def delete_keys(self, keys_: Sequence[str]) -> int:
         """Delete ``keys_`` (orphaned Spring expiry keys); returns how many existed."""

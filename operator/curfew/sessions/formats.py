@@ -9,11 +9,17 @@ out).
 - connect-redis (express-session) keeps one JSON string per session with ``cookie.expires``
   (ISO 8601) and ``cookie.originalMaxAge`` (ms): a rolling session's last activity is
   ``expires - originalMaxAge``.
+
+A value that is not a session of the format reads as None. A session whose times cannot be
+used (``originalMaxAge`` of ``1e400`` or ``NaN``, an ``expires`` in year 1, a Spring timestamp
+that is no number) raises :class:`MalformedSession`: the purge job counts and skips it. Apps
+write these values, sometimes from what their users send, so no value may stop a purge.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +30,22 @@ JDK_MAGIC: Final = b"\xac\xed\x00\x05"
 _TC_STRING: Final = 0x74
 _JDK_LONG: Final = b"java.lang.Long"
 _JDK_INTEGER: Final = b"java.lang.Integer"
+
+MAX_TIME_MS: Final = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z: the latest time a session field can mean (ISO 8601's 4 digits)."""
+MAX_DURATION_MS: Final = 2**53
+"""A longer ``originalMaxAge`` or ``maxInactiveInterval`` is no duration (JSON's safe range)."""
+
+
+class MalformedSession(ValueError):
+    """A session of the format whose times cannot be read or are out of range; the message says
+    which field, never the session id."""
+
+
+def _time_ms(value: int | None, field: str) -> int | None:
+    if value is not None and not 0 <= value <= MAX_TIME_MS:
+        raise MalformedSession(f"{field} out of range")
+    return value
 
 
 class Serializer(StrEnum):
@@ -107,11 +129,14 @@ def read_spring_session(
 ) -> SpringSession | None:
     """A Spring Session from its hash fields, or None when they are missing or unreadable."""
     if created is None or last_accessed is None:
-        return None
-    c, la = read_spring_number(created), read_spring_number(last_accessed)
+        return None  # a partial hash (Spring's delta save racing an expiry): no session
+    c = _time_ms(read_spring_number(created), "creationTime")
+    la = _time_ms(read_spring_number(last_accessed), "lastAccessedTime")
     if c is None or la is None:
-        return None
+        raise MalformedSession("creationTime or lastAccessedTime is no number")
     mi = read_spring_number(max_inactive) if max_inactive is not None else None
+    if mi is not None and abs(mi) * 1000 > MAX_DURATION_MS:
+        raise MalformedSession("maxInactiveInterval out of range")
     return SpringSession(
         created_ms=c,
         last_accessed_ms=la,
@@ -130,19 +155,28 @@ class ConnectSession:
 
 
 def read_connect_session(value: bytes) -> ConnectSession | None:
-    """A connect-redis session from its JSON string, or None if it is not one."""
+    """A connect-redis session from its JSON string, or None if it is not one. Raises
+    MalformedSession when its ``cookie`` times cannot be used."""
     try:
         doc = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("cookie"), dict):
         return None
     cookie = doc["cookie"]
     expires, max_age = cookie.get("expires"), cookie.get("originalMaxAge")
-    if not isinstance(expires, str) or not isinstance(max_age, int | float):
-        return ConnectSession(last_activity_ms=None)
+    if expires is None or max_age is None:
+        return ConnectSession(last_activity_ms=None)  # a browser-session cookie: no expiry
+    if isinstance(max_age, bool) or not isinstance(max_age, int | float):
+        raise MalformedSession("cookie.originalMaxAge is no number")
+    if not math.isfinite(max_age) or abs(max_age) > MAX_DURATION_MS:
+        raise MalformedSession("cookie.originalMaxAge out of range")
+    if not isinstance(expires, str):
+        raise MalformedSession("cookie.expires is no date")
     try:
         expires_at = datetime.fromisoformat(expires.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return ConnectSession(last_activity_ms=round(expires_at.timestamp() * 1000 - max_age))
+        expires_ms = round(expires_at.timestamp() * 1000)
+    except (ValueError, OverflowError, OSError):
+        raise MalformedSession("cookie.expires is no date") from None
+    last = _time_ms(expires_ms - round(max_age), "cookie.expires - cookie.originalMaxAge")
+    return ConnectSession(last_activity_ms=last)

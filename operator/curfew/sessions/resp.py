@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 import hiredis
 
-from curfew.sessions.errors import StoreDataError, StoreUnavailable
+from curfew.sessions.errors import StoreDataError, StoreUnavailable, outage_at
 
 _log = logging.getLogger(__name__)
 
@@ -281,10 +281,7 @@ class LeanRedis:
                 self._connect_timeout,
             )
         except (OSError, TimeoutError) as error:
-            raise StoreUnavailable(
-                f"Redis unavailable: cannot connect to {a.host}:{a.port}: "
-                f"{error or type(error).__name__}"
-            ) from error
+            raise outage_at(f"{a.host}:{a.port}", error) from error
         try:
             if a.password is not None:
                 login = (a.username, a.password) if a.username else (a.password,)

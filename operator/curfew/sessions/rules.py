@@ -11,6 +11,9 @@ checked with the current limits ``I`` / ``A``:
 - effective limits are ``min(i, I)`` and ``min(a, A)`` (tightening only ever shortens);
 - the session is expired when ``now >= l + min(i, I)`` (idle) or ``now >= c + min(a, A)``
   (absolute); the reason is the deadline that passed first;
+- a session without a record gets one only when the app knows it (``known``: its key exists,
+  or the app issued the cookie through the sidecar); otherwise it is ``unknown`` and nothing is
+  written, so strangers' values leave nothing behind;
 - an expired record becomes a tombstone that answers with its reason until it is retained no
   longer, so a stale cookie replayed later is not mistaken for a new session;
 - only a request that counts as activity moves ``l``, and only once it is at least the touch
@@ -58,6 +61,9 @@ class Decision(StrEnum):
     """What ``check_and_touch`` decided for one request."""
 
     NEW = "new"
+    UNKNOWN = "unknown"
+    """No record, and none may be created: the app does not know the session (its key is
+    missing, or it never issued the cookie). Nothing is stored: the request has no session."""
     ALLOWED = "allowed"
     EXPIRED_IDLE = "idle"
     EXPIRED_ABSOLUTE = "absolute"
@@ -231,9 +237,16 @@ def decide(
     policy: str = "",
     workload: str = "",
     app_session: bool = False,
-) -> tuple[Verdict, SessionRecord]:
-    """What ``check_and_touch`` decides for ``record`` at ``now_ms``, and the record it leaves."""
+    known: bool = True,
+) -> tuple[Verdict, SessionRecord | None]:
+    """What ``check_and_touch`` decides for ``record`` at ``now_ms``, and the record it leaves.
+
+    ``known``: whether the app knows a session that has no record yet (its key exists, or it
+    issued the cookie), so that one may be created; else it is ``UNKNOWN`` and none is.
+    """
     if record is None:
+        if not known:
+            return Verdict(Decision.UNKNOWN, 0.0, 0.0), None
         created = SessionRecord(
             created_ms=now_ms,
             last_activity_ms=now_ms,

@@ -37,7 +37,14 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 
 from curfew.sessions import keys
-from curfew.sessions.errors import StoreConfigError, StoreDataError, StoreUnavailable
+from curfew.sessions.codec import AppKey
+from curfew.sessions.errors import (
+    StoreConfigError,
+    StoreDataError,
+    StoreUnavailable,
+    outage_at,
+    redacted,
+)
 from curfew.sessions.resp import (
     LeanRedis,
     ReplyCallback,
@@ -95,8 +102,10 @@ CHECK_AND_TOUCH: Final = _Script.load("check_and_touch")
 EXPIRE: Final = _Script.load("expire")
 PURGE_RECORD: Final = _Script.load("purge_record")
 DELETE_IF_UNCHANGED: Final = _Script.load("delete_if_unchanged")
+DELETE_APP_SESSION: Final = _Script.load("delete_app_session")
 PURGE_SHARD: Final = _Script.load("purge_shard")
-SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, PURGE_SHARD)
+SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, DELETE_APP_SESSION,
+                  PURGE_SHARD)
 
 _REASONS: Final = {r.value.encode(): r for r in Reason}
 
@@ -141,28 +150,24 @@ def _joined_sids(members: list[bytes]) -> str:
     return joined.replace(b" " + owner, b" ").decode()
 
 
-def _describe(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return f"Redis unavailable: {text}"
-
-
 @contextmanager
-def translate_errors() -> Iterator[None]:
-    """Turn redis-py and socket errors into the store's typed errors."""
+def translate_errors(where: str | None = None) -> Iterator[None]:
+    """Turn redis-py and socket errors into the store's typed errors; ``where`` names the
+    store in outage messages (:func:`store_address`)."""
     try:
         yield
     except _UNAVAILABLE as error:
-        raise StoreUnavailable(_describe(error)) from error
+        raise outage_at(where, error) from error
     except rexc.ResponseError as error:
         if str(error).startswith(("LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")):
-            raise StoreUnavailable(_describe(error)) from error
-        raise StoreDataError(f"Redis refused a command: {error}") from error
+            raise outage_at(where, error) from error
+        raise StoreDataError(f"Redis refused a command: {redacted(error)}") from error
     except AttributeError as error:
         # redis-py 8.1's asyncio connections can lose their writer to a concurrent disconnect
         # (seen on a Cluster under load): a broken connection, not a bug of the caller.
         if not _raised_in_redis(error):
             raise
-        raise StoreUnavailable(_describe(error)) from error
+        raise outage_at(where, error) from error
 
 
 def _raised_in_redis(error: BaseException) -> bool:
@@ -195,6 +200,23 @@ def _hosts(netloc_hosts: str, default_port: int = 6379) -> list[tuple[str, int]]
     if not hosts or not all(h for h, _ in hosts):
         raise StoreConfigError("store URL: no host")
     return hosts
+
+
+def store_address(url: str) -> str | None:
+    """What outage messages name a store URL by: its ``host:port`` list (or socket path),
+    never its credentials; None for a URL that names none."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    parts = urlsplit("redis://" + rest)
+    if scheme == "unix":
+        return parts.path or None
+    netloc = parts.netloc.rpartition("@")[2]
+    try:
+        hosts = _hosts(netloc, 26379 if scheme.endswith("+sentinel") else 6379)
+    except StoreConfigError:
+        return None
+    return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in hosts)
 
 
 def build_client(
@@ -263,8 +285,8 @@ class SessionStore:
     """Curfew's session records in one Redis (single, Sentinel or Cluster).
 
     ``sid`` arguments are always keyed hashes (``curfew.sessions.identity.session_hash``),
-    never raw ids. ``app_key`` arguments are the app's own session key
-    (``curfew.sessions.keys.app_session_key``); they are deleted, never stored.
+    never raw ids. ``app_key`` arguments are the app's own session key of an id its format's
+    codec accepted (``curfew.sessions.codec``); they are checked and deleted, never stored.
     """
 
     def __init__(
@@ -275,8 +297,11 @@ class SessionStore:
         cluster: bool = False,
         retain_seconds: float = keys.RETAIN_SECONDS,
         lean: LeanRedis | None = None,
+        where: str | None = None,
     ) -> None:
         self._client = client
+        self.where = where
+        """The store's address in outage messages (:func:`store_address`)."""
         self.namespace = namespace
         self.cluster = cluster
         self.retain_ms = round(retain_seconds * 1000)
@@ -320,6 +345,7 @@ class SessionStore:
             namespace=keys.curfew_namespace(format, key_prefix),
             cluster=cluster,
             retain_seconds=retain_seconds,
+            where=store_address(url),
             lean=None if address is None else LeanRedis(
                 address, socket_timeout=socket_timeout, connect_timeout=connect_timeout,
                 retries=retries,
@@ -344,7 +370,7 @@ class SessionStore:
         return self._client
 
     async def _eval(self, script: _Script, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-        with translate_errors():
+        with translate_errors(self.where):
             await self._routed()
             try:
                 return await self._client.evalsha(script.sha, len(keys_), *keys_, *args)
@@ -386,9 +412,17 @@ class SessionStore:
         activity: bool,
         policy: str,
         workload: str,
-        app_key: str | None,
-    ) -> tuple[tuple[str, str, str], tuple[Any, ...]]:
-        return keys.session_keys(self.namespace, sid), (
+        app_key: AppKey | None,
+        create: str,
+    ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """The script's keys and arguments. ``create``: when a missing record may be created
+        (``'1'``, ``'0'``, or ``'k'``: if the app key exists with its format's type, which
+        passes the app key as a fourth key)."""
+        session_keys: tuple[str, ...] = keys.session_keys(self.namespace, sid)
+        if create == "k":
+            assert app_key is not None
+            session_keys += (app_key.key,)
+        return session_keys, (
             sid,
             limits.idle_ms,
             limits.absolute_ms,
@@ -400,7 +434,19 @@ class SessionStore:
             self.retain_ms,
             keys.owner_id(policy, workload),
             TOUCH_GRANULARITY_MS,
+            create,
+            app_key.types_arg if app_key is not None else "",
         )
+
+    def _create_mode(self, app_key: AppKey | None, register: bool) -> str:
+        """How a first sight may create a record: the app vouched (``register``), or its key
+        exists, checked in the script where it can be (one server), else never in the first
+        call (a Cluster: the app key is in another slot, see :meth:`check_and_touch`)."""
+        if register:
+            return "1"
+        if app_key is None or self.cluster:
+            return "0"
+        return "k"
 
     def check_and_touch_now(
         self,
@@ -411,7 +457,8 @@ class SessionStore:
         activity: bool,
         policy: str,
         workload: str,
-        app_key: str | None = None,
+        app_key: AppKey | None = None,
+        register: bool = False,
     ) -> bool:
         """:meth:`check_and_touch` sent at once, for callers that chain callbacks: ``callback``
         gets the raw reply (read it with :meth:`verdict_of`) or the error. False, and nothing
@@ -424,8 +471,9 @@ class SessionStore:
         if lean is None:
             return False
         keys_, args = self._check_and_touch_args(sid, limits, activity, policy, workload,
-                                                 app_key)
-        return lean.send_now(callback, "EVALSHA", CHECK_AND_TOUCH.sha, 3, *keys_, *args)
+                                                 app_key, self._create_mode(app_key, register))
+        return lean.send_now(callback, "EVALSHA", CHECK_AND_TOUCH.sha, len(keys_), *keys_,
+                             *args)
 
     async def check_and_touch(
         self,
@@ -435,25 +483,55 @@ class SessionStore:
         activity: bool,
         policy: str,
         workload: str,
-        app_key: str | None = None,
+        app_key: AppKey | None = None,
+        register: bool = False,
         after: BaseException | None = None,
     ) -> Verdict:
         """Check one request's session and, if it counts as ``activity``, touch it: one EVALSHA.
 
         A first sight creates the record (``Decision.NEW``), owned by this ``policy`` and
-        ``workload``; a record keeps the owner that created it when another workload shares
-        the session. An expired session becomes a tombstone and keeps answering with its
-        reason. ``app_key`` only records that the app keeps a session of its own (the key
-        itself is never stored: it may hold the raw id). ``after``: how a
+        ``workload``, only for a session the app knows: its ``app_key`` exists with its
+        format's type, or the app issued it (``register``, the sidecar saw its
+        ``Set-Cookie``). Any other first sight is ``Decision.UNKNOWN`` and leaves nothing in
+        the store. A record keeps the owner that created it when another workload shares the
+        session. An expired session becomes a tombstone and keeps answering with its reason.
+        The app key itself is never stored (it holds the raw id). ``after``: how a
         :meth:`check_and_touch_now` of this request failed.
+
+        On a Cluster the app key is in another slot than the record, so one script cannot read
+        both: the first call may not create, and only a first sight (``unknown``) costs a
+        ``TYPE`` of the app key and, if the app has the session, a second call that creates.
         """
+        create = self._create_mode(app_key, register)
         keys_, args = self._check_and_touch_args(sid, limits, activity, policy, workload,
-                                                 app_key)
+                                                 app_key, create)
         if self.lean is None:
             reply = await self._eval(CHECK_AND_TOUCH, keys_, args)
         else:
             reply = await self._eval_lean(self.lean, CHECK_AND_TOUCH, keys_, args, after)
-        return self.verdict_of(reply)
+        verdict = self.verdict_of(reply)
+        if (verdict.decision is Decision.UNKNOWN and self.cluster and app_key is not None
+                and await self._app_has(app_key)):
+            keys_, args = self._check_and_touch_args(sid, limits, activity, policy, workload,
+                                                     app_key, "1")
+            verdict = self.verdict_of(await self._eval(CHECK_AND_TOUCH, keys_, args))
+        return verdict
+
+    async def _app_has(self, app_key: AppKey) -> bool:
+        """Whether the app keeps a session under ``app_key`` (its key, of its format's type)."""
+        with translate_errors():
+            kind = _text(await self._client.type(app_key.key))
+        return kind in app_key.types
+
+    async def register(
+        self, sid: str, limits: Limits, *, policy: str, workload: str
+    ) -> Verdict:
+        """A session the app just issued (the sidecar saw its ``Set-Cookie``): its record is
+        created if missing, touched if live; a tombstone stays one (an expired id is never
+        revived by the app sending it again)."""
+        return await self.check_and_touch(
+            sid, limits, activity=True, policy=policy, workload=workload, register=True
+        )
 
     @staticmethod
     def verdict_of(reply: Any) -> Verdict:
@@ -473,14 +551,15 @@ class SessionStore:
         self,
         sid: str,
         *,
-        app_key: str | None = None,
+        app_key: AppKey | None = None,
         reason: Decision = Decision.EXPIRED_IDLE,
     ) -> None:
         """End a session: its record becomes a tombstone (keeping the reason it already has, or
-        ``reason``), its index entry goes, and the app's own session key is deleted."""
+        ``reason``), its index entry goes, and the app's own session key is deleted if it holds
+        its format's type (``delete_app_session.lua``)."""
         record, due, _ = keys.session_keys(self.namespace, sid)
         args = (sid, reason.value, self.retain_ms)
-        with translate_errors():
+        with translate_errors(self.where):
             if app_key is None:
                 await self._eval(EXPIRE, (record, due), args)
                 return
@@ -489,41 +568,42 @@ class SessionStore:
             # execute_command, not evalsha(): redis-py's Cluster pipeline blocks the method, yet
             # routes the command by its keys like any other.
             pipe.execute_command("EVALSHA", EXPIRE.sha, 2, record, due, *args)
-            pipe.delete(app_key)
+            pipe.execute_command("EVALSHA", DELETE_APP_SESSION.sha, 1, app_key.key,
+                                 app_key.types_arg)
             try:
                 await pipe.execute()
             except rexc.NoScriptError:
                 await self._eval(EXPIRE, (record, due), args)
-                await self._client.delete(app_key)
+                await self._eval(DELETE_APP_SESSION, (app_key.key,), (app_key.types_arg,))
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers (every master, on a Cluster)."""
-        with translate_errors():
+        with translate_errors(self.where):
             await (await self._routed()).ping()
 
     async def aclose(self) -> None:
         if self.lean is not None:
             await self.lean.aclose()
-        with translate_errors():
+        with translate_errors(self.where):
             await self._client.aclose()
 
     # The purge job's operations: batched, pipelined, each removal guarded by a re-check.
 
     async def load_scripts(self) -> None:
         """Cache every script on every master, so pipelined EVALSHAs never meet NOSCRIPT."""
-        with translate_errors():
+        with translate_errors(self.where):
             for script in SCRIPTS:
                 await self._client.script_load(script.source)
 
     async def server_time_ms(self) -> int:
         """Redis's clock, the one the sidecar's decisions use."""
-        with translate_errors():
+        with translate_errors(self.where):
             seconds, micros = await self._client.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
     async def count_sessions(self) -> int:
         """Live (not yet expired) records: the sum of the shards' index sizes."""
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for shard in range(keys.SHARDS):
                 pipe.zcard(keys.due_key(self.namespace, shard))
@@ -532,7 +612,7 @@ class SessionStore:
     async def count_due(self, until_ms: int) -> int:
         """Index entries due by ``until_ms`` over all shards (O(log n) each): every session
         expired under its recorded limits, and entries whose record Redis already dropped."""
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for shard in range(keys.SHARDS):
                 pipe.zcount(keys.due_key(self.namespace, shard), "-inf", keys.due_until(until_ms))
@@ -541,7 +621,7 @@ class SessionStore:
     async def limit_classes(self, now_ms: int) -> list[tuple[int, int]]:
         """The (idle ms, absolute ms) pairs that records still live were recorded with."""
         classes: set[tuple[int, int]] = set()
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for shard in range(keys.SHARDS):
                 pipe.zrangebyscore(keys.limits_key(self.namespace, shard), now_ms, "+inf")
@@ -554,7 +634,7 @@ class SessionStore:
 
     async def prune_limit_classes(self, now_ms: int) -> None:
         """Drop the limit classes whose last record is past its absolute deadline."""
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for shard in range(keys.SHARDS):
                 pipe.zremrangebyscore(keys.limits_key(self.namespace, shard), "-inf", f"({now_ms}")
@@ -577,7 +657,7 @@ class SessionStore:
         for name, limits in workloads.items():
             wl += [name, limits.idle_ms, limits.absolute_ms]
         shards = list(batches)
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for shard in shards:
                 pipe.execute_command(
@@ -621,7 +701,7 @@ class SessionStore:
         """The records of ``sids`` (None where Redis already expired one), one pipeline."""
         if not sids:
             return []
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for sid in sids:
                 pipe.hmget(keys.record_key(self.namespace, sid), *_RECORD_FIELDS)
@@ -643,7 +723,7 @@ class SessionStore:
         judged. ``None`` as last activity only cleans the index entry of a vanished record."""
         if not items:
             return []
-        with translate_errors():
+        with translate_errors(self.where):
             pipe = self._client.pipeline(transaction=False)
             for sid, last, reason in items:
                 record, due, _ = keys.session_keys(self.namespace, sid)
@@ -670,7 +750,7 @@ class SessionStore:
     async def scan_keys(self, pattern: str, *, count: int = 1000) -> AsyncIterator[list[str]]:
         """Keys matching ``pattern`` in batches of about ``count``, by SCAN (never KEYS)."""
         batch: list[str] = []
-        with translate_errors():
+        with translate_errors(self.where):
             async for key in self._client.scan_iter(match=pattern, count=count):
                 batch.append(_text(key))
                 if len(batch) >= count:

@@ -49,6 +49,7 @@ def build_client_config(watcher: ConfigWatcher) -> bytes:
     return json.dumps({
         "loginURL": policy.login_url,
         "returnToParameter": policy.return_to_parameter,
+        "loginPrefix": policy.login_prefix,
         "warningLeadSeconds": policy.warning_lead,
     }).encode()
 

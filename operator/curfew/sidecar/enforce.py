@@ -1,22 +1,29 @@
-"""The enforcement decision for one request: extract, hash, one store call, then answer.
+"""The enforcement decision for one request: extract, decode, hash, one store call, answer.
 
 :class:`Enforcer` is shared by the reverse proxy and the authorization service: both describe
 the request as a :class:`RequestFacts` and act on the :class:`Outcome`. The hot path is one
 keyed hash and one ``check_and_touch`` (a single EVALSHA); only an expired session costs a
-second call, to delete it.
+second call, to delete it, and a session the app issues (:meth:`Enforcer.issued`) one to
+register it.
+
+A value outside the store format's id grammar (``curfew.sessions.codec``) is no session: it is
+forwarded as a request without one, and never reaches the store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+from curfew.sessions.codec import AppKey
 from curfew.sessions.cookies import SEPARATE_FIELDS, AmbiguousSession
 from curfew.sessions.errors import StoreUnavailable
 from curfew.sessions.identity import SessionHasher
-from curfew.sessions.keys import app_session_key
+from curfew.sessions.keys import CURFEW_FORMAT
 from curfew.sessions.resp import ReplyCallback
 from curfew.sessions.rules import Decision, Verdict
 from curfew.sessions.store import SessionStore
@@ -36,6 +43,7 @@ from curfew.sidecar.rules import (
     extract_session_id,
     is_activity,
     is_api_client,
+    issued_session_id,
 )
 
 _log = logging.getLogger(__name__)
@@ -91,6 +99,8 @@ class Outcome:
     verdict: Verdict | None = None
     """The store's verdict, when it was asked and answered."""
     decision: str = "none"
+    known_session: str | None = None
+    """The session hash, when the store holds a live record of the request's session."""
 
 
 PASS: Final = Outcome(allowed=True)
@@ -111,9 +121,12 @@ class Ask:
     """The policy in force when the request arrived (it stays the one that judges it)."""
     facts: RequestFacts
     sid: str
-    """The keyed hash of the session id."""
-    app_key: str | None
+    """The keyed hash of the app's session id."""
+    app_key: AppKey | None
     activity: bool
+    vouched: bool = False
+    """A first sight may create a record without the app's key: the sidecar cannot see the app
+    issue this session (a header token, or authz mode, which sees no responses)."""
 
 
 class Enforcer:
@@ -125,12 +138,18 @@ class Enforcer:
         store: SessionStore,
         key: bytes,
         metrics: SidecarMetrics,
+        *,
+        sees_responses: bool = False,
     ) -> None:
         self.watcher = watcher
         self.store = store
         self._hash = SessionHasher(key)
         self.metrics = metrics
+        self.sees_responses = sees_responses
+        """Proxy mode: the app's ``Set-Cookie`` reaches :meth:`issued`, which registers the
+        sessions it issues (the ``curfew`` format's only way to get a record then)."""
         self._store_log = audit.RateLimited(_STORE_LOG_INTERVAL)
+        self._registering: set[asyncio.Task[None]] = set()
 
     @property
     def session_header(self) -> str | None:
@@ -158,12 +177,18 @@ class Enforcer:
         if raw is None:
             self.metrics.count("none", "forwarded")
             return PASS
+        codec = policy.codec
+        app_id = codec.app_id(raw, cookie=policy.cookie_name is not None)
+        if app_id is None:
+            # Not a session id of this format: no key is built from it, nothing is stored.
+            # Not audited either (a client could fill the log); the metric counts it.
+            self.metrics.count("invalid", "forwarded")
+            return PASS
         if activity is None:
             activity = is_activity(policy, facts.method, facts.path)
-        return Ask(
-            policy, facts, self._hash(raw),
-            app_session_key(policy.store_format, policy.key_prefix, raw), activity,
-        )
+        vouched = policy.store_format == CURFEW_FORMAT and not (
+            self.sees_responses and policy.cookie_name is not None)
+        return Ask(policy, facts, self._hash(app_id), codec.app_key(app_id), activity, vouched)
 
     def ask_now(self, ask: Ask, callback: ReplyCallback) -> bool:
         """Send the store question at once (see ``SessionStore.check_and_touch_now``):
@@ -172,7 +197,7 @@ class Enforcer:
         policy = ask.policy
         return self.store.check_and_touch_now(
             callback, ask.sid, policy.limits, activity=ask.activity, policy=policy.policy,
-            workload=policy.workload, app_key=ask.app_key,
+            workload=policy.workload, app_key=ask.app_key, register=ask.vouched,
         )
 
     async def finish(
@@ -183,7 +208,8 @@ class Enforcer:
         try:
             verdict = await self.store.check_and_touch(
                 ask.sid, policy.limits, activity=ask.activity, policy=policy.policy,
-                workload=policy.workload, app_key=ask.app_key, after=after,
+                workload=policy.workload, app_key=ask.app_key, register=ask.vouched,
+                after=after,
             )
         except StoreUnavailable as err:
             return self.unavailable(ask, err)
@@ -203,7 +229,12 @@ class Enforcer:
             headers = build_remaining_headers(
                 policy, verdict.idle_remaining, verdict.absolute_remaining, verdict.renewal_due
             )
-            return Outcome(True, headers, verdict=verdict, decision=decision)
+            return Outcome(True, headers, verdict=verdict, decision=decision,
+                           known_session=ask.sid)
+        if decision is Decision.UNKNOWN:
+            # The app does not know this session: a request without one, nothing stored.
+            self.metrics.count(decision, "forwarded")
+            return PASS
         if policy.enforce:
             return None
         reason = decision.value
@@ -240,7 +271,7 @@ class Enforcer:
             api = policy.header is not None or is_api_client(
                 facts.method, facts.accept, facts.requested_with, facts.fetch_mode
             )
-        location = None if api else build_login_redirect(policy, facts.target)
+        location = None if api else build_login_redirect(policy, facts.target, reason)
         if location is None:
             headers["WWW-Authenticate"] = build_www_authenticate(policy, reason)
             headers["Content-Type"] = JSON
@@ -254,6 +285,46 @@ class Enforcer:
         headers["Cache-Control"] = "no-store"
         self.metrics.count(reason, "redirected")
         return Outcome(False, headers, 302, b"", verdict, reason)
+
+    @property
+    def registers(self) -> bool:
+        """Whether the app's ``Set-Cookie`` values go to :meth:`issued` (proxy mode, the
+        ``curfew`` format and a cookie session): the answer path skips them otherwise."""
+        policy = self.watcher.policy
+        return (self.sees_responses and policy.store_format == CURFEW_FORMAT
+                and policy.cookie_name is not None)
+
+    def issued(self, known_session: str | None, set_cookies: Sequence[str]) -> None:
+        """The app's answer set cookies (``Set-Cookie`` values): in proxy mode with the
+        ``curfew`` format, a session cookie it issued is registered, which is how such a
+        session gets its record. ``known_session``: the session the request carried, when the
+        store already holds it (an app re-sending its cookie then costs nothing)."""
+        policy = self.watcher.policy
+        if policy.store_format != CURFEW_FORMAT or not set_cookies:
+            return
+        app_id = issued_session_id(policy, set_cookies)
+        if app_id is None:
+            return
+        sid = self._hash(app_id)
+        if sid == known_session:
+            return
+        task = asyncio.get_running_loop().create_task(self._register(policy, sid))
+        self._registering.add(task)
+        task.add_done_callback(self._registering.discard)
+
+    async def _register(self, policy: SidecarPolicy, sid: str) -> None:
+        try:
+            verdict = await self.store.register(
+                sid, policy.limits, policy=policy.policy, workload=policy.workload
+            )
+        except StoreUnavailable as err:
+            self.metrics.redis_errors.inc()
+            _log.warning("could not register an issued session %s: %s", sid, err)
+            return
+        if verdict.decision is Decision.NEW:
+            audit.emit(audit.SESSION_FIRST_SEEN, session=sid, workload=policy.workload,
+                       policy=policy.policy)
+        self.metrics.count("issued", "registered")
 
     def unavailable(self, ask: Ask, err: StoreUnavailable) -> Outcome:
         """The outcome when the store could not be asked: per the failure policy."""

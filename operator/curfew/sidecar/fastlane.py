@@ -253,6 +253,7 @@ class _Client(asyncio.Protocol):
         self._ask: Ask | None = None
         self._added = b""
         self._added_names: frozenset[bytes] = frozenset()
+        self._known: str | None = None
         self._started = 0.0
         self._reading_paused = False
         self._writing_paused = False
@@ -462,6 +463,7 @@ class _Client(asyncio.Protocol):
             lane.enforcer.metrics.added_latency.observe(time.perf_counter() - self._started)
             self._answer(outcome.status, outcome.headers, outcome.body)
             return
+        self._known = outcome.known_session
         added = outcome.headers
         self._added = header_block(added) if added else b""
         self._added_names = _names(tuple(added))
@@ -505,9 +507,19 @@ class _Client(asyncio.Protocol):
 
     # --- answers -------------------------------------------------------------------------
 
+    def _issued(self, head: ResponseHead) -> None:
+        """Hand the answer's ``Set-Cookie`` values to the enforcer (sessions the app issues)."""
+        enforcer = self.lane.enforcer
+        if enforcer.registers:
+            # llhttp's fields come with their lower-cased names already.
+            cookies = [v.decode("latin-1") for _, n, v in head.fields if n == b"set-cookie"]
+            if cookies:
+                enforcer.issued(self._known, cookies)
+
     def relay(self, head: ResponseHead, body: bytes) -> None:
         """The app's whole answer, in one write."""
         self.exchange = None
+        self._issued(head)
         close = self._closes_after()
         assert self.transport is not None
         self.transport.write(build_response_head(
@@ -518,6 +530,7 @@ class _Client(asyncio.Protocol):
     def stream(self, response: UpstreamResponse, head: ResponseHead) -> None:
         """The app's answer, relayed as it arrives (chunked, until close, or large)."""
         self.exchange = None
+        self._issued(head)
         self._spawn(self._stream(response, head))
 
     async def _stream(self, response: UpstreamResponse, head: ResponseHead) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 
-from curfew.sessions.errors import StoreError
+from curfew.sessions.errors import StoreError, StoreUnavailable
 from curfew.sessions.store import SessionStore
 from curfew.sidecar.rules import SidecarPolicy
 from curfew.sidecar.server import Sidecar
@@ -29,6 +29,16 @@ def open_store(settings: SidecarSettings, policy: SidecarPolicy) -> SessionStore
     )
 
 
+async def _report_store(store: SessionStore, policy: SidecarPolicy) -> None:
+    """Say at start, in the words every process uses, when the store does not answer: a wrong
+    ``REDIS_URL`` shows in the first lines of the log, not only in the first request's 503."""
+    try:
+        await store.ping()
+    except StoreUnavailable as err:
+        _log.warning("%s; sessions cannot be checked until it answers (failurePolicy %s)",
+                     err, policy.config.failure_policy)
+
+
 async def run_sidecar(
     settings: SidecarSettings, policy: SidecarPolicy, store: SessionStore
 ) -> None:
@@ -40,6 +50,7 @@ async def run_sidecar(
         loop.add_signal_handler(sig, stop.set)
     try:
         await sidecar.start()
+        await _report_store(store, policy)
         await stop.wait()
         _log.info("shutting down: no new connections, finishing requests in flight")
     finally:

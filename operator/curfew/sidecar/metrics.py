@@ -39,9 +39,11 @@ class SidecarMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = _DecisionCounter(
             "curfew_sidecar_requests",
-            "Requests judged, by decision (none: no session; new, allowed, idle, absolute: the "
-            "store's verdict; unavailable: the store could not be asked; ambiguous: a "
-            "session id readable two ways) and action taken.",
+            "Requests judged, by decision (none: no session; invalid: a value outside the id "
+            "grammar; unknown: a session the app does not know; new, allowed, idle, absolute: "
+            "the store's verdict; issued: a session the app issued, registered; unavailable: "
+            "the store could not be asked; ambiguous: a session id readable two ways) and "
+            "action taken.",
         )
         self.registry.register(self.requests)
         self.added_latency = _LatencyHistogram(

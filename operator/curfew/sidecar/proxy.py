@@ -151,6 +151,9 @@ class ReverseProxy:
         except UpstreamError as err:
             _log.warning("upstream %s unreachable: %s", self.upstream, err)
             return _gateway_error(502, "upstream_unavailable")
+        if enforcer.registers:
+            enforcer.issued(outcome.known_session,
+                            [v for n, v in upstream.headers if n.lower() == "set-cookie"])
         return await self._relay(request, upstream, outcome.headers)
 
     def _upstream_head(

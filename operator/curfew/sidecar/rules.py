@@ -12,11 +12,15 @@ import fnmatch
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from curfew.api.config import UnifiedConfig
+from curfew.sessions.codec import SessionCodec, build_codec
 from curfew.sessions.cookies import SEPARATE_FIELDS, AmbiguousSession, session_cookie
 from curfew.sessions.rules import Limits
 
@@ -41,6 +45,10 @@ KEEPALIVE_PATH: Final = "/.curfew/keepalive"
 HEALTHZ_PATH: Final = "/.curfew/healthz"
 READYZ_PATH: Final = "/.curfew/readyz"
 
+REASON_PARAMETER: Final = "curfew_reason"
+"""Query parameter of the login URL that says why the session ended (``idle``, ``absolute``,
+or the browser client's ``signout``), so the login page can tell the user."""
+
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
 _NAVIGATION_MODES: Final = frozenset({"navigate", "nested-navigate"})
 
@@ -61,8 +69,12 @@ class SidecarPolicy:
     excluded_methods: frozenset[str]
     login_url: str | None
     return_to_parameter: str
+    login_prefix: str | None
+    """``loginURL`` up to the value of ``returnToParameter`` (:func:`build_login_prefix`)."""
     store_format: str
     key_prefix: str
+    codec: SessionCodec
+    """Cookie or header value -> the app's session id -> the app's key (the id grammar)."""
     policy: str
     workload: str
 
@@ -93,8 +105,11 @@ def build_policy(config: UnifiedConfig) -> SidecarPolicy:
         excluded_methods=frozenset(m.upper() for m in config.activity.exclude_methods),
         login_url=config.reauthentication.login_url,
         return_to_parameter=config.reauthentication.return_to_parameter,
+        login_prefix=build_login_prefix(config.reauthentication.login_url,
+                                        config.reauthentication.return_to_parameter),
         store_format=config.store.format,
         key_prefix=config.store.key_prefix,
+        codec=build_codec(config.store.format, config.store.key_prefix, config.store.id_pattern),
         policy=",".join(config.sources),
         workload=str(config.workload),
     )
@@ -129,6 +144,49 @@ def extract_session_id(
             return None
         value = value[len(prefix):].strip()
     return value or None
+
+
+def issued_session_id(policy: SidecarPolicy, set_cookies: Sequence[str]) -> str | None:
+    """The app's session id in the ``Set-Cookie`` values of one answer: the last one that sets
+    the policy's session cookie (as a browser keeps the last), when it sets a value of the
+    format's grammar rather than deleting the cookie (``Max-Age`` <= 0, or an ``Expires``
+    already past: the app logging the session out); else None."""
+    name = policy.cookie_name
+    if name is None:
+        return None
+    found: str | None = None
+    for line in set_cookies:
+        pair, _, attributes = line.partition(";")
+        key, sep, value = pair.partition("=")
+        if not sep or key.strip() != name:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        found = None if not value or _deletes(attributes) else value
+    if found is None:
+        return None
+    return policy.codec.app_id(found, cookie=True)
+
+
+def _deletes(attributes: str) -> bool:
+    """Whether ``Set-Cookie`` attributes delete the cookie: ``Max-Age`` <= 0, or, without a
+    ``Max-Age`` (which takes precedence, RFC 6265 section 5.3), an ``Expires`` already past."""
+    expired = False
+    for attribute in attributes.split(";"):
+        key, _, value = attribute.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if key == "max-age" and re.fullmatch(r"-?[0-9]{1,18}", value):
+            return int(value) <= 0
+        if key == "expires":
+            try:
+                expires = parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                continue
+            if expires.tzinfo is None:
+                expires = expires.replace(tzinfo=UTC)
+            expired = expires <= datetime.now(UTC)
+    return expired
 
 
 def is_activity(policy: SidecarPolicy, method: str, path: str) -> bool:
@@ -175,15 +233,50 @@ def safe_return_path(target: str) -> str:
     return urlunsplit(("", "", parts.path, parts.query, ""))
 
 
-def build_login_redirect(policy: SidecarPolicy, target: str) -> str | None:
-    """The login URL carrying the original target in ``returnToParameter``; None without one."""
-    if policy.login_url is None:
+_FORM_SAFE: Final = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789*-._"
+)
+
+
+def form_encode(text: str) -> str:
+    """``text`` as a name or value of an ``application/x-www-form-urlencoded`` query, byte for
+    byte as the URL Standard serializes it: what a browser's ``URLSearchParams`` writes, so the
+    login URL the sidecar redirects to and the one the browser client builds are the same bytes.
+
+    Hand-written because Python has no such serializer: ``quote_plus`` keeps ``~`` and escapes
+    ``*``, the standard does the opposite.
+    """
+    if not text.isascii():
+        # A lone surrogate becomes U+FFFD, as the standard's UTF-8 encoder makes it.
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return "".join(
+        chr(b) if b in _FORM_SAFE else "+" if b == 0x20 else f"%{b:02X}"
+        for b in text.encode("utf-8")
+    )
+
+
+def build_login_prefix(login_url: str | None, parameter: str) -> str | None:
+    """``loginURL`` with its query kept byte for byte but for any ``parameter`` or
+    ``curfew_reason`` already in it, followed by ``parameter=``: what the sidecar and the
+    browser client (``client.json``'s ``loginPrefix``) complete with the return path."""
+    if login_url is None:
         return None
-    parts = urlsplit(policy.login_url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if k != policy.return_to_parameter]
-    query.append((policy.return_to_parameter, safe_return_path(target)))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
+    parts = urlsplit(login_url)
+    kept = [
+        pair for pair in parts.query.split("&")
+        if pair and unquote_plus(pair.partition("=")[0]) not in (parameter, REASON_PARAMETER)
+    ]
+    query = "&".join([*kept, f"{form_encode(parameter)}="])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
+
+
+def build_login_redirect(policy: SidecarPolicy, target: str, reason: str) -> str | None:
+    """The login URL carrying the original target (:func:`safe_return_path`) and why the
+    session ended; None without a ``loginURL``. The browser client builds the same bytes."""
+    if policy.login_prefix is None:
+        return None
+    return (f"{policy.login_prefix}{form_encode(safe_return_path(target))}"
+            f"&{REASON_PARAMETER}={form_encode(reason)}")
 
 
 def build_clear_cookie(policy: SidecarPolicy, secure: bool) -> str | None:
@@ -253,6 +346,9 @@ def build_status_body(
     return json.dumps({
         "idleRemainingSeconds": math.floor(idle_remaining),
         "absoluteRemainingSeconds": math.floor(absolute_remaining),
+        # To the millisecond, so a countdown can tick on the real second boundaries.
+        "idleRemainingMilliseconds": math.floor(idle_remaining * 1000),
+        "absoluteRemainingMilliseconds": math.floor(absolute_remaining * 1000),
         "warning": warning is not None,
         "warningReason": warning,
         "warningLeadSeconds": policy.warning_lead,

@@ -56,7 +56,8 @@ class Sidecar:
         self.metrics = SidecarMetrics()
         self.watcher = ConfigWatcher(settings.config, policy, on_change=self._config_changed)
         self.store = store
-        self.enforcer = Enforcer(self.watcher, store, settings.key_bytes, self.metrics)
+        self.enforcer = Enforcer(self.watcher, store, settings.key_bytes, self.metrics,
+                                 sees_responses=settings.mode == "proxy")
         self.proxy: ReverseProxy | None = None
         self.authz: AuthzService | None = None
         if settings.mode == "proxy":
@@ -149,7 +150,7 @@ class Sidecar:
             old = self.store
             self.store = self.enforcer.store = SessionStore(
                 old.client, namespace=namespace, cluster=old.cluster,
-                retain_seconds=old.retain_ms / 1000, lean=old.lean,
+                retain_seconds=old.retain_ms / 1000, lean=old.lean, where=old.where,
             )
 
     # --- dispatch ---------------------------------------------------------------------------

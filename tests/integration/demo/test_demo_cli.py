@@ -78,7 +78,9 @@ def _sign_in_and_browse(url: str) -> None:
         assert status["warningLeadSeconds"] == 15
         assert r.headers["Curfew-Idle-Remaining"]
     with browser.open(url + ".curfew/client.json") as r:
-        assert json.load(r)["loginURL"] == "/login"
+        client = json.load(r)
+        assert client["loginURL"] == "/login"
+        assert client["loginPrefix"] == "/login?return_to="
     with browser.open(url + ".curfew/client.js") as r:
         assert r.status == 200
 
@@ -88,6 +90,8 @@ def test_the_embedded_demo_serves_the_app_behind_the_sidecar_until_stopped() -> 
     url, banner = _banner(process)
     assert "store   embedded in-process store" in banner
     assert "idle 30s, absolute 3m, warning 15s" in banner
+    assert "the warning 15s before the end, the sign-in page saying why" in banner
+    assert "audit events follow, one JSON line each" in banner
     _sign_in_and_browse(url)
     out, err = _stop(process)
     assert process.returncode == 0, err
@@ -159,7 +163,8 @@ def test_an_unreachable_redis_url_is_one_line_and_exit_1() -> None:
         capture_output=True, text=True, timeout=30,
     )
     assert result.returncode == 1
-    assert result.stderr == f"curfew demo: --redis-url: no Redis answers at 127.0.0.1:{port}\n"
+    assert result.stderr == (
+        f"curfew demo: --redis-url: Redis unavailable at 127.0.0.1:{port}: connection refused\n")
 
 
 def _get(url: str, path: str, cookie: str) -> tuple[int, str, bytes]:

@@ -235,4 +235,7 @@ def test_sign_out_in_the_dialog_signs_out_and_the_other_tab_follows(
     assert browser.get_cookie("demo_session") is None
     browser.switch_to.window(second)
     wait_until(lambda: "/login" in browser.current_url, 5, "the second tab on the login page")
-    assert parse_qs(urlsplit(browser.current_url).query)["return_to"] == ["/"]
+    assert parse_qs(urlsplit(browser.current_url).query) == {
+        "return_to": ["/"], "curfew_reason": ["signout"]}
+    assert browser.find_element(By.ID, "signed-out").text == (
+        "You signed out, here or in another tab.")

@@ -138,6 +138,14 @@ def test_the_pods_namespace_comes_from_the_request_when_the_pod_has_none(
     assert _patch_of(elsewhere) == []
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    """An object ``depth`` levels deep, built without recursion."""
+    node: dict[str, Any] = {}
+    for _ in range(depth):
+        node = {"a": node}
+    return node
+
+
 @pytest.mark.parametrize(("body", "message"), [
     (b"{not json", None),
     ([1, 2], "the body is not a JSON object"),
@@ -149,8 +157,14 @@ def test_the_pods_namespace_comes_from_the_request_when_the_pod_has_none(
     ({**review(pod()), "request": {**review(pod())["request"], "userInfo": None}},
      "request.userInfo"),
     (review({"metadata": "x", "spec": {}}), "request.object.metadata"),
+    (b"[" * 100_000 + b"]" * 100_000, None),
+    (b'{"request": ' * 50_000 + b"{}" + b"}" * 50_000, None),
+    (review({"metadata": {}, "spec": _nested(200)}), "nests deeper than 64 levels"),
+    (review({"metadata": {}, "spec": {"containers": [_nested(900)]}}), "nests deeper"),
 ], ids=["not json", "a json list", "not an admission review", "no request", "no uid",
-        "object not a pod", "no user info", "metadata not an object"])
+        "object not a pod", "no user info", "metadata not an object",
+        "arrays nested past the decoder's stack", "objects nested past the decoder's stack",
+        "a pod nested 200 levels deep", "a container nested 900 levels deep"])
 def test_a_malformed_review_gets_a_clean_refusal_and_the_server_keeps_serving(
     with_policy: Webhook, body: Any, message: str | None
 ) -> None:

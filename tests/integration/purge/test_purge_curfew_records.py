@@ -2,6 +2,7 @@
 the cap, and the summary line on stdout and in the termination message file."""
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -70,7 +71,7 @@ async def test_a_purge_expires_each_session_for_its_reason_and_keeps_the_live_on
     assert summary["repaired"] == 2
     assert summary["scanned"] == 18
     assert set(summary) == {
-        "outcome", "scanned", "expired", "repaired", "durationSeconds", "message"
+        "outcome", "scanned", "expired", "repaired", "malformed", "durationSeconds", "message"
     }
     assert json.loads(log.read_text()) == summary
     for s in groups["live"]:
@@ -167,12 +168,17 @@ async def test_a_dry_run_reports_what_it_would_remove_and_removes_nothing(
     await populate(store)
     before = await _snapshot(store)
     run = curfew_purge(
-        write_config(tmp_path, purge_config(enforcement=enforcement)), store_url, *args
+        write_config(tmp_path, purge_config(enforcement=enforcement)), store_url, *args,
+        env={"CURFEW_PURGE_PROGRESS": "true"},
     )
     assert run.code == 0, how
     assert run.summary["expired"] == {"idle": 3, "absolute": 2, "tightened": 1}
-    assert says in run.summary["message"]
+    assert run.summary["message"] == f"{says}: would remove 6 sessions, removed nothing"
     assert {e["event"] for e in run.events} == {"session.wouldExpire"}
+    # Every word it prints (summary, audit lines, the progress line) says nothing went.
+    assert "purge: judging: " in run.stderr
+    said = (run.stdout + run.stderr).replace("removed nothing", "")
+    assert not re.search(r"remov(ing|ed)\b|\bdeleted?\b", said), said
     assert await _snapshot(store) == before
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from curfew.sessions import keys, rules
+from curfew.sessions.codec import SessionCodec, build_codec
 from curfew.sessions.errors import StoreConfigError, StoreUnavailable
 from curfew.sessions.identity import session_hash
 from curfew.sessions.rules import Decision, Limits, SessionRecord, decide
@@ -36,9 +37,11 @@ async def check(
     *,
     activity: bool = True,
     workload: str = WEB,
+    register: bool = True,
 ):
+    """A check of a session the app issued (``register``), unless told otherwise."""
     return await store.check_and_touch(
-        sid, limits, activity=activity, policy=POLICY, workload=workload
+        sid, limits, activity=activity, policy=POLICY, workload=workload, register=register
     )
 
 
@@ -247,16 +250,92 @@ async def test_the_script_agrees_with_the_pure_rules(store: SessionStore) -> Non
 async def test_expire_leaves_a_tombstone_and_deletes_the_apps_own_session(
     store: SessionStore,
 ) -> None:
-    sid = sid_of("logout")
-    app_key = keys.app_session_key("connect-redis", "sess:", "logout")
+    sid = sid_of(EXPRESS_ID)
+    app_key = EXPRESS.app_key(EXPRESS_ID)
     assert app_key is not None
-    await store.client.set(app_key, '{"cookie":{}}')
+    await store.client.set(app_key.key, '{"cookie":{}}')
     await check(store, sid)
     await store.expire(sid, app_key=app_key)
-    assert await store.client.exists(app_key) == 0
+    assert await store.client.exists(app_key.key) == 0
     assert await due_score(store, sid) is None
     assert (await check(store, sid)).decision is Decision.EXPIRED_IDLE
     await store.expire(sid, app_key=app_key)  # idempotent
+
+
+# --- sessions the app does not know leave nothing behind -----------------------------------
+
+SPRING = build_codec("spring-session", "spring:session:")
+EXPRESS = build_codec("connect-redis", "sess:")
+SPRING_ID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+EXPRESS_ID = "bW9ja2VkLXVpZC1zYWZlLTI0LWJ5dGVz"
+
+
+async def check_app(store: SessionStore, codec: SessionCodec, app_id: str) -> Decision:
+    """A request's check as the sidecar makes it for an app format (nothing vouched)."""
+    verdict = await store.check_and_touch(
+        sid_of(app_id), LIMITS, activity=True, policy=POLICY, workload=WEB,
+        app_key=codec.app_key(app_id),
+    )
+    return verdict.decision
+
+
+async def test_a_curfew_session_the_app_never_issued_is_unknown_and_writes_no_key(
+    store: SessionStore,
+) -> None:
+    before = await store.client.dbsize()
+    for n in range(200):
+        verdict = await check(store, sid_of(f"stranger-{n}"), register=False)
+        assert verdict.decision is Decision.UNKNOWN
+    assert await store.client.dbsize() == before
+    assert await store.count_sessions() == 0
+
+
+async def test_an_app_session_gets_a_record_only_while_its_key_holds_the_formats_type(
+    store: SessionStore,
+) -> None:
+    app_key = SPRING.app_key(SPRING_ID)
+    assert app_key is not None
+    assert await check_app(store, SPRING, SPRING_ID) is Decision.UNKNOWN
+    await store.client.set(app_key.key, "a string is not a Spring session")
+    assert await check_app(store, SPRING, SPRING_ID) is Decision.UNKNOWN
+    assert await read(store, sid_of(SPRING_ID)) is None
+    await store.client.delete(app_key.key)
+    await store.client.hset(app_key.key, mapping={"creationTime": "1"})
+    assert await check_app(store, SPRING, SPRING_ID) is Decision.NEW
+    record = await read(store, sid_of(SPRING_ID))
+    assert record is not None
+    assert record.app_session
+    assert await check_app(store, SPRING, SPRING_ID) is Decision.ALLOWED
+    # connect-redis keeps a string per session: a hash there is not one.
+    express_key = EXPRESS.app_key(EXPRESS_ID)
+    assert express_key is not None
+    await store.client.hset(express_key.key, mapping={"cookie": "{}"})
+    assert await check_app(store, EXPRESS, EXPRESS_ID) is Decision.UNKNOWN
+    await store.client.delete(express_key.key)
+    await store.client.set(express_key.key, '{"cookie":{}}')
+    assert await check_app(store, EXPRESS, EXPRESS_ID) is Decision.NEW
+
+
+async def test_expiring_a_session_deletes_no_app_key_of_another_type(store: SessionStore) -> None:
+    # A sorted set where a session id would be: Spring Session's expiration store shape.
+    app_key = SPRING.app_key(SPRING_ID)
+    assert app_key is not None
+    await store.client.zadd(app_key.key, {"member": 1})
+    sid = sid_of(SPRING_ID)
+    await check(store, sid)
+    await store.expire(sid, app_key=app_key)
+    assert await store.client.zcard(app_key.key) == 1
+    assert (await check(store, sid)).decision is Decision.EXPIRED_IDLE
+
+
+async def test_an_app_re_issuing_an_expired_session_does_not_revive_it(
+    store: SessionStore,
+) -> None:
+    sid = sid_of("re-issued")
+    await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=16 * MIN)
+    assert (await check(store, sid)).decision is Decision.EXPIRED_IDLE
+    verdict = await store.register(sid, LIMITS, policy=POLICY, workload=WEB)
+    assert verdict.decision is Decision.EXPIRED_IDLE
 
 
 async def test_a_tombstone_keeps_its_first_reason_when_expired_again(store: SessionStore) -> None:
@@ -445,7 +524,8 @@ async def test_a_rediss_url_checks_sessions_over_verified_tls(tmp_path: Path) ->
     )
     try:
         assert (await check(store, sid_of("over-tls"))).decision is Decision.NEW
-        with pytest.raises(StoreUnavailable, match="certificate"):
+        tls_refused = r"^Redis unavailable at 127\.0\.0\.1:\d+: TLS: .*certificate"
+        with pytest.raises(StoreUnavailable, match=tls_refused):
             await check(untrusted, sid_of("over-tls"))
     finally:
         await store.aclose()

@@ -26,7 +26,8 @@ def cluster_store(url: str) -> SessionStore:
 
 async def check(store: SessionStore, sid: str) -> Decision:
     verdict = await store.check_and_touch(
-        sid, LIMITS, activity=True, policy="shop/storefront", workload="Deployment/shop/web"
+        sid, LIMITS, activity=True, policy="shop/storefront", workload="Deployment/shop/web",
+        register=True,  # sessions the app issued: a first sight creates the record
     )
     return verdict.decision
 

@@ -27,7 +27,8 @@ def sid_of(raw: str) -> str:
 
 async def check(store: SessionStore, sid: str, *, activity: bool = True) -> Verdict:
     return await store.check_and_touch(
-        sid, LIMITS, activity=activity, policy="shop/storefront", workload="Deployment/shop/web"
+        sid, LIMITS, activity=activity, policy="shop/storefront", workload="Deployment/shop/web",
+        register=True,  # sessions the app issued: a first sight creates the record
     )
 
 

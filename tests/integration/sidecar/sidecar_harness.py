@@ -130,6 +130,14 @@ async def _cookies(request: web.Request) -> web.Response:
     return response
 
 
+async def _issue(request: web.Request) -> web.Response:
+    """Sign in: the app issues the session cookie named in the query (``?name=&value=``)."""
+    response = web.Response(text="signed in")
+    response.headers.add("Set-Cookie", f"{request.query['name']}={request.query['value']}; "
+                                       "Path=/; HttpOnly")
+    return response
+
+
 async def _gzip(request: web.Request) -> web.Response:
     return web.Response(body=GZIP_BODY, headers={"Content-Encoding": "gzip"})
 
@@ -161,6 +169,7 @@ async def upstream() -> AsyncIterator[str]:
     app.router.add_get("/not-modified", _not_modified)
     app.router.add_get("/cookies", _cookies)
     app.router.add_get("/gzip", _gzip)
+    app.router.add_route("*", "/issue", _issue)
     app.router.add_route("*", "/{tail:.*}", _echo)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -197,6 +206,20 @@ class RunningSidecar:
     config: MountedConfig
     store: SessionStore
     """A store client of the test's own, on the sidecar's namespace, to inspect records."""
+
+    async def issue(self, *raws: str, cookie: str = "session") -> None:
+        """The app issues each session cookie through the sidecar (a sign-in answered with its
+        ``Set-Cookie``), which registers it: the ``curfew`` format's only way to a record."""
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            for raw in raws:
+                async with http.get(self.url + "/issue", params={"name": cookie, "value": raw},
+                                    headers={"Connection": "close"}) as r:
+                    assert r.status == 200, await r.text()
+        for raw in raws:
+            await wait_for(lambda raw=raw: self._has_record(raw))  # type: ignore[misc]
+
+    async def _has_record(self, raw: str) -> bool:
+        return bool(await self.record(raw))
 
     async def record(self, raw: str) -> dict[str, str]:
         """The session record the store holds for a raw id (empty when none)."""

@@ -83,7 +83,8 @@ async def test_envoy_relays_a_401_body_or_a_login_redirect_for_an_expired_sessio
     async with http.get(running.url + "/authz/cart?item=3", allow_redirects=False,
                         headers=envoy_check("session=raw-e3", accept="text/html")) as r:
         assert r.status == 302
-        assert parse_qs(urlsplit(r.headers["Location"]).query) == {"return_to": ["/cart?item=3"]}
+        assert parse_qs(urlsplit(r.headers["Location"]).query) == {
+            "return_to": ["/cart?item=3"], "curfew_reason": ["idle"]}
 
 
 async def test_excluded_paths_in_envoy_checks_do_not_count_as_activity(
@@ -115,7 +116,8 @@ async def test_nginx_auth_requests_are_allowed_or_denied_with_401_only(
         assert r.status == 401
         assert r.headers["Curfew-Reason"] == "idle"
         redirect = urlsplit(r.headers["Curfew-Redirect"])
-        assert parse_qs(redirect.query) == {"return_to": ["/cart?item=1"]}
+        assert parse_qs(redirect.query) == {"return_to": ["/cart?item=1"],
+                                            "curfew_reason": ["idle"]}
         assert r.headers["Set-Cookie"].startswith("session=; Path=/; Max-Age=0")
     await _expire(running, "raw-n2")
     async with http.get(running.url + "/auth",

@@ -102,9 +102,13 @@ async def test_a_real_run_finishes_requests_in_flight_on_sigterm_and_logs_no_raw
                 assert time.monotonic() < deadline, "the sidecar never became ready"
                 await asyncio.sleep(0.1)
 
+            # The app signs the session in through the sidecar, which registers it.
+            async with http.get(base + "/issue?name=session&value=" + raw_ids[0]) as r:
+                assert r.status == 200
             async with http.get(base + "/a?token=" + raw_ids[0],
                                 headers={"Cookie": f"session={raw_ids[0]}"}) as r:
                 assert r.status == 200
+                assert "Curfew-Idle-Remaining" in r.headers
             await plant(store, sid_of(raw_ids[1]), created_ago_ms=3_600_000,
                         last_ago_ms=3_600_000)
             async with http.get(base + "/b", allow_redirects=False,

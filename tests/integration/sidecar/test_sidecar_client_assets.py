@@ -63,6 +63,7 @@ async def test_the_client_config_says_where_to_sign_in_again_and_is_never_cached
         assert await r.json() == {
             "loginURL": "https://login.example.com/sso",
             "returnToParameter": "return_to",
+            "loginPrefix": "https://login.example.com/sso?return_to=",
             "warningLeadSeconds": 120,
         }
 

@@ -79,11 +79,12 @@ async def test_odd_cookies_beside_a_plain_session_do_not_stop_it(
     start_sidecar: StartSidecar,
 ) -> None:
     running = await start_sidecar()
+    await running.issue("raw-fresh")
     status, fields, body = await _send(
         running, 'GET /notes HTTP/1.1\r\nHost: shop\r\nCookie: prefs="a,b"; x=1, y=2; '
                  "session=raw-fresh; lang=en\r\n\r\n")
     assert status == 200
-    assert fields["curfew-idle-remaining"] == "900"
+    assert fields["curfew-idle-remaining"] in ("899", "900")
     assert json.loads(body)["target"] == "/notes"
     assert await running.record("raw-fresh")
 

@@ -75,7 +75,7 @@ async def test_an_expired_browser_navigation_is_sent_to_login_and_back(
         assert r.headers["Set-Cookie"].startswith("session=; Path=/; Max-Age=0")
     assert (location.scheme, location.netloc, location.path) == (
         "https", "login.example.com", "/sso")
-    assert parse_qs(location.query) == {"return_to": ["/cart?item=3"]}
+    assert parse_qs(location.query) == {"return_to": ["/cart?item=3"], "curfew_reason": ["idle"]}
     [event] = audit_events(caplog, "reauthentication_redirect")
     assert event["session"] == sid_of("raw-nav")
 
@@ -95,7 +95,7 @@ async def test_a_scheme_relative_target_cannot_become_an_open_redirect(
     assert head.startswith("HTTP/1.1 302")
     location = next(line.split(": ", 1)[1] for line in head.split("\r\n")
                     if line.lower().startswith("location:"))
-    assert parse_qs(urlsplit(location).query) == {"return_to": ["/"]}
+    assert parse_qs(urlsplit(location).query) == {"return_to": ["/"], "curfew_reason": ["idle"]}
 
 
 async def test_an_expired_session_is_deleted_with_the_apps_own_session(
@@ -106,15 +106,16 @@ async def test_an_expired_session_is_deleted_with_the_apps_own_session(
                             "sessionKeySecretRef": {"name": "r", "key": "k"}})
     running = await start_sidecar(doc)
     client = running.store.client
-    await client.set("sess:raw-app", json.dumps({"cookie": {}, "user": "ada"}))
-    await _expired(running, "raw-app")
-    async with http.get(running.url + "/x", headers={"Cookie": "session=raw-app",
-                                                      **JSON_ACCEPT}) as r:
+    # express-session's own cookie: s:<uid-safe id>.<signature>, percent-encoded.
+    app_id = "bW9ja2VkLXVpZC1zYWZlLTI0LWJ5dGVz"
+    cookie = {"Cookie": f"session=s%3A{app_id}.c2lnbmF0dXJl", **JSON_ACCEPT}
+    await client.set(f"sess:{app_id}", json.dumps({"cookie": {}, "user": "ada"}))
+    await _expired(running, app_id)
+    async with http.get(running.url + "/x", headers=cookie) as r:
         assert r.status == 401
-    assert await client.exists("sess:raw-app") == 0
-    assert (await running.record("raw-app"))["x"] == "idle"  # a tombstone: replays stay expired
-    async with http.get(running.url + "/x", headers={"Cookie": "session=raw-app",
-                                                      **JSON_ACCEPT}) as r:
+    assert await client.exists(f"sess:{app_id}") == 0
+    assert (await running.record(app_id))["x"] == "idle"  # a tombstone: replays stay expired
+    async with http.get(running.url + "/x", headers=cookie) as r:
         assert r.status == 401
 
 
@@ -170,6 +171,8 @@ async def test_the_status_endpoint_reports_without_extending_the_session(
         assert r.status == 200
         body = await r.json()
     assert 55 <= body["idleRemainingSeconds"] <= 60
+    assert body["idleRemainingMilliseconds"] // 1000 == body["idleRemainingSeconds"]
+    assert body["absoluteRemainingMilliseconds"] // 1000 == body["absoluteRemainingSeconds"]
     assert body["warning"] is True
     assert body["warningReason"] == "idle"
     assert body["warningLeadSeconds"] == 120
@@ -193,6 +196,7 @@ async def test_the_sidecars_own_paths_are_never_forwarded(
         assert await r.json() == {"error": "no_session"}
     async with http.get(running.url + "/.curfew/anything-else") as r:
         assert r.status == 404
+    await running.issue("raw-gone")
     async with http.get(running.url + "/.curfew/session",
                         headers={"Cookie": "session=raw-gone", **JSON_ACCEPT}) as r:
         assert r.status == 200
@@ -226,16 +230,21 @@ async def test_metrics_count_decisions_and_show_the_config_hash(
 ) -> None:
     running = await start_sidecar()
     await _expired(running, "raw-m")
-    for cookie in ("session=raw-new", "session=raw-new", "session=raw-m", "theme=x"):
+    await running.issue("raw-new")
+    for cookie in ("session=raw-new", "session=raw-new", "session=raw-m", "theme=x",
+                   "session=never-issued", "session=" + "x" * 5000):
         async with http.get(running.url + "/x", headers={"Cookie": cookie, **JSON_ACCEPT}):
             pass
     async with http.get(running.ops_url + "/metrics") as r:
         text = await r.text()
-    assert 'curfew_sidecar_requests_total{action="forwarded",decision="new"} 1.0' in text
-    assert 'curfew_sidecar_requests_total{action="forwarded",decision="allowed"} 1.0' in text
+    assert 'curfew_sidecar_requests_total{action="registered",decision="issued"} 1.0' in text
+    assert 'curfew_sidecar_requests_total{action="forwarded",decision="allowed"} 2.0' in text
     assert 'curfew_sidecar_requests_total{action="rejected",decision="idle"} 1.0' in text
-    assert 'curfew_sidecar_requests_total{action="forwarded",decision="none"} 1.0' in text
-    assert "curfew_sidecar_added_latency_seconds_count 4.0" in text
+    # The sign-in carried no session; neither does a value outside the grammar.
+    assert 'curfew_sidecar_requests_total{action="forwarded",decision="none"} 2.0' in text
+    assert 'curfew_sidecar_requests_total{action="forwarded",decision="unknown"} 1.0' in text
+    assert 'curfew_sidecar_requests_total{action="forwarded",decision="invalid"} 1.0' in text
+    assert "curfew_sidecar_added_latency_seconds_count 7.0" in text
     assert f'hash="{running.sidecar.watcher.policy.hash}"' in text
     assert "curfew_sidecar_config_valid 1.0" in text
 

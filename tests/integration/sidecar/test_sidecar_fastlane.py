@@ -72,6 +72,7 @@ async def test_pipelined_requests_are_answered_in_order_on_one_connection(
     start_sidecar: StartSidecar,
 ) -> None:
     running = await start_sidecar()
+    await running.issue("raw-pipe")
     reader, writer = await connect(running)
     writer.write(b"".join(
         f"GET /p{i} HTTP/1.1\r\nHost: shop\r\nCookie: session=raw-pipe\r\n\r\n".encode()
@@ -194,6 +195,7 @@ async def test_requests_only_aiohttp_handles_are_handed_off_on_the_same_connecti
     start_sidecar: StartSidecar,
 ) -> None:
     running = await start_sidecar()
+    await running.issue("raw-hand")
     reader, writer = await connect(running)
     writer.write(b"GET /first HTTP/1.1\r\nHost: shop\r\n\r\n")
     assert echo(await read_response(reader))["target"] == "/first"
@@ -202,7 +204,7 @@ async def test_requests_only_aiohttp_handles_are_handed_off_on_the_same_connecti
                  b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
     answer = await read_response(reader)
     assert echo(answer)["body_sha256"] == hashlib.sha256(b"hello world").hexdigest()
-    assert answer[1]["curfew-idle-remaining"] == "900"
+    assert answer[1]["curfew-idle-remaining"] in ("899", "900")
     writer.write(b"GET /after HTTP/1.1\r\nHost: shop\r\n\r\n")
     assert echo(await read_response(reader))["target"] == "/after"
     writer.close()
@@ -281,13 +283,14 @@ async def test_two_different_session_cookies_are_refused_not_judged_one_by_one(
 ) -> None:
     """The app might read the second one (the last, or any that works): neither is trusted."""
     running = await start_sidecar()
+    await running.issue("raw-one")
     reader, writer = await connect(running)
     # The same session twice in one field is one session.
     writer.write(f"GET /same HTTP/{version}\r\nHost: shop\r\nCookie: session=raw-one; "
                  "theme=dark; session=raw-one\r\nConnection: keep-alive\r\n\r\n".encode())
     answer = await read_response(reader)
     assert answer[0] == 200
-    assert answer[1]["curfew-idle-remaining"] == "900"
+    assert answer[1]["curfew-idle-remaining"] in ("899", "900")
     assert echo(answer)["target"] == "/same"
     # Split over two fields even the same session is refused: servers join fields with "; "
     # or "," (then express reads "raw-one,theme=dark") or read the first only.

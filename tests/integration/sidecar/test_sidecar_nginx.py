@@ -140,7 +140,7 @@ async def test_nginx_with_the_documented_config_enforces_the_policy(
         location = urlsplit(r.headers["Location"])
         assert r.headers["Set-Cookie"].startswith("session=; Path=/; Max-Age=0")
     assert location.netloc == "login.example.com"
-    assert parse_qs(location.query) == {"return_to": ["/cart?item=3"]}
+    assert parse_qs(location.query) == {"return_to": ["/cart?item=3"], "curfew_reason": ["idle"]}
 
     await plant(running.store, sid_of("raw-ng3"), created_ago_ms=481 * MIN,
                 last_ago_ms=1 * MIN)
@@ -195,7 +195,7 @@ async def test_nginx_keeps_a_relative_login_url_relative(
                         headers={"Cookie": "session=raw-rel", "Accept": "text/html"}) as r:
         assert r.status == 302
         # Absolute, nginx would name its own listener (scheme, port), not the client's origin.
-        assert r.headers["Location"] == "/login?next=%2Fcart%3Fitem%3D3"
+        assert r.headers["Location"] == "/login?next=%2Fcart%3Fitem%3D3&curfew_reason=idle"
 
 
 @pytest.mark.parametrize("target", [

@@ -95,6 +95,8 @@ async def test_proxied_targets_that_normalise_out_of_the_prefix_are_judged_as_ap
 ) -> None:
     running = await start_sidecar()
     await _expired(running, "raw-pp")
+    await running.issue("raw-pp2")
+
     async def chunks() -> AsyncIterator[bytes]:
         yield b"{}"
 
@@ -107,7 +109,7 @@ async def test_proxied_targets_that_normalise_out_of_the_prefix_are_judged_as_ap
     async with http.get(_raw(running.url, target), headers={"Cookie": "session=raw-pp2"}) as r:
         assert r.status == 200
         assert (await r.json())["target"] == target
-        assert r.headers["Curfew-Idle-Remaining"] == "900"
+        assert r.headers["Curfew-Idle-Remaining"] in ("899", "900")
 
 
 # --- keepalive ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ async def test_sliding_idle_and_the_absolute_limit_in_real_time(
     async def busy() -> tuple[float, object]:
         """A request every 0.4s: alive past many idle periods, until the absolute limit."""
         start = time.monotonic()
+        await running.issue("raw-busy")  # the app signs the session in through the sidecar
         while True:
             status, body = await get("/work", "raw-busy")
             if status != 200:
@@ -37,6 +38,7 @@ async def test_sliding_idle_and_the_absolute_limit_in_real_time(
             await asyncio.sleep(0.4)
 
     async def idle() -> tuple[int, object]:
+        await running.issue("raw-idle")
         await get("/work", "raw-idle")
         await asyncio.sleep(2.3)
         status, body = await get("/work", "raw-idle")
@@ -45,6 +47,7 @@ async def test_sliding_idle_and_the_absolute_limit_in_real_time(
     async def watched() -> tuple[float, object, bool]:
         """Only status polls after the first request: they must not keep the session alive."""
         start = time.monotonic()
+        await running.issue("raw-watch")
         await get("/work", "raw-watch")
         warned = False
         while True:

@@ -80,7 +80,8 @@ FULL = {
     "reauthentication": {"loginURL": "https://login.example.com/", "returnToParameter": "next"},
     "store": {"redisSecretRef": {"name": "sessions-redis", "key": "url"},
               "sessionKeySecretRef": {"name": "curfew-key", "key": "hmac"},
-              "format": "spring-session", "keyPrefix": "spring:session:"},
+              "format": "spring-session", "keyPrefix": "spring:session:",
+              "idPattern": "[0-9a-f-]{36}"},
     "purge": {"schedule": "@hourly", "timeZone": "Europe/Paris", "suspend": True,
               "maxPurgePercent": 20},
     "compliance": {"profiles": ["pci-dss-4.0", "nist-800-63b-aal2"]},
@@ -112,6 +113,8 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
      sample(reauthentication={"loginURL": "/login"}), None),
     ("the priority bounds are valid", sample(priority=-1000), None),
     ("a purge share of 100 percent is valid", sample(purge={"maxPurgePercent": 100}), None),
+    ("an id pattern of the store's own is valid",
+     sample(store__format="generic", store__idPattern=r"[a-v0-9]{32}"), None),
     ("a schedule in a time zone is valid",
      sample(purge={"schedule": "0 3 * * MON-FRI", "timeZone": "Europe/Paris"}), None),
     # rejected by the schema
@@ -154,6 +157,9 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("an upper-case Secret name is invalid", sample(store__redisSecretRef={"name": "Redis"}),
      "schema"),
     ("an empty key prefix is invalid", sample(store__keyPrefix=""), "schema"),
+    ("an id pattern over 256 characters is invalid",
+     sample(store__idPattern="[a-z]" * 52), "schema"),
+    ("an empty id pattern is invalid", sample(store__idPattern=""), "schema"),
     ("a schedule in words is invalid", sample(purge={"schedule": "every 5 minutes"}), "schema"),
     ("a time zone component starting with a hyphen is invalid",
      sample(purge={"timeZone": "-UTC"}), "schema"),
@@ -180,6 +186,13 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
      sample(selector={"matchExpressions": [expr("a", "NotIn")]}), "cel"),
     ("Exists with values is invalid",
      sample(selector={"matchExpressions": [expr("a", "Exists", ["x"])]}), "cel"),
+    # rejected by the model only: CEL cannot compile a regular expression
+    ("an id pattern that does not compile is invalid", sample(store__idPattern="[a-z"),
+     "model"),
+    ("an id pattern that matches an empty id is invalid", sample(store__idPattern="[a-z]*"),
+     "model"),
+    ("an id pattern that matches a space is invalid", sample(store__idPattern=r"[\w ]+"),
+     "model"),
     # rejected by the model only: a CEL rule over map keys would exceed the API server's cost
     # budget (their length cannot be bounded), so the operator reports it instead
     ("an invalid matchLabels key is invalid",

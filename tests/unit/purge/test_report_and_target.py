@@ -21,7 +21,8 @@ def test_the_summary_line_has_exactly_the_fields_of_the_contract(tmp_path: Path)
     doc = json.loads(out.getvalue())
     assert doc == {
         "outcome": "ok", "scanned": 10, "expired": {"idle": 2, "absolute": 0, "tightened": 0},
-        "repaired": 1, "durationSeconds": 0.123, "message": "removed 2 sessions",
+        "repaired": 1, "malformed": 0, "durationSeconds": 0.123,
+        "message": "removed 2 sessions",
     }
     assert log.read_text() == out.getvalue()
 

@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
+
 from curfew.sessions.formats import (
+    MalformedSession,
     Serializer,
     read_connect_session,
     read_spring_number,
@@ -46,7 +49,50 @@ def test_a_spring_session_is_filed_under_the_next_whole_minute_after_it_expires(
 
 def test_a_spring_hash_without_its_timestamps_is_not_a_session() -> None:
     assert read_spring_session(None, jdk_long(1), jdk_integer(1)) is None
-    assert read_spring_session(b"x", b"y", None) is None
+
+
+@pytest.mark.parametrize(
+    ("case", "created", "last", "max_inactive"),
+    [
+        ("timestamps that are no numbers", b"x", b"y", None),
+        ("a JSON timestamp of 1e400", b"1e400", b"1", None),
+        ("a negative timestamp", jdk_long(-1), jdk_long(1), None),
+        ("a timestamp past the year 9999", jdk_long(2**62), jdk_long(1), None),
+        ("an idle interval no clock can count", jdk_long(1), jdk_long(1), b"9" * 30),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " in v else "",
+)
+def test_a_spring_session_with_unusable_times_is_malformed(
+    case: str, created: bytes, last: bytes, max_inactive: bytes | None
+) -> None:
+    with pytest.raises(MalformedSession):
+        read_spring_session(created, last, max_inactive)
+
+
+@pytest.mark.parametrize(
+    ("case", "cookie"),
+    [
+        ("an originalMaxAge of 1e400",
+         '{"originalMaxAge": 1e400, "expires": "2026-01-01T00:00:00Z"}'),
+        ("an originalMaxAge of NaN",
+         '{"originalMaxAge": NaN, "expires": "2026-01-01T00:00:00Z"}'),
+        ("an originalMaxAge of -Infinity",
+         '{"originalMaxAge": -Infinity, "expires": "2026-01-01T00:00:00Z"}'),
+        ("an originalMaxAge that is text", '{"originalMaxAge": "900", "expires": "2026-01-01"}'),
+        ("an originalMaxAge that is true", '{"originalMaxAge": true, "expires": "2026-01-01"}'),
+        ("an expires in year 1", '{"originalMaxAge": 900000, "expires": "0001-01-01T00:00:00Z"}'),
+        ("an expires in year 1 east of Greenwich",
+         '{"originalMaxAge": 0, "expires": "0001-01-01T00:00:00+14:00"}'),
+        ("an expires in year 9999 west of Greenwich",
+         '{"originalMaxAge": 0, "expires": "9999-12-31T23:59:59-14:00"}'),
+        ("an expires that is no date", '{"originalMaxAge": 900000, "expires": "tomorrow"}'),
+        ("an expires that is a number", '{"originalMaxAge": 900000, "expires": 17}'),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " in v else "",
+)
+def test_a_connect_redis_session_with_unusable_times_is_malformed(case: str, cookie: str) -> None:
+    with pytest.raises(MalformedSession):
+        read_connect_session(b'{"cookie": ' + cookie.encode() + b'}')
 
 
 def test_a_rolling_connect_redis_session_was_last_active_at_expires_minus_max_age() -> None:

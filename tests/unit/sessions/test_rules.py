@@ -44,6 +44,13 @@ def test_a_first_sight_creates_a_record_with_full_limits_left() -> None:
     assert created.due_ms == NOW + 15 * MIN
 
 
+def test_a_session_the_app_does_not_know_is_unknown_and_leaves_no_record() -> None:
+    verdict, record = decide(None, LIMITS, now_ms=NOW, activity=True, known=False)
+    assert verdict.decision is Decision.UNKNOWN
+    assert not verdict.expired
+    assert record is None
+
+
 def test_an_active_session_is_allowed_and_its_idle_clock_restarts() -> None:
     verdict, after = decide(record(created_ago=60, last_ago=10), LIMITS, now_ms=NOW, activity=True)
     assert verdict.decision is Decision.ALLOWED

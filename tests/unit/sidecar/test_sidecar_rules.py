@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,10 +18,12 @@ from curfew.sidecar.rules import (
     HEADER_WARNING,
     SidecarPolicy,
     build_clear_cookie,
+    build_login_prefix,
     build_login_redirect,
     build_remaining_headers,
     build_www_authenticate,
     extract_session_id,
+    form_encode,
     is_activity,
     is_api_client,
     safe_return_path,
@@ -149,26 +154,71 @@ def test_only_same_origin_relative_return_urls_survive(target: str, safe: str) -
     assert safe_return_path(target) == safe
 
 
-def test_the_login_redirect_carries_the_original_url(make_policy: MakePolicy) -> None:
+def test_the_login_redirect_carries_the_original_url_and_the_reason(
+    make_policy: MakePolicy,
+) -> None:
     policy = make_policy(reauthentication={
-        "loginURL": "https://login.example.com/sso?tenant=shop&return_to=/stale",
+        "loginURL": "https://login.example.com/sso?tenant=shop&return_to=/stale#frag",
         "returnToParameter": "return_to",
     })
-    location = build_login_redirect(policy, "/cart?item=3")
-    assert location is not None
+    location = build_login_redirect(policy, "/cart?item=3", "idle")
+    assert location == (
+        "https://login.example.com/sso?tenant=shop&return_to=%2Fcart%3Fitem%3D3&curfew_reason=idle")
     parts = urlsplit(location)
-    assert (parts.scheme, parts.netloc, parts.path) == ("https", "login.example.com", "/sso")
-    assert parse_qs(parts.query) == {"tenant": ["shop"], "return_to": ["/cart?item=3"]}
+    assert parse_qs(parts.query) == {
+        "tenant": ["shop"], "return_to": ["/cart?item=3"], "curfew_reason": ["idle"]}
+
+
+def test_the_login_prefix_keeps_the_login_urls_own_query_byte_for_byte() -> None:
+    # Only the parameters the sidecar sets are dropped (however they are spelled); the rest is
+    # the operator's and stays as written, even where it is not form-encoded.
+    prefix = build_login_prefix(
+        "/login?next=%7Ex&a=b+c&ret%75rn_to=old&&curfew_reason=absolute&x=%2f", "return_to")
+    assert prefix == "/login?next=%7Ex&a=b+c&x=%2f&return_to="
+    assert build_login_prefix("https://sso.example", "back") == "https://sso.example/?back="
+    assert build_login_prefix(None, "return_to") is None
 
 
 def test_an_open_redirect_attempt_returns_to_the_root(make_policy: MakePolicy) -> None:
-    location = build_login_redirect(make_policy(), "//evil.example/")
+    location = build_login_redirect(make_policy(), "//evil.example/", "absolute")
     assert location is not None
-    assert parse_qs(urlsplit(location).query) == {"return_to": ["/"]}
+    assert parse_qs(urlsplit(location).query) == {"return_to": ["/"], "curfew_reason": ["absolute"]}
 
 
 def test_without_a_login_url_there_is_no_redirect(make_policy: MakePolicy) -> None:
-    assert build_login_redirect(make_policy(reauthentication={}), "/cart") is None
+    assert build_login_redirect(make_policy(reauthentication={}), "/cart", "idle") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "encoded"),
+    [
+        ("/a b?c=d&e=f#g", "%2Fa+b%3Fc%3Dd%26e%3Df%23g"),
+        ("100%25 ~*'()!", "100%2525+%7E*%27%28%29%21"),
+        ("caf\u00e9 \u2713 \U0001f600", "caf%C3%A9+%E2%9C%93+%F0%9F%98%80"),
+        ("-._AZaz09+", "-._AZaz09%2B"),
+    ],
+)
+def test_form_encoding_is_the_url_standards(text: str, encoded: str) -> None:
+    assert form_encode(text) == encoded
+
+
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed (make system-deps installs it)")
+def test_form_encoding_matches_url_search_params_for_every_character_class() -> None:
+    # Every ASCII character, Latin-1, a BMP sample, astral characters and a lone surrogate:
+    # what node's URLSearchParams (the URL Standard's serializer, as in browsers) writes.
+    corpus = [chr(c) for c in range(0x100)] + [
+        "\u0100\u07ff\u0800\ufffd\uffff", "\U0001f600\U0010ffff", "a\ud800b", "/p a?t=h#f&g=%"]
+    assert NODE is not None
+    done = subprocess.run(
+        [NODE, "-e", "const items = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+                     "process.stdout.write(JSON.stringify(items.map(t => "
+                     "new URLSearchParams([['', t]]).toString().slice(1))));"],
+        input=json.dumps(corpus), capture_output=True, text=True, timeout=30, check=True,
+    )
+    assert [form_encode(t) for t in corpus] == json.loads(done.stdout)
 
 
 def test_the_clearing_cookie_expires_the_session_cookie(make_policy: MakePolicy) -> None:

@@ -1,10 +1,16 @@
 -- check_and_touch: the hot-path decision for one request, atomically, on Redis's clock.
 -- Mirrors curfew/sessions/rules.py:decide. All keys share the shard's hash tag (one slot).
--- KEYS: 1 record hash, 2 due index (zset), 3 limit classes (zset)
+-- KEYS: 1 record hash, 2 due index (zset), 3 limit classes (zset), [4 the app's session key]
 -- ARGV: 1 sid, 2 idle ms, 3 absolute ms, 4 renewal ms (0: none), 5 activity (1/0),
 --       6 policy, 7 workload, 8 app session known (1/0), 9 retention ms after a deadline,
---       10 owner id of (policy, workload), for a new record, 11 touch granularity cap (ms)
--- Returns {decision, idle remaining ms, absolute remaining ms, renewal due (1/0)}
+--       10 owner id of (policy, workload), for a new record, 11 touch granularity cap (ms),
+--       12 when a missing record may be created: '1' always (the app vouched for the session),
+--          '0' never, 'k' when KEYS[4] exists with one of the types in 13,
+--       13 the app key's Redis types, comma-separated (for 'k')
+-- Returns {decision, idle remaining ms, absolute remaining ms, renewal due (1/0)}; 'unknown'
+-- when there is no record and none may be created: a stranger's value leaves nothing behind.
+-- KEYS[4] is in another slot than the others on a Cluster, where the caller never passes it
+-- (store.py checks the app key in a call of its own, on first sight only).
 -- The due index member is the RECORD's owner and the sid; its score is the earliest deadline
 -- under the recorded limits, plus 0.5 when that is the absolute one (keys.py:due_score). Both
 -- move here with the record, so an entry due by now is a session its own fields call expired.
@@ -23,6 +29,15 @@ end
 
 local f = call('HMGET', rec, 'c', 'l', 'i', 'a', 'u', 'x', 'o')
 if not f[1] then
+  local create = ARGV[12]
+  if create == 'k' then
+    local kind = call('TYPE', KEYS[4])['ok']
+    if kind == 'none' or not string.find(',' .. ARGV[13] .. ',', ',' .. kind .. ',', 1, true) then
+      return {'unknown', 0, 0, 0}
+    end
+  elseif create ~= '1' then
+    return {'unknown', 0, 0, 0}
+  end
   local di, da = now + idle, now + abs
   call('HSET', rec, 'c', s(now), 'l', s(now), 'i', s(idle), 'a', s(abs), 'u', s(now),
     'p', ARGV[6], 'w', ARGV[7], 'k', ARGV[8], 'o', ARGV[10])

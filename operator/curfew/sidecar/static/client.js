@@ -25,7 +25,7 @@
   var data = (script && script.dataset) || {};
   var signOutUrl = data.signOutUrl || null;
 
-  var config = null;      // from /.curfew/client.json: loginURL, returnToParameter
+  var config = null;      // from /.curfew/client.json: loginPrefix (loginURL up to return_to=)
   var known = null;       // {idleDeadline, absoluteDeadline, lead, at}: ms since epoch
   var signedIn = false;
   var leaving = false;
@@ -90,9 +90,13 @@
 
   function fromBody(body) {
     var now = Date.now();
+    function left(name) {  // ms: the sidecar's exact figure, else its whole seconds
+      var ms = body[name + 'RemainingMilliseconds'];
+      return typeof ms === 'number' ? ms : body[name + 'RemainingSeconds'] * 1000;
+    }
     return {
-      idleDeadline: now + body.idleRemainingSeconds * 1000,
-      absoluteDeadline: now + body.absoluteRemainingSeconds * 1000,
+      idleDeadline: now + left('idle'),
+      absoluteDeadline: now + left('absolute'),
       lead: typeof body.warningLeadSeconds === 'number' ? body.warningLeadSeconds : null,
       at: now
     };
@@ -102,10 +106,21 @@
 
   function adopt(status, share) {
     if (known && status.at < known.at) return;
+    if (known) {
+      // Each status puts a deadline a little early (the reply's time on the way; whole seconds
+      // from an older sidecar). Two less than a second apart are the same deadline: keep the
+      // later, truer one, so the countdown never jumps ahead or back on a poll.
+      status.idleDeadline = sameDeadline(status.idleDeadline, known.idleDeadline);
+      status.absoluteDeadline = sameDeadline(status.absoluteDeadline, known.absoluteDeadline);
+    }
     known = status;
     if (share) broadcast({ type: 'status', status: status });
     emit('status', statusDetail());
     schedule();
+  }
+
+  function sameDeadline(fresh, before) {
+    return fresh < before && before - fresh < 1000 ? before : fresh;
   }
 
   function remaining() {
@@ -125,6 +140,8 @@
     return {
       idleRemainingSeconds: Math.max(0, Math.floor(left.idle)),
       absoluteRemainingSeconds: Math.max(0, Math.floor(left.absolute)),
+      idleDeadline: known.idleDeadline,
+      absoluteDeadline: known.absoluteDeadline,
       warningLeadSeconds: known.lead
     };
   }
@@ -213,6 +230,19 @@
              stay: stay, open: false, reason: null };
   }
 
+  // The next moment a countdown to any of ``deadlines`` (ms since epoch, shown rounded up to
+  // whole seconds) changes, as a delay in ms. Ticking then, rather than every 1000 ms from
+  // whenever we started, keeps a late or drifting timer from ever skipping a second.
+  function untilNextSecond(deadlines) {
+    var now = Date.now();
+    var soonest = 1000;
+    deadlines.forEach(function (deadline) {
+      var left = deadline - now;
+      if (left > 0) soonest = Math.min(soonest, left - (Math.ceil(left / 1000) - 1) * 1000);
+    });
+    return soonest + 15;  // just past the boundary: a timer may fire a little early
+  }
+
   function clock(seconds) {
     var s = Math.max(0, Math.ceil(seconds));
     var m = Math.floor(s / 60);
@@ -263,7 +293,7 @@
       if (typeof ui.dialog.showModal === 'function') ui.dialog.showModal();
       else ui.dialog.setAttribute('open', '');
       ui.stay.focus();
-      tickTimer = setInterval(render, 1000);
+      tick();
     }
     var deadline = left.reason === 'absolute' ? known.absoluteDeadline : known.idleDeadline;
     if (warnedFor !== deadline) {
@@ -273,10 +303,18 @@
     }
   }
 
+  function tick() {
+    clearTimeout(tickTimer);
+    tickTimer = setTimeout(function () {
+      render();
+      if (ui && ui.open) tick();
+    }, untilNextSecond([known.idleDeadline, known.absoluteDeadline]));
+  }
+
   function hide() {
     if (!ui || !ui.open) return;
     ui.open = false;
-    clearInterval(tickTimer);
+    clearTimeout(tickTimer);
     if (typeof ui.dialog.close === 'function') ui.dialog.close();
     else ui.dialog.removeAttribute('open');
     if (ui.reason === 'absolute') dismissed = known.absoluteDeadline;
@@ -288,22 +326,35 @@
 
   // --- leaving -------------------------------------------------------------------------------
 
-  function loginUrl() {
-    var here = location.pathname + location.search + location.hash;
-    if (!config || !config.loginURL) return location.href;  // the app's own sign-in takes over
-    var url = new URL(config.loginURL, location.href);
-    url.searchParams.set(config.returnToParameter || 'return_to', here);
-    return url.href;
+  // The value as application/x-www-form-urlencoded: the browser's own serializer, which the
+  // sidecar's redirect reproduces byte for byte (curfew.sidecar.rules.form_encode).
+  function formEncode(text) {
+    return new URLSearchParams([['', text]]).toString().slice(1);
+  }
+
+  // Where to come back to, as the sidecar takes it from a request: path and query (a server
+  // never sees the fragment), and "/" for a path that could read as another host.
+  function returnPath() {
+    var here = location.pathname + location.search;
+    return here.charAt(0) === '/' && here.slice(0, 2) !== '//' ? here : '/';
+  }
+
+  // The same bytes as the sidecar's own login redirect for this page (one encoding, one
+  // order: loginURL's query, returnToParameter, curfew_reason).
+  function loginUrl(reason) {
+    if (!config || !config.loginPrefix) return location.href;  // the app's own sign-in takes over
+    return config.loginPrefix + formEncode(returnPath()) + '&curfew_reason=' + formEncode(reason);
   }
 
   function expire(reason) {
     if (leaving) return;
     leaving = true;
     clearTimeout(pollTimer);
-    clearInterval(tickTimer);
-    emit('expired', { reason: reason });
+    clearTimeout(tickTimer);
+    var url = loginUrl(reason);
+    emit('expired', { reason: reason, url: url });
     broadcast({ type: 'expired' });
-    location.assign(loginUrl());
+    location.assign(url);
   }
 
   function signOut() {
@@ -311,7 +362,7 @@
     leaving = true;
     clearTimeout(pollTimer);
     broadcast({ type: 'signout' });
-    location.assign(signOutUrl || loginUrl());
+    location.assign(signOutUrl || loginUrl('signout'));
   }
 
   // --- tabs of one session -------------------------------------------------------------------
