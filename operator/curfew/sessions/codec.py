@@ -67,6 +67,12 @@ APP_KEY_TYPES: Final[dict[str, tuple[str, ...]]] = {
 """The Redis types (``TYPE``) an app's session key has in each format: a key of another type
 (Spring's ``sessions:expirations`` sorted set, say) is never taken for a session, nor deleted."""
 
+FORMAT_REMOVERS: Final[dict[str, str]] = {
+    "connect-redis": "remove_connect_session",
+}
+"""Formats whose whole session is removed by a script of their own (``sessions/lua/``), for the
+sidecar's expiry and the purge alike; the others by ``delete_app_session``."""
+
 _EXPRESS_SIGNED: Final = "s:"
 
 
@@ -103,6 +109,8 @@ class AppKey:
 
     key: str
     types: tuple[str, ...]
+    remover: str = "delete_app_session"
+    """The Lua script that removes the whole session (``store.APP_SESSION_REMOVERS``)."""
 
     @property
     def types_arg(self) -> str:
@@ -195,7 +203,8 @@ class SessionCodec:
         key = keys.app_session_key(self.format, self.prefix, app_id)
         if key is None:
             return None
-        return AppKey(key, APP_KEY_TYPES[self.format])
+        return AppKey(key, APP_KEY_TYPES[self.format], FORMAT_REMOVERS.get(self.format,
+                                                                           "delete_app_session"))
 
 
 def build_codec(
