@@ -18,9 +18,12 @@ Id grammars (``DEFAULT_ID_PATTERNS``; ``store.idPattern`` replaces one, always a
 Cookie and header values are read as the libraries write them (:meth:`SessionCodec.app_id`):
 Spring Session's cookie holds the id in base64 (``DefaultCookieSerializer``), its header the
 id itself; express-session's cookie is ``s:<id>.<signature>`` (sent percent-encoded, which the
-one cookie reading, ``curfew.sessions.cookies``, has already decoded: never twice). The signature
-is not verified here: a forged one only names an id whose app key must exist before Curfew
-keeps a record for it (``check_and_touch.lua``), so guessing ids gains nothing.
+one cookie reading, ``curfew.sessions.cookies``, has already decoded: never twice). Given the
+app's cookie secrets (``store.appSecretRef``), the signature is verified exactly as
+express-session does (:func:`express_unsign`) and a value no secret signed is no session.
+Without them the signature is stripped unread: a forged one only names an id whose app key must
+exist before Curfew keeps a record for it (``check_and_touch.lua``), so guessing ids gains
+nothing, but a stolen id could be replayed under any signature.
 
 Pure: no I/O, importable without redis.
 """
@@ -29,6 +32,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import json
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -61,7 +67,17 @@ APP_KEY_TYPES: Final[dict[str, tuple[str, ...]]] = {
 """The Redis types (``TYPE``) an app's session key has in each format: a key of another type
 (Spring's ``sessions:expirations`` sorted set, say) is never taken for a session, nor deleted."""
 
+FORMAT_REMOVERS: Final[dict[str, str]] = {
+    "connect-redis": "remove_connect_session",
+}
+"""Formats whose whole session is removed by a script of their own (``sessions/lua/``), for the
+sidecar's expiry and the purge alike; the others by ``delete_app_session``."""
+
 _EXPRESS_SIGNED: Final = "s:"
+
+
+MAX_APP_SECRETS: Final = 16
+"""The most cookie secrets ``store.appSecretRef`` may hold (each is tried on a bad cookie)."""
 
 
 class InvalidIdPattern(ValueError):
@@ -93,6 +109,8 @@ class AppKey:
 
     key: str
     types: tuple[str, ...]
+    remover: str = "delete_app_session"
+    """The Lua script that removes the whole session (``store.APP_SESSION_REMOVERS``)."""
 
     @property
     def types_arg(self) -> str:
@@ -100,13 +118,68 @@ class AppKey:
         return ",".join(self.types)
 
 
+class InvalidAppSecrets(ValueError):
+    """The app's cookie secrets cannot be read; the message says why, never a secret."""
+
+
+def parse_app_secrets(text: str) -> tuple[bytes, ...]:
+    """The app's cookie secrets from the Secret's value: a JSON list of strings (``["new",
+    "old"]``, how express-session's ``secret`` array is often kept) when the value starts with
+    ``[``, else one secret per line (a final newline and CR line ends ignored, empty lines
+    skipped). Order does not matter for verifying: express-session tries every secret."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            raise InvalidAppSecrets("starts with [ but is no JSON list") from None
+        if not isinstance(parsed, list) or not all(isinstance(p, str) for p in parsed):
+            raise InvalidAppSecrets("a JSON value must be a list of strings")
+        secrets = [p for p in parsed if p]
+    else:
+        secrets = [line.rstrip("\r") for line in text.split("\n")]
+        secrets = [line for line in secrets if line]
+    if not secrets:
+        raise InvalidAppSecrets("holds no secret")
+    if len(secrets) > MAX_APP_SECRETS:
+        raise InvalidAppSecrets(f"holds {len(secrets)} secrets, more than {MAX_APP_SECRETS}")
+    return tuple(secret.encode("utf-8") for secret in secrets)
+
+
+def express_sign(app_id: str, secret: bytes) -> str:
+    """``<id>.<signature>`` as cookie-signature's ``sign`` writes it: HMAC-SHA256 of the id
+    under the secret, standard base64 with its ``=`` padding removed."""
+    mac = hmac.new(secret, app_id.encode("utf-8"), hashlib.sha256).digest()
+    return app_id + "." + base64.b64encode(mac).decode("ascii").rstrip("=")
+
+
+def express_unsign(signed: str, secrets: tuple[bytes, ...]) -> str | None:
+    """The id of ``<id>.<signature>`` when one of ``secrets`` signed it, else None.
+
+    cookie-signature's ``unsign``, rewritten because no Python package implements it: the id
+    is what precedes the last dot, and the whole value is compared with the value signed
+    afresh, in constant time (``hmac.compare_digest`` as its ``crypto.timingSafeEqual``)."""
+    app_id, dot, _signature = signed.rpartition(".")
+    if not dot or not signed.isascii():
+        return None  # a signature is base64; uid-safe ids are too
+    given = signed.encode("ascii")
+    found = None
+    for secret in secrets:
+        # Every secret is tried, so the time taken does not tell which one matched.
+        if hmac.compare_digest(express_sign(app_id, secret).encode("utf-8"), given):
+            found = app_id
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class SessionCodec:
-    """The codec of one store: its format, the app's key prefix and its id grammar."""
+    """The codec of one store: its format, the app's key prefix, its id grammar and, for
+    connect-redis, the app's cookie secrets (empty: signatures are not verified)."""
 
     format: str
     prefix: str
     pattern: re.Pattern[str]
+    app_secrets: tuple[bytes, ...] = ()
 
     def app_id(self, value: str, *, cookie: bool) -> str | None:
         """The app's session id in a cookie (``cookie``) or header value, or None when the value
@@ -121,7 +194,7 @@ class SessionCodec:
         if self.format == "spring-session":
             return _spring_cookie(value)
         if self.format == "connect-redis":
-            return _express_cookie(value)
+            return _express_cookie(value, self.app_secrets)
         return value
 
     def app_key(self, app_id: str) -> AppKey | None:
@@ -130,14 +203,21 @@ class SessionCodec:
         key = keys.app_session_key(self.format, self.prefix, app_id)
         if key is None:
             return None
-        return AppKey(key, APP_KEY_TYPES[self.format])
+        return AppKey(key, APP_KEY_TYPES[self.format], FORMAT_REMOVERS.get(self.format,
+                                                                           "delete_app_session"))
 
 
-def build_codec(format: str, prefix: str, id_pattern: str | None = None) -> SessionCodec:
+def build_codec(
+    format: str,
+    prefix: str,
+    id_pattern: str | None = None,
+    app_secrets: tuple[bytes, ...] = (),
+) -> SessionCodec:
     """The codec of a store of ``format`` under ``prefix``; ``id_pattern`` replaces the format's
-    default grammar (``check_id_pattern`` must accept it)."""
+    default grammar (``check_id_pattern`` must accept it); ``app_secrets``: the app's cookie
+    secrets, which connect-redis verifies signatures with."""
     pattern = DEFAULT_ID_PATTERNS[format] if id_pattern is None else check_id_pattern(id_pattern)
-    return SessionCodec(format, prefix, re.compile(pattern))
+    return SessionCodec(format, prefix, re.compile(pattern), app_secrets)
 
 
 def _spring_cookie(value: str) -> str:
@@ -151,9 +231,14 @@ def _spring_cookie(value: str) -> str:
         return value
 
 
-def _express_cookie(value: str) -> str:
+def _express_cookie(value: str, secrets: tuple[bytes, ...]) -> str:
     """express-session's cookie, as the cookie reading decoded it: ``s:<id>.<signature>``; the
-    id is what lies between ``s:`` and the last dot."""
+    id is what lies between ``s:`` and the last dot. With ``secrets``, only a value one of them
+    signed has an id, as express-session reads it (an unsigned value is none either)."""
+    if secrets:
+        if not value.startswith(_EXPRESS_SIGNED):
+            return ""
+        return express_unsign(value[len(_EXPRESS_SIGNED):], secrets) or ""
     if value.startswith(_EXPRESS_SIGNED):
         head, dot, _signature = value[len(_EXPRESS_SIGNED):].rpartition(".")
         return head if dot else ""

@@ -54,7 +54,8 @@ class Sidecar:
     ) -> None:
         self.settings = settings
         self.metrics = SidecarMetrics()
-        self.watcher = ConfigWatcher(settings.config, policy, on_change=self._config_changed)
+        self.watcher = ConfigWatcher(settings.config, policy, on_change=self._config_changed,
+                                     app_secrets=settings.app_secrets)
         self.store = store
         self.enforcer = Enforcer(self.watcher, store, settings.key_bytes, self.metrics,
                                  sees_responses=settings.mode == "proxy")
