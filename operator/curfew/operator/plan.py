@@ -59,7 +59,7 @@ class Action:
 
 
 @dataclass
-class Plan:
+class PassPlan:
     """The writes of one pass, and what was held back."""
 
     actions: list[Action] = field(default_factory=list)
@@ -194,10 +194,10 @@ def build_plan(
     current_config_maps: Iterable[Mapping[str, Any]],
     current_cron_jobs: Iterable[Mapping[str, Any]],
     invalid_policies: Iterable[str] = (),
-) -> Plan:
+) -> PassPlan:
     """The creates, patches and deletes that make ``namespace`` equal to the rendered objects."""
     invalid = set(invalid_policies)
-    plan = Plan()
+    plan = PassPlan()
     have_cm = {o["metadata"]["name"]: o for o in current_config_maps
                if is_per_workload(o) or is_purge_object(o)}
     have_cj = {o["metadata"]["name"]: o for o in current_cron_jobs if is_purge_object(o)}

@@ -42,14 +42,14 @@ from curfew.operator.metrics import Metrics
 from curfew.operator.plan import (
     ANNOTATION_PURGE_PENDING,
     Action,
-    Plan,
+    PassPlan,
     build_plan,
     is_per_workload,
 )
 from curfew.operator.recorder import PassRecorder
 from curfew.operator.settings import OperatorSettings
 from curfew.operator.status import (
-    Outcome,
+    PassOutcome,
     WorkloadEntry,
     build_last_purge,
     build_purge_record,
@@ -336,7 +336,7 @@ class Reconciler:
                           settings=self.render_settings)
         error: ApiError | None = None
         refused: dict[str, RejectedApiError] = {}
-        plan = Plan()
+        plan = PassPlan()
         done: list[Action] = []
         try:
             for job_name, job in list(state.unread_jobs.items()):
@@ -555,13 +555,13 @@ class Reconciler:
         return status_error
 
     def _outcome(self, key: str, body: Mapping[str, Any], policy: SessionPolicy | None,
-                 result: PassResult, rendered: Rendered, error: ApiError | None) -> Outcome:
+                 result: PassResult, rendered: Rendered, error: ApiError | None) -> PassOutcome:
         generation = body.get("metadata", {}).get("generation")
         if policy is None:
-            return Outcome(generation=generation,
+            return PassOutcome(generation=generation,
                            invalid=result.invalid.get(key) or "invalid spec")
         if key in result.rejected:
-            return Outcome(generation=generation, rejected=result.rejected[key],
+            return PassOutcome(generation=generation, rejected=result.rejected[key],
                            purge_suspended=policy.spec.purge.suspend)
         selected = rendered.selections.get(key, ())
         workloads = [
@@ -569,7 +569,7 @@ class Reconciler:
                           config_hash=rendered.configs[w].hash)
             for w in selected[: self.settings.status_workloads_limit]
         ]
-        return Outcome(
+        return PassOutcome(
             generation=generation,
             selected=len(selected),
             apply_error=str(error) if error is not None else None,

@@ -26,7 +26,7 @@ class WorkloadEntry:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class PassOutcome:
     """What a pass found for one policy; the input of :func:`build_status`."""
 
     generation: int | None
@@ -102,7 +102,7 @@ def build_purge_condition(last: Mapping[str, Any] | None, failures: int, thresho
         m.MSG_PURGE_OK.format(scanned=last.get("scanned", 0), expired=total), generation, now)
 
 
-def build_status(current: Mapping[str, Any], outcome: Outcome, *, now: str,
+def build_status(current: Mapping[str, Any], outcome: PassOutcome, *, now: str,
                  purge_failure_threshold: int) -> dict[str, Any]:
     """The status a policy should have after a pass (``current`` is its status now)."""
     gen = outcome.generation

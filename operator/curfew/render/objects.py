@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from curfew.api.config import POLICY_FILE, PURGE_FILE, ConfigStore, PurgeConfig, UnifiedConfig
 from curfew.api.policy import API_VERSION, KIND, SessionPolicy
-from curfew.defaults import IMAGE
+from curfew.defaults import IMAGE, PULL_POLICY, RUN_AS_USER
 from curfew.render.naming import (
     build_config_map_name,
     build_label_value,
@@ -55,9 +55,9 @@ class RenderSettings:
 
     image: str = IMAGE
     """Container image of the purge job."""
-    image_pull_policy: str = "IfNotPresent"
+    image_pull_policy: str = PULL_POLICY
     resources: Resources = field(default_factory=Resources)
-    run_as_user: int = 65532
+    run_as_user: int = RUN_AS_USER
     """Non-root uid of the purge container (the distroless ``nonroot`` user)."""
     backoff_limit: int = 0
     """A failed purge is not retried within its run: the next scheduled run is the retry."""

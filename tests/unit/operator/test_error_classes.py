@@ -17,7 +17,7 @@ from curfew.k8s.client import (
     error_class,
 )
 from curfew.operator import messages as m
-from curfew.operator.status import Outcome, build_status
+from curfew.operator.status import PassOutcome, build_status
 
 CLASSES = [
     ("no answer at all is retried", 0, "GET", TransientApiError),
@@ -68,7 +68,7 @@ def test_a_refused_spec_is_ready_false_apply_rejected_and_keeps_the_other_condit
                                               "configHash": "sha256:x"}]}
     message = m.MSG_APPLY_REJECTED.format(request="POST /apis/batch/v1/namespaces/shop/cronjobs",
                                           status=422, reason="Invalid", message="bad")
-    status = build_status(current, Outcome(generation=4, rejected=message), now="t1",
+    status = build_status(current, PassOutcome(generation=4, rejected=message), now="t1",
                           purge_failure_threshold=3)
     by_type = {c["type"]: c for c in status["conditions"]}
     assert (by_type["Ready"]["status"], by_type["Ready"]["reason"]) == ("False", "ApplyRejected")

@@ -9,7 +9,7 @@ import pytest
 
 from curfew.api import PROFILES, Violation
 from curfew.operator.status import (
-    Outcome,
+    PassOutcome,
     WorkloadEntry,
     build_last_purge,
     build_purge_record,
@@ -25,7 +25,7 @@ def _conditions(status: dict) -> dict[str, dict]:
 
 
 def test_a_reconciled_policy_is_ready_with_its_generation_and_workloads() -> None:
-    status = build_status({}, Outcome(generation=3, workloads=[WEB]), now=T0,
+    status = build_status({}, PassOutcome(generation=3, workloads=[WEB]), now=T0,
                           purge_failure_threshold=3)
     conds = _conditions(status)
     assert status["observedGeneration"] == 3
@@ -41,27 +41,27 @@ def test_a_reconciled_policy_is_ready_with_its_generation_and_workloads() -> Non
 
 
 def test_the_same_outcome_later_builds_an_identical_status() -> None:
-    outcome = Outcome(generation=1, workloads=[WEB], overlaps=["shop/b"])
+    outcome = PassOutcome(generation=1, workloads=[WEB], overlaps=["shop/b"])
     first = build_status({}, outcome, now=T0, purge_failure_threshold=3)
     assert build_status(first, outcome, now=T1, purge_failure_threshold=3) == first
 
 
 def test_a_status_change_moves_the_transition_time_and_a_message_change_does_not() -> None:
-    first = build_status({}, Outcome(generation=1, workloads=[WEB], overlaps=["shop/b"]),
+    first = build_status({}, PassOutcome(generation=1, workloads=[WEB], overlaps=["shop/b"]),
                          now=T0, purge_failure_threshold=3)
-    other = build_status(first, Outcome(generation=2, workloads=[WEB], overlaps=["shop/c"]),
+    other = build_status(first, PassOutcome(generation=2, workloads=[WEB], overlaps=["shop/c"]),
                          now=T1, purge_failure_threshold=3)
     assert _conditions(other)["Overlapping"]["lastTransitionTime"] == T0
     assert "shop/c" in _conditions(other)["Overlapping"]["message"]
-    gone = build_status(other, Outcome(generation=3, workloads=[WEB]), now=T1,
+    gone = build_status(other, PassOutcome(generation=3, workloads=[WEB]), now=T1,
                         purge_failure_threshold=3)
     assert _conditions(gone)["Overlapping"]["lastTransitionTime"] == T1
 
 
 def test_an_invalid_spec_keeps_the_last_workloads_and_says_which_field() -> None:
-    good = build_status({}, Outcome(generation=1, workloads=[WEB]), now=T0,
+    good = build_status({}, PassOutcome(generation=1, workloads=[WEB]), now=T0,
                         purge_failure_threshold=3)
-    bad = build_status(good, Outcome(generation=2, invalid="spec.timeouts.idle: bad"), now=T1,
+    bad = build_status(good, PassOutcome(generation=2, invalid="spec.timeouts.idle: bad"), now=T1,
                        purge_failure_threshold=3)
     ready = _conditions(bad)["Ready"]
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
@@ -74,7 +74,7 @@ def test_violated_profiles_make_the_policy_non_compliant() -> None:
     profile = PROFILES["pci-dss-4.0"]
     assert profile.max_idle is not None
     violation = Violation("pci-dss-4.0", "timeouts.idle", profile.max_idle, profile.max_idle)
-    status = build_status({}, Outcome(generation=1, workloads=[], violations=[violation],
+    status = build_status({}, PassOutcome(generation=1, workloads=[], violations=[violation],
                                       profiles=["pci-dss-4.0"]), now=T0,
                           purge_failure_threshold=3)
     compliant = _conditions(status)["Compliant"]
@@ -96,7 +96,7 @@ def test_purge_health_follows_consecutive_outcomes(outcomes: list[str], status: 
         summary = json.dumps({"outcome": outcome, "scanned": 5, "message": "m"})
         result = build_last_purge(summary, job=f"j{i}", finished_at=T0, job_failed=False)
         current = {**current, **build_purge_record(current, result)}
-    built = build_status(current, Outcome(generation=1, workloads=[]), now=T0,
+    built = build_status(current, PassOutcome(generation=1, workloads=[]), now=T0,
                          purge_failure_threshold=2)
     healthy = _conditions(built)["PurgeHealthy"]
     assert (healthy["status"], healthy["reason"]) == (status, reason)
@@ -118,7 +118,7 @@ def test_a_pod_that_left_no_summary_is_a_failed_run() -> None:
 
 
 def test_a_capped_workload_list_still_counts_every_selected_workload() -> None:
-    status = build_status({}, Outcome(generation=1, workloads=[WEB], selected=5000), now=T0,
+    status = build_status({}, PassOutcome(generation=1, workloads=[WEB], selected=5000), now=T0,
                           purge_failure_threshold=3)
     assert status["selectedWorkloads"] == 5000
     assert len(status["workloads"]) == 1
