@@ -51,6 +51,7 @@ from curfew.operator.status import (
     WorkloadEntry,
     build_purge_record,
     build_status,
+    build_status_body,
 )
 from curfew.render import (
     MANAGED_BY,
@@ -314,8 +315,9 @@ class NamespacePass:
             if purge is not None:
                 current.update(build_purge_record(current, purge))
             outcome = self._outcome(key, body, valid.get(key), result, rendered, error)
-            status = build_status(current, outcome, now=self.clock(),
-                                  purge_failure_threshold=self.settings.purge_failure_threshold)
+            status = build_status_body(build_status(
+                current, outcome, now=self.clock(),
+                purge_failure_threshold=self.settings.purge_failure_threshold))
             if key in valid:
                 self.metrics.selected.labels(namespace, body["metadata"]["name"]).set(
                     status["selectedWorkloads"])
