@@ -233,20 +233,32 @@ class NamespacePass:
 
     async def _execute(self, actions: list[Action],
                        refused: dict[str, RejectedApiError]) -> list[Action]:
-        """Run ``actions`` concurrently (the client bounds concurrency). A refused write is
-        recorded in ``refused`` for each policy it was made for; the first transient error is
-        raised after the others finished, so one failure does not waste the rest."""
-        outcomes = await asyncio.gather(*(self._apply(a) for a in actions),
-                                        return_exceptions=True)
+        """Run ``actions`` concurrently, by as many workers as the client has requests in flight
+        (not a task per action: thousands of waiting tasks cost memory and buy nothing). A
+        refused write is recorded in ``refused`` for each policy it was made for; the first
+        transient error is raised after the others finished, so one failure does not waste the
+        rest."""
+        outcomes: list[bool | Exception] = [False] * len(actions)
+        todo = iter(enumerate(actions))
+
+        async def work() -> None:
+            for index, action in todo:
+                try:
+                    outcomes[index] = await self._apply(action)
+                except Exception as exc:  # sorted below, after every action was tried
+                    outcomes[index] = exc
+
+        workers = min(len(actions), self.settings.api_concurrency)
+        await asyncio.gather(*(work() for _ in range(workers)))
         done: list[Action] = []
-        first: BaseException | None = None
+        first: Exception | None = None
         for action, outcome in zip(actions, outcomes, strict=True):
             if isinstance(outcome, RejectedApiError):
                 for key in action.policies:
                     refused.setdefault(key, outcome)
                 if not action.policies:
                     log.warning("the API server refused %s: %s", outcome.request, outcome)
-            elif isinstance(outcome, BaseException):
+            elif isinstance(outcome, Exception):
                 first = first or outcome
             elif outcome:
                 done.append(action)
