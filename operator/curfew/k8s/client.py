@@ -273,7 +273,10 @@ class KubeClient:
                 session = self._pool.ensure_session()
                 async with session.request(method, path.lstrip("/"), data=data, headers=headers,
                                            params=params, timeout=self._timeout) as response:
-                    text = await response.text()
+                    # Bytes from the stream, decoded once (the API speaks UTF-8 JSON):
+                    # response.text() keeps the bytes alive beside the text, which for a list
+                    # of thousands of objects adds their whole size to the peak of the parse.
+                    text = (await response.content.read()).decode("utf-8", "replace")
             if response.status >= 400:
                 reason, message = _status_details(text, response.reason or "")
                 raise error_class(response.status, method)(response.status, reason, message,
