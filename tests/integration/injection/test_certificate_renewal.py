@@ -131,7 +131,8 @@ async def test_a_failing_renewal_is_logged_and_retried_not_fatal(
     # The TLS Secret lives behind an API server that is not there.
     settings = _settings(tls_secret="curfew-webhook-tls")
     bundle = build_tls_bundle(NAMES)
-    renewer = CertificateRenewer(settings, _nowhere(), NAMES, bundle, tmp_path,
+    client = _nowhere()
+    renewer = CertificateRenewer(settings, client, NAMES, bundle, tmp_path,
                                  check_seconds=0.01, retry_seconds=0.01)
     caplog.set_level(logging.WARNING, logger="curfew.injection")
     running = asyncio.create_task(renewer.run())
@@ -147,3 +148,4 @@ async def test_a_failing_renewal_is_logged_and_retried_not_fatal(
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+        await client.close()
