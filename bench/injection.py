@@ -39,8 +39,10 @@ import kopf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from curfew.k8s.client import Connection, KubeClient  # noqa: E402
 from curfew.operator.certificates import build_tls_bundle  # noqa: E402
-from curfew.operator.injection import InjectionWebhookSettings, register_injection  # noqa: E402
+from curfew.operator.injection import register_injection  # noqa: E402
+from curfew.operator.settings import InjectionWebhookSettings  # noqa: E402
 from fixtures.pods import pod, policy, review  # noqa: E402
 
 VERBS = {"get", "list", "watch", "create", "patch", "delete"}
@@ -82,16 +84,11 @@ def _serve(port: int, tls_dir: Path, cache_seconds: float, box: dict[str, Any],
             async with aiohttp.ClientSession() as session:
                 await session.post(f"{url}/apis/curfew.dev/v1alpha1/namespaces/shop/"
                                    "sessionpolicies", json=policy())
-            kubeconfig = tls_dir / "kubeconfig"
-            kubeconfig.write_text(json.dumps({
-                "apiVersion": "v1", "kind": "Config", "current-context": "k",
-                "clusters": [{"name": "k", "cluster": {"server": url}}],
-                "users": [{"name": "k", "user": {}}],
-                "contexts": [{"name": "k", "context": {"cluster": "k", "user": "k"}}]}))
+            client = KubeClient(Connection(server=url))
             registry = kopf.OperatorRegistry()
             register_injection(registry, InjectionWebhookSettings(
                 enabled=True, host="127.0.0.1", port=port, tls_dir=str(tls_dir),
-                kubeconfig=str(kubeconfig), policy_cache_seconds=cache_seconds))
+                policy_cache_seconds=cache_seconds), client)
 
             @kopf.on.mutate(group="", version="v1", plural="pods", id="baseline",
                             operations=["CREATE"], registry=registry)
@@ -108,8 +105,9 @@ def _serve(port: int, tls_dir: Path, cache_seconds: float, box: dict[str, Any],
                 settings.posting.enabled = False
 
             ready.set()
-            await kopf.operator(registry=registry, standalone=True, clusterwide=True,
-                                stop_flag=stop)
+            async with client:
+                await kopf.operator(registry=registry, standalone=True, clusterwide=True,
+                                    stop_flag=stop)
 
     asyncio.run(main())
 

@@ -32,9 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from pydantic_settings import SettingsError
 
     from curfew.api.policy import describe_errors
-    from curfew.operator.injection import InjectionWebhookSettings
     from curfew.operator.runner import configure_logging, run_operator
-    from curfew.operator.settings import OperatorSettings
+    from curfew.operator.settings import InjectionWebhookSettings, OperatorSettings
 
     overrides = {k: v for k, v in vars(args).items()
                  if k in OperatorSettings.model_fields and v is not None}
@@ -58,12 +57,12 @@ def run(args: argparse.Namespace) -> int:
     from curfew.k8s.client import load_connection
 
     try:
-        load_connection(settings.kubeconfig)
+        connection = load_connection(settings.kubeconfig)
     except Exception as exc:  # a missing or unreadable kubeconfig, no service account
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"curfew operator: no Kubernetes credentials: {reason}", file=sys.stderr)
         return 1
     configure_logging(settings)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_operator(settings, injection=injection))
+        asyncio.run(run_operator(settings, injection=injection, connection=connection))
     return 0

@@ -1,9 +1,13 @@
 """A small asynchronous Kubernetes API client: the only door through which Curfew writes objects.
 
-kopf watches; this client lists, creates, patches and deletes what the operator manages, with one
-shared connection pool and a bound on concurrent requests. Every failure is classified here, once,
-by :func:`error_class` (the one table of which answers are worth retrying), so callers only ever
-choose between retrying with backoff and reporting the refusal.
+kopf watches; this client does every other request of the operator process (the reconciler, its
+Events, the injection webhook's policy lists, TLS Secret and caBundle), with one connection pool
+and one kubeconfig load. Each user gets its own bound on concurrent requests and its own timeout
+through :meth:`KubeClient.share`, so a burst of writes never starves an admission review.
+
+Every failure is classified here, once, by :func:`error_class` (the one table of which answers
+are worth retrying), so callers only ever choose between retrying with backoff and reporting the
+refusal.
 
 Exception tree::
 
@@ -22,7 +26,7 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,6 +35,7 @@ import aiohttp
 from curfew import __version__
 
 MERGE_PATCH: Final = "application/merge-patch+json"
+JSON_PATCH: Final = "application/json-patch+json"
 USER_AGENT: Final = f"curfew-operator/{__version__}"
 
 
@@ -68,6 +73,10 @@ DEPLOYMENTS: Final = Resource("apps", "v1", "deployments", "Deployment")
 STATEFUL_SETS: Final = Resource("apps", "v1", "statefulsets", "StatefulSet")
 DAEMON_SETS: Final = Resource("apps", "v1", "daemonsets", "DaemonSet")
 SESSION_POLICIES: Final = Resource("curfew.dev", "v1alpha1", "sessionpolicies", "SessionPolicy")
+SECRETS: Final = Resource("", "v1", "secrets", "Secret")
+MUTATING_WEBHOOK_CONFIGURATIONS: Final = Resource(
+    "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations",
+    "MutatingWebhookConfiguration")
 
 
 class ApiError(Exception):
@@ -188,19 +197,53 @@ def load_connection(kubeconfig: str | None = None, context: str | None = None) -
     )
 
 
+class _Pool:
+    """The connection pool shared by a client and the clients made by :meth:`KubeClient.share`."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.session: aiohttp.ClientSession | None = None
+        self.closed = False
+
+    def ensure_session(self) -> aiohttp.ClientSession:
+        if self.closed:
+            raise aiohttp.ClientConnectionError("the client is closed")
+        if self.session is None:
+            connector = aiohttp.TCPConnector(ssl=self.connection.build_ssl_context(), limit=64)
+            self.session = aiohttp.ClientSession(
+                base_url=self.connection.server.rstrip("/") + "/", connector=connector)
+        return self.session
+
+    async def close(self) -> None:
+        self.closed = True
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+
 class KubeClient:
     """List, get, create, patch and delete objects; at most ``concurrency`` requests at once."""
 
     def __init__(self, connection: Connection, *, concurrency: int = 16,
-                 timeout: float = 30.0, user_agent: str = USER_AGENT) -> None:
-        self._connection = connection
+                 timeout: float = 30.0, user_agent: str = USER_AGENT,
+                 _pool: _Pool | None = None) -> None:
+        self._pool = _pool or _Pool(connection)
+        self._owner = _pool is None
         self._user_agent = user_agent
         self._limit = asyncio.Semaphore(concurrency)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
         self.requests = 0
         """Requests issued so far (a cheap counter for metrics and benchmarks)."""
+
+    @property
+    def connection(self) -> Connection:
+        return self._pool.connection
+
+    def share(self, *, concurrency: int, timeout: float) -> KubeClient:
+        """A client on this one's connection pool with its own bound on concurrent requests and
+        its own timeout; closing it leaves the pool to this client."""
+        return KubeClient(self._pool.connection, concurrency=concurrency, timeout=timeout,
+                          user_agent=self._user_agent, _pool=self._pool)
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -209,27 +252,14 @@ class KubeClient:
         await self.close()
 
     async def close(self) -> None:
-        self._closed = True
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise aiohttp.ClientConnectionError("the client is closed")
-        if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=self._connection.build_ssl_context(), limit=64)
-            self._session = aiohttp.ClientSession(
-                base_url=self._connection.server.rstrip("/") + "/",
-                connector=connector, timeout=self._timeout,
-            )
-        return self._session
+        if self._owner:
+            await self._pool.close()
 
     async def request(self, method: str, path: str, *, body: Any = None,
                       params: Mapping[str, str] | None = None,
                       content_type: str = "application/json") -> Any:
         headers = {"Accept": "application/json", "User-Agent": self._user_agent}
-        token = self._connection.bearer_token()
+        token = self._pool.connection.bearer_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = None
@@ -240,10 +270,13 @@ class KubeClient:
         async with self._limit:
             self.requests += 1
             with map_exceptions(what):
-                session = self._ensure_session()
+                session = self._pool.ensure_session()
                 async with session.request(method, path.lstrip("/"), data=data, headers=headers,
-                                           params=params) as response:
-                    text = await response.text()
+                                           params=params, timeout=self._timeout) as response:
+                    # Bytes from the stream, decoded once (the API speaks UTF-8 JSON):
+                    # response.text() keeps the bytes alive beside the text, which for a list
+                    # of thousands of objects adds their whole size to the peak of the parse.
+                    text = (await response.content.read()).decode("utf-8", "replace")
             if response.status >= 400:
                 reason, message = _status_details(text, response.reason or "")
                 raise error_class(response.status, method)(response.status, reason, message,
@@ -272,6 +305,13 @@ class KubeClient:
             "PATCH", resource.path(namespace, name, subresource), body=patch,
             content_type=MERGE_PATCH,
         )
+        return obj
+
+    async def patch_json(self, resource: Resource, namespace: str | None, name: str,
+                         operations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """A JSON patch (RFC 6902): for changes inside lists, which a merge patch replaces."""
+        obj: dict[str, Any] = await self.request(
+            "PATCH", resource.path(namespace, name), body=operations, content_type=JSON_PATCH)
         return obj
 
     async def delete(self, resource: Resource, namespace: str | None, name: str) -> None:

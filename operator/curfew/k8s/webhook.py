@@ -1,33 +1,24 @@
 """Kubernetes API calls of the injection webhook: keep its TLS material in a Secret shared by the
 operator's replicas, and patch its CA into the MutatingWebhookConfiguration's caBundle.
 
-Blocking calls of the official client, for a few calls at startup: callers run them in a thread.
+Made through the operator's one :class:`~curfew.k8s.client.KubeClient`, so these calls are
+classified and bounded like every other request of the process.
 """
 
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Mapping
 from typing import Any
 
-import kubernetes
-from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
+from curfew.k8s.client import (
+    MUTATING_WEBHOOK_CONFIGURATIONS,
+    SECRETS,
+    ApiError,
+    KubeClient,
+)
 
 TLS_KEYS = ("ca.crt", "ca.key", "tls.crt", "tls.key")
-
-
-def build_api_client(kubeconfig: str | None = None) -> ApiClient:
-    """A client of the cluster the operator runs in, else of ``kubeconfig`` / $KUBECONFIG."""
-    configuration = kubernetes.client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not kubeconfig:
-        kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
-            client_configuration=configuration)
-    else:
-        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, client_configuration=configuration)
-    return ApiClient(configuration)
 
 
 def _decoded(data: Mapping[str, Any] | None) -> dict[str, bytes] | None:
@@ -36,59 +27,55 @@ def _decoded(data: Mapping[str, Any] | None) -> dict[str, bytes] | None:
     return {k: base64.b64decode(data[k]) for k in TLS_KEYS}
 
 
-def read_tls_secret(api: ApiClient, namespace: str, name: str) -> dict[str, bytes] | None:
+async def read_tls_secret(client: KubeClient, namespace: str,
+                          name: str) -> dict[str, bytes] | None:
     """The PEM files kept in the Secret; None when it does not exist or lacks one of them."""
-    core = kubernetes.client.CoreV1Api(api)
     try:
-        secret = core.read_namespaced_secret(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
+        secret = await client.get(SECRETS, namespace, name)
+    except ApiError as exc:
+        if exc.not_found:
             return None
         raise
-    return _decoded(secret.data)
+    return _decoded(secret.get("data"))
 
 
-def apply_tls_secret(
-    api: ApiClient, namespace: str, name: str, files: dict[str, bytes], *, replace: bool
-) -> dict[str, bytes]:
+async def apply_tls_secret(client: KubeClient, namespace: str, name: str,
+                           files: dict[str, bytes], *, replace: bool) -> dict[str, bytes]:
     """Store ``files`` in the Secret and return what it holds afterwards.
 
     Creating races with the other replicas: when another replica created it first, its files are
     returned and ours are dropped, so all replicas serve one CA. ``replace`` overwrites an
     existing Secret (a renewed serving certificate).
     """
-    core = kubernetes.client.CoreV1Api(api)
     data = {k: base64.b64encode(v).decode() for k, v in files.items()}
     if replace:
-        core.patch_namespaced_secret(name, namespace, {"data": data})
+        await client.patch(SECRETS, namespace, name, {"data": data})
         return files
-    body = kubernetes.client.V1Secret(
-        api_version="v1", kind="Secret", type="Opaque", data=data,
-        metadata=kubernetes.client.V1ObjectMeta(
-            name=name, namespace=namespace,
-            labels={"app.kubernetes.io/managed-by": "curfew",
-                    "app.kubernetes.io/component": "injection"}))
+    body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": {"app.kubernetes.io/managed-by": "curfew",
+                                    "app.kubernetes.io/component": "injection"}}}
     try:
-        core.create_namespaced_secret(namespace, body)
-    except ApiException as exc:
-        if exc.status != 409:
+        await client.create(SECRETS, namespace, body)
+    except ApiError as exc:
+        if not exc.conflict:
             raise
-        existing = read_tls_secret(api, namespace, name)
+        existing = await read_tls_secret(client, namespace, name)
         if existing is not None:
             return existing
-        core.patch_namespaced_secret(name, namespace, {"data": data})
+        await client.patch(SECRETS, namespace, name, {"data": data})
     return files
 
 
-def apply_ca_bundle(api: ApiClient, name: str, ca_pem: bytes) -> int:
+async def apply_ca_bundle(client: KubeClient, name: str, ca_pem: bytes) -> int:
     """Set ``caBundle`` of every webhook of the MutatingWebhookConfiguration ``name``; returns
     how many changed (0: already current, and nothing is written)."""
-    admission = kubernetes.client.AdmissionregistrationV1Api(api)
-    config: Any = admission.read_mutating_webhook_configuration(name)
+    config = await client.get(MUTATING_WEBHOOK_CONFIGURATIONS, None, name)
     bundle = base64.b64encode(ca_pem).decode()
-    ops = [{"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": bundle}
-           for i, hook in enumerate(config.webhooks or [])
-           if hook.client_config.ca_bundle != bundle]
+    ops: list[Mapping[str, Any]] = [
+        {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": bundle}
+        for i, hook in enumerate(config.get("webhooks") or [])
+        if (hook.get("clientConfig") or {}).get("caBundle") != bundle]
     if ops:
-        admission.patch_mutating_webhook_configuration(name, ops)
+        await client.patch_json(MUTATING_WEBHOOK_CONFIGURATIONS, None, name, ops)
     return len(ops)

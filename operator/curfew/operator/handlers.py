@@ -30,7 +30,7 @@ POLICY = (GROUP, VERSION, PLURAL)
 @kopf.on.startup()
 async def startup(*, settings: kopf.OperatorSettings, memo: Any, **kw: Any) -> None:
     configure_kopf(settings, memo.settings)
-    memo.runtime = await start_runtime(memo.settings)
+    memo.runtime = await start_runtime(memo.settings, memo.client)
     memo.runtime.sources.bind(kw)
 
 
@@ -41,7 +41,7 @@ async def cleanup(*, memo: Any, **_: Any) -> None:
 
 @kopf.on.login()
 def login(*, memo: Any, **_: Any) -> kopf.ConnectionInfo:
-    conn = memo.runtime.connection
+    conn = memo.client.connection
     return kopf.ConnectionInfo(
         server=conn.server, token=conn.bearer_token(), ca_path=conn.ca_path,
         insecure=conn.insecure, certificate_path=conn.certificate_path,

@@ -1,5 +1,6 @@
-"""The sidecar-injection webhook served by the operator: kopf's ``@kopf.on.mutate`` handlers for
-pod CREATE, their HTTPS server, and its TLS set-up.
+"""The sidecar-injection webhook served by the operator, its admission side: kopf's
+``@kopf.on.mutate`` handlers for pod CREATE, the checks of a review before kopf reads it, and the
+HTTPS server that carries them (its TLS is :mod:`curfew.operator.webhook_tls`).
 
 The handlers are adapters: they hand the pod and the policies of its namespace to the pure
 :func:`curfew.render.injection.build_injection`. The config is computed from the policies at
@@ -23,37 +24,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import datetime
 import logging
-import os
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import jsonpatch
 import kopf
 from aiohttp import web
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from curfew.api import SessionPolicy, parse_policy
 from curfew.api.errors import InvalidPolicy
-from curfew.defaults import IMAGE
-from curfew.k8s.client import SESSION_POLICIES, ApiError, KubeClient, load_connection
-from curfew.operator.certificates import (
-    TlsBundle,
-    build_renewed_bundle,
-    build_service_names,
-    build_tls_bundle,
-    renewal_due,
-)
+from curfew.k8s.client import SESSION_POLICIES, ApiError, KubeClient
+from curfew.operator.settings import InjectionWebhookSettings
+from curfew.operator.webhook_tls import CertificateRenewer, prepare_serving_tls
 from curfew.render.injection import (
-    Decision,
+    InjectionDecision,
+    InjectionOutcome,
     InjectionRefused,
     InjectionSettings,
-    Outcome,
     build_injection,
 )
 
@@ -61,70 +50,9 @@ log = logging.getLogger("curfew.injection")
 
 WEBHOOK_POD = "inject-pod"
 WEBHOOK_NAMESPACE = "inject-namespace"
-
-
-def _default_resources() -> dict[str, dict[str, str | int | float]]:
-    return {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
-
-
-class InjectionWebhookSettings(BaseSettings):
-    """The injection webhook's part of ``curfew operator``, from ``CURFEW_INJECTION_*``."""
-
-    model_config = SettingsConfigDict(env_prefix="CURFEW_INJECTION_", extra="forbid")
-
-    enabled: bool = Field(default=False, description="Serve the sidecar-injection webhook.")
-    host: str = Field(default="0.0.0.0", description="Address the webhook server listens on.")
-    port: int = Field(default=9443, ge=1, le=65535,
-                      description="HTTPS port of the webhook server (the Service targets it).")
-    service: str = Field(
-        default="curfew-webhook",
-        description="Name of the webhook's Service: the serving certificate is made for its "
-        "DNS names.")
-    namespace: str = Field(
-        default="curfew",
-        description="The operator's namespace: where the Service and the TLS Secret live.")
-    extra_names: list[str] = Field(
-        default_factory=list,
-        description="More DNS names or IP addresses for the self-signed serving certificate.")
-    tls_dir: str = Field(
-        default="",
-        description="Directory holding tls.crt and tls.key (and ca.crt) issued by cert-manager; "
-        "files are re-read when they change. Empty: the operator makes its own CA.")
-    tls_secret: str = Field(
-        default="",
-        description="Secret (in `namespace`) where the self-made CA and serving certificate are "
-        "kept, so every replica and restart serves the same CA. Empty: kept in memory only.")
-    webhook_configuration: str = Field(
-        default="",
-        description="MutatingWebhookConfiguration whose caBundle is set to the self-made CA at "
-        "startup. Empty: none is patched (cert-manager's CA injector does it, or tests).")
-    kubeconfig: str | None = Field(
-        default=None,
-        description="Kubeconfig for the TLS Secret and caBundle calls outside a cluster "
-        "(default: the in-cluster service account, else $KUBECONFIG).")
-    policy_cache_seconds: float = Field(
-        default=2.0, ge=0,
-        description="How long the policies of a namespace, once listed, are reused: a rollout "
-        "of many pods costs one list. A policy created this recently may not be seen yet.")
-    api_timeout_seconds: float = Field(
-        default=2.0, gt=0,
-        description="Timeout of the policy list; keep it under the webhook's timeoutSeconds.")
-    image: str = Field(default=IMAGE, description="Image of the injected sidecar.")
-    image_pull_policy: str = Field(
-        default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$",
-        description="imagePullPolicy of the injected sidecar.")
-    ops_port: int = Field(default=9469, ge=1, le=65535,
-                          description="Port of the sidecar's /healthz, /readyz and /metrics.")
-    run_as_user: int = Field(default=65532, ge=1,
-                             description="Non-root uid (and gid) of the injected sidecar.")
-    resources: dict[str, dict[str, str | int | float]] = Field(
-        default_factory=_default_resources,
-        description="Resources of the injected sidecar (JSON: requests and limits).")
-
-    def sidecar(self) -> InjectionSettings:
-        return InjectionSettings(image=self.image, image_pull_policy=self.image_pull_policy,
-                                 ops_port=self.ops_port, run_as_user=self.run_as_user,
-                                 resources=self.resources)
+POLICY_LIST_CONCURRENCY = 8
+"""Concurrent policy lists of the webhook: its own bound on the operator's client, so a burst
+of reconciler writes never holds back an admission review."""
 
 
 MAX_REVIEW_DEPTH = 64
@@ -239,143 +167,14 @@ class GuardedWebhookServer(kopf.WebhookServer):
             yield client_config
 
 
-def _write_private(directory: Path, name: str, data: bytes) -> Path:
-    """Write ``data`` readable by this user only, replacing ``name`` in one rename: a reader
-    sees the old file or the new one, never half of one."""
-    path = directory / name
-    partial = directory / f".{name}.new"
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.replace(partial, path)
-    return path
-
-
-_SERVING_FILE = "tls.pem"
-"""The serving key and certificate in ONE file: kopf reloads its server when the file changes,
-and one rename changes both at once (two files could be read as a mismatched pair)."""
-
-
-class CertificateRenewer:
-    """Renews the self-made serving certificate while the operator runs.
-
-    It wakes when the certificate comes within ``RENEW_BEFORE`` of expiry (and at least every
-    ``check_seconds``, to pick up a certificate another replica renewed in the TLS Secret),
-    renews it from the same CA — through the Secret when one is set, so replicas share it — and
-    rewrites the serving file, which kopf notices and reloads without a restart. A new CA (only
-    when the CA itself nears expiry) is patched into the webhook configuration's caBundle.
-    """
-
-    def __init__(self, settings: InjectionWebhookSettings, names: list[str], bundle: TlsBundle,
-                 directory: Path, *, check_seconds: float = 3600.0,
-                 retry_seconds: float = 60.0) -> None:
-        self.settings = settings
-        self.names = names
-        self.bundle = bundle
-        self.directory = directory
-        self.check_seconds = check_seconds
-        self.retry_seconds = retry_seconds
-
-    def write_serving_file(self) -> Path:
-        return _write_private(self.directory, _SERVING_FILE, self.bundle.key + self.bundle.cert)
-
-    def delay(self, now: datetime.datetime | None = None) -> float:
-        """Seconds to sleep before the next check."""
-        now = now or datetime.datetime.now(datetime.UTC)
-        due = (renewal_due(self.bundle, now) - now).total_seconds()
-        return min(max(due, 0.0), self.check_seconds)
-
-    async def renew_once(self, now: datetime.datetime | None = None) -> bool:
-        """Renew what is due at ``now``; whether the served certificate changed."""
-        if self.settings.tls_secret:
-            bundle = await asyncio.to_thread(_shared_bundle, self.settings, self.names, now)
-        else:
-            bundle = build_renewed_bundle(self.bundle, self.names, now)
-        if bundle == self.bundle:
-            return False
-        new_ca = bundle.ca_cert != self.bundle.ca_cert
-        if new_ca and self.settings.webhook_configuration:
-            await asyncio.to_thread(_patch_ca_bundle, self.settings, bundle.ca_cert)
-        self.bundle = bundle
-        self.write_serving_file()
-        log.info("webhook serving certificate renewed", extra={"new_ca": new_ca})
-        return True
-
-    async def run(self) -> None:
-        delay = self.delay()
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self.renew_once()
-                delay = self.delay()
-            except Exception as exc:  # the API or the files: log, and try again soon
-                log.warning("webhook certificate renewal failed; retrying",
-                            extra={"error": str(exc), "retry_seconds": self.retry_seconds})
-                delay = self.retry_seconds
-
-
-def _shared_bundle(settings: InjectionWebhookSettings, names: list[str],
-                   now: datetime.datetime | None = None) -> TlsBundle:
-    """The self-made CA and serving certificate, kept in (and read from) the TLS Secret."""
-    from curfew.k8s.webhook import apply_tls_secret, build_api_client, read_tls_secret
-
-    api = build_api_client(settings.kubeconfig)
-    try:
-        stored = read_tls_secret(api, settings.namespace, settings.tls_secret)
-        if stored is None:
-            bundle = build_tls_bundle(names)
-            stored = apply_tls_secret(api, settings.namespace, settings.tls_secret,
-                                      _files(bundle), replace=False)
-        current = TlsBundle(stored["ca.crt"], stored["ca.key"], stored["tls.crt"],
-                            stored["tls.key"])
-        renewed = build_renewed_bundle(current, names, now)
-        if renewed != current:
-            apply_tls_secret(api, settings.namespace, settings.tls_secret, _files(renewed),
-                             replace=True)
-        return renewed
-    finally:
-        api.close()  # type: ignore[no-untyped-call]
-
-
-def _files(bundle: TlsBundle) -> dict[str, bytes]:
-    return {"ca.crt": bundle.ca_cert, "ca.key": bundle.ca_key, "tls.crt": bundle.cert,
-            "tls.key": bundle.key}
-
-
-def _patch_ca_bundle(settings: InjectionWebhookSettings, ca_pem: bytes) -> int:
-    from curfew.k8s.webhook import apply_ca_bundle, build_api_client
-
-    api = build_api_client(settings.kubeconfig)
-    try:
-        return apply_ca_bundle(api, settings.webhook_configuration, ca_pem)
-    finally:
-        api.close()  # type: ignore[no-untyped-call]
-
-
-async def build_webhook_server(settings: InjectionWebhookSettings) -> GuardedWebhookServer:
-    """The HTTPS server: cert-manager's files when ``tls_dir`` is set, else a self-made CA (kept
-    in ``tls_secret`` when set) whose certificate is patched into the webhook configuration."""
-    if settings.tls_dir:
-        directory = Path(settings.tls_dir)
-        ca_file = directory / "ca.crt"
-        return GuardedWebhookServer(
-            addr=settings.host, port=settings.port, certfile=directory / "tls.crt",
-            pkeyfile=directory / "tls.key", cafile=ca_file if ca_file.exists() else None)
-    names = [*build_service_names(settings.service, settings.namespace), *settings.extra_names]
-    if settings.tls_secret:
-        bundle = await asyncio.to_thread(_shared_bundle, settings, names)
-    else:
-        bundle = build_tls_bundle(names)
-    renewer = CertificateRenewer(settings, names, bundle,
-                                 Path(tempfile.mkdtemp(prefix="curfew-webhook-")))
-    serving = renewer.write_serving_file()
-    if settings.webhook_configuration:
-        changed = await asyncio.to_thread(_patch_ca_bundle, settings, bundle.ca_cert)
-        log.info("webhook caBundle checked", extra={
-            "configuration": settings.webhook_configuration, "patched": changed})
-    server = GuardedWebhookServer(addr=settings.host, port=settings.port, certfile=serving,
-                                  pkeyfile=serving, cadata=bundle.ca_cert)
-    server.renewer = renewer
+async def build_webhook_server(settings: InjectionWebhookSettings,
+                               client: KubeClient) -> GuardedWebhookServer:
+    """The HTTPS server, with the TLS :func:`~curfew.operator.webhook_tls.prepare_serving_tls`
+    prepares."""
+    tls = await prepare_serving_tls(settings, client)
+    server = GuardedWebhookServer(addr=settings.host, port=settings.port, certfile=tls.certfile,
+                                  pkeyfile=tls.pkeyfile, cadata=tls.cadata, cafile=tls.cafile)
+    server.renewer = tls.renewer
     return server
 
 
@@ -430,7 +229,7 @@ def _with_policies(server: GuardedWebhookServer, source: PolicySource) -> None:
 def decide(
     body: Mapping[str, Any], policies: list[SessionPolicy], settings: InjectionSettings, *,
     namespace_opted_in: bool,
-) -> Decision:
+) -> InjectionDecision:
     """The injection decision for an admitted pod and the policies of its namespace."""
     namespace = str((body.get("metadata") or {}).get("namespace") or "default")
     return build_injection(body, namespace, policies, settings,
@@ -446,7 +245,7 @@ def _mutate(settings: InjectionSettings, *, namespace_opted_in: bool) -> Any:
         except InjectionRefused as exc:
             log.warning("pod refused", extra={"reason": str(exc)})
             raise kopf.AdmissionError(f"curfew injection: {exc}", code=400) from None
-        if decision.outcome is Outcome.INJECTED:
+        if decision.outcome is InjectionOutcome.INJECTED:
             ops = decision.patch
             patch.fns.append(lambda target: jsonpatch.apply_patch(target, ops, in_place=True))
         elif decision.warn:
@@ -459,33 +258,28 @@ def _mutate(settings: InjectionSettings, *, namespace_opted_in: bool) -> Any:
     return inject
 
 
-def register_injection(
-    registry: kopf.OperatorRegistry, settings: InjectionWebhookSettings | None = None
-) -> InjectionWebhookSettings:
-    """Add the webhook's startup, cleanup and mutate handlers to ``registry`` when injection is
-    enabled (``settings``, default read from the environment); returns the settings."""
-    webhook_settings = settings if settings is not None else InjectionWebhookSettings()
-    if not webhook_settings.enabled:
-        return webhook_settings
-    clients: list[KubeClient] = []
+def register_injection(registry: kopf.OperatorRegistry, settings: InjectionWebhookSettings,
+                       client: KubeClient) -> None:
+    """Add the webhook's startup and mutate handlers to ``registry`` when injection is enabled.
+
+    Every API call of the webhook goes through ``client``, the operator's one client (owned,
+    and closed, by the caller): the TLS Secret and caBundle as it is, the policy lists through
+    a share with their own timeout and bound on concurrency.
+    """
+    if not settings.enabled:
+        return
+    webhook_settings = settings  # kopf passes its own ``settings`` to the startup handler
+    lists = client.share(concurrency=POLICY_LIST_CONCURRENCY,
+                         timeout=settings.api_timeout_seconds)
 
     async def start_webhook(*, settings: kopf.OperatorSettings, **_: Any) -> None:
-        connection = await asyncio.to_thread(load_connection, webhook_settings.kubeconfig)
-        client = KubeClient(connection, timeout=webhook_settings.api_timeout_seconds)
-        clients.append(client)
-        server = await build_webhook_server(webhook_settings)
-        _with_policies(server, PolicySource(client, webhook_settings.policy_cache_seconds))
+        server = await build_webhook_server(webhook_settings, client)
+        _with_policies(server, PolicySource(lists, webhook_settings.policy_cache_seconds))
         settings.admission.server = server
         settings.admission.managed = None
 
-    async def stop_webhook(**_: Any) -> None:
-        for client in clients:
-            await client.close()
-
     kopf.on.startup(id="injection-webhook", registry=registry)(start_webhook)
-    kopf.on.cleanup(id="injection-webhook", registry=registry)(stop_webhook)
-    sidecar = webhook_settings.sidecar()
+    sidecar = settings.sidecar()
     for webhook_id, by_namespace in ((WEBHOOK_POD, False), (WEBHOOK_NAMESPACE, True)):
         kopf.on.mutate(group="", version="v1", plural="pods", id=webhook_id, operations=["CREATE"],
                        registry=registry)(_mutate(sidecar, namespace_opted_in=by_namespace))
-    return webhook_settings

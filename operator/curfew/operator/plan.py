@@ -59,7 +59,7 @@ class Action:
 
 
 @dataclass
-class Plan:
+class PassPlan:
     """The writes of one pass, and what was held back."""
 
     actions: list[Action] = field(default_factory=list)
@@ -85,10 +85,12 @@ def build_applied_hash(obj: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def build_stamped(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a rendered object carrying its applied hash."""
+def build_stamped(obj: Mapping[str, Any], applied_hash: str | None = None) -> dict[str, Any]:
+    """A copy of a rendered object carrying its applied hash (``applied_hash``, when the caller
+    computed it already)."""
     out = copy.deepcopy(dict(obj))
-    out["metadata"].setdefault("annotations", {})[ANNOTATION_APPLIED_HASH] = build_applied_hash(obj)
+    out["metadata"].setdefault("annotations", {})[ANNOTATION_APPLIED_HASH] = (
+        applied_hash or build_applied_hash(obj))
     return out
 
 
@@ -178,9 +180,9 @@ def _purge_pending(current: Mapping[str, Any] | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _differs(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+def _differs(current: Mapping[str, Any], desired: Mapping[str, Any], applied_hash: str) -> bool:
     annotations = current.get("metadata", {}).get("annotations") or {}
-    if annotations.get(ANNOTATION_APPLIED_HASH) != build_applied_hash(desired):
+    if annotations.get(ANNOTATION_APPLIED_HASH) != applied_hash:
         return True
     return "data" in desired and current.get("data") != desired["data"]
 
@@ -194,10 +196,10 @@ def build_plan(
     current_config_maps: Iterable[Mapping[str, Any]],
     current_cron_jobs: Iterable[Mapping[str, Any]],
     invalid_policies: Iterable[str] = (),
-) -> Plan:
+) -> PassPlan:
     """The creates, patches and deletes that make ``namespace`` equal to the rendered objects."""
     invalid = set(invalid_policies)
-    plan = Plan()
+    plan = PassPlan()
     have_cm = {o["metadata"]["name"]: o for o in current_config_maps
                if is_per_workload(o) or is_purge_object(o)}
     have_cj = {o["metadata"]["name"]: o for o in current_cron_jobs if is_purge_object(o)}
@@ -209,14 +211,17 @@ def build_plan(
                  have: Mapping[str, Any] | None, policies: tuple[str, ...],
                  workload: str = "", pending: str | None = None) -> None:
         name = desired["metadata"]["name"]
-        stamped = build_stamped(desired)
+        applied = build_applied_hash(desired)
+        if have is not None and not _differs(have, desired, applied):
+            return  # the common case of a resync: no copy made
+        stamped = build_stamped(desired, applied)
         if pending is not None:
             # Not part of the applied hash: it never makes an object differ by itself.
             stamped["metadata"]["annotations"][ANNOTATION_PURGE_PENDING] = pending
         if have is None:
             plan.actions.append(Action("create", role, resource, namespace, name, stamped,
                                        policies, workload))
-        elif _differs(have, desired):
+        else:
             plan.actions.append(Action("patch", role, resource, namespace, name,
                                        build_merge_patch(have, stamped), policies, workload))
 

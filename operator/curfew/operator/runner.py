@@ -3,6 +3,7 @@ endpoint, in the current event loop until ``stop_flag`` is raised."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -10,8 +11,8 @@ from typing import Any
 
 import kopf
 
-from curfew.operator.injection import InjectionWebhookSettings
-from curfew.operator.settings import OperatorSettings
+from curfew.k8s.client import Connection, KubeClient, load_connection
+from curfew.operator.settings import InjectionWebhookSettings, OperatorSettings
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -50,19 +51,35 @@ def configure_logging(settings: OperatorSettings) -> None:
 
 async def run_operator(settings: OperatorSettings, *, stop_flag: Any = None,
                        ready_flag: Any = None,
-                       injection: InjectionWebhookSettings | None = None) -> None:
+                       injection: InjectionWebhookSettings | None = None,
+                       connection: Connection | None = None) -> None:
     """Run until ``stop_flag`` (an asyncio/threading Event or Future) is raised; with
-    ``injection`` enabled, the sidecar-injection webhook is served too."""
+    ``injection`` enabled, the sidecar-injection webhook is served too.
+
+    The kubeconfig (or service account) is read once, here unless ``connection`` is given, into
+    the one :class:`KubeClient` that the reconciler, its Events and the webhook share; kopf's
+    own watches log in with the same connection.
+    """
     from curfew.operator import handlers  # registers the handlers with kopf
 
     registry = kopf.get_default_registry()
     assert handlers.POLICY  # the import above is for its side effect
-    if injection is not None and injection.enabled:
-        from curfew.operator.injection import register_injection
+    if connection is None:
+        connection = await asyncio.to_thread(load_connection, settings.kubeconfig)
+    client = KubeClient(connection, concurrency=settings.api_concurrency,
+                        timeout=settings.api_timeout_seconds)
+    try:
+        if injection is not None and injection.enabled:
+            from curfew.operator.injection import register_injection
 
-        if injection.kubeconfig is None:
-            injection = injection.model_copy(update={"kubeconfig": settings.kubeconfig})
-        register_injection(registry, injection)
+            register_injection(registry, injection, client)
+        await _run_kopf(settings, registry, client, stop_flag=stop_flag, ready_flag=ready_flag)
+    finally:
+        await client.close()
+
+
+async def _run_kopf(settings: OperatorSettings, registry: kopf.OperatorRegistry,
+                    client: KubeClient, *, stop_flag: Any, ready_flag: Any) -> None:
     liveness = None
     if settings.liveness_port:
         liveness = f"http://{settings.liveness_host}:{settings.liveness_port}/healthz"
@@ -75,7 +92,7 @@ async def run_operator(settings: OperatorSettings, *, stop_flag: Any = None,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         liveness_endpoint=liveness,
-        memo=kopf.Memo(settings=settings),
+        memo=kopf.Memo(settings=settings, client=client),
         stop_flag=stop_flag,
         ready_flag=ready_flag,
     )

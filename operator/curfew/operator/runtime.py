@@ -1,4 +1,4 @@
-"""What one operator run holds (settings, API client, metrics, the reconciler) and how kopf is
+"""What one operator run holds (settings, the API client, metrics, the reconciler) and how kopf is
 configured for it: storage under ``curfew.dev/`` annotations, no worker limit, quiet Events."""
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from curfew.k8s.client import (
     DAEMON_SETS,
     DEPLOYMENTS,
     STATEFUL_SETS,
-    Connection,
     KubeClient,
-    load_connection,
 )
 from curfew.operator.metrics import Metrics, start_metrics_server
 from curfew.operator.reconciler import PassFailed, Reconciler
@@ -123,7 +121,6 @@ class KopfSources:
 @dataclass
 class Runtime:
     settings: OperatorSettings
-    connection: Connection
     client: KubeClient
     metrics: Metrics
     workloads: WorkloadStore
@@ -161,10 +158,8 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSetti
     kopf_settings.peering.standalone = settings.standalone
 
 
-async def start_runtime(settings: OperatorSettings) -> Runtime:
-    connection = await asyncio.to_thread(load_connection, settings.kubeconfig)
-    client = KubeClient(connection, concurrency=settings.api_concurrency,
-                        timeout=settings.api_timeout_seconds)
+async def start_runtime(settings: OperatorSettings, client: KubeClient) -> Runtime:
+    """The run's state around ``client``, the operator's one API client (owned by the caller)."""
     metrics = Metrics()
     workloads = WorkloadStore()
     await workloads.fill(client, settings.namespaces)
@@ -173,7 +168,7 @@ async def start_runtime(settings: OperatorSettings) -> Runtime:
         else RenderSettings()
     reconciler = Reconciler(settings, client, sources, metrics=metrics,
                             render_settings=render_settings)
-    runtime = Runtime(settings, connection, client, metrics, workloads, sources, reconciler)
+    runtime = Runtime(settings, client, metrics, workloads, sources, reconciler)
     runtime.tasks.append(asyncio.get_running_loop().create_task(reconciler.resync_forever()))
     if settings.metrics_port:
         runtime.servers.append(
@@ -192,4 +187,3 @@ async def stop_runtime(runtime: Runtime) -> None:
             await task
     for server in runtime.servers:
         await server.cleanup()
-    await runtime.client.close()

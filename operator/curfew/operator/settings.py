@@ -1,10 +1,20 @@
 """The operator's settings: one typed object, read from ``CURFEW_OPERATOR_*`` environment variables
-and overridden by ``curfew operator`` flags."""
+and overridden by ``curfew operator`` flags, and the injection webhook's, from
+``CURFEW_INJECTION_*``."""
 
 from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from curfew.defaults import (
+    IMAGE,
+    PULL_POLICY,
+    RUN_AS_USER,
+    SIDECAR_OPS_PORT,
+    build_sidecar_resources,
+)
+from curfew.render.injection import InjectionSettings
 
 
 class OperatorSettings(BaseSettings):
@@ -94,3 +104,59 @@ class OperatorSettings(BaseSettings):
         "scanning); off, the API is discovered once at startup and namespaces are taken "
         "literally.",
     )
+
+
+class InjectionWebhookSettings(BaseSettings):
+    """The injection webhook's part of ``curfew operator``, from ``CURFEW_INJECTION_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="CURFEW_INJECTION_", extra="forbid")
+
+    enabled: bool = Field(default=False, description="Serve the sidecar-injection webhook.")
+    host: str = Field(default="0.0.0.0", description="Address the webhook server listens on.")
+    port: int = Field(default=9443, ge=1, le=65535,
+                      description="HTTPS port of the webhook server (the Service targets it).")
+    service: str = Field(
+        default="curfew-webhook",
+        description="Name of the webhook's Service: the serving certificate is made for its "
+        "DNS names.")
+    namespace: str = Field(
+        default="curfew",
+        description="The operator's namespace: where the Service and the TLS Secret live.")
+    extra_names: list[str] = Field(
+        default_factory=list,
+        description="More DNS names or IP addresses for the self-signed serving certificate.")
+    tls_dir: str = Field(
+        default="",
+        description="Directory holding tls.crt and tls.key (and ca.crt) issued by cert-manager; "
+        "files are re-read when they change. Empty: the operator makes its own CA.")
+    tls_secret: str = Field(
+        default="",
+        description="Secret (in `namespace`) where the self-made CA and serving certificate are "
+        "kept, so every replica and restart serves the same CA. Empty: kept in memory only.")
+    webhook_configuration: str = Field(
+        default="",
+        description="MutatingWebhookConfiguration whose caBundle is set to the self-made CA at "
+        "startup. Empty: none is patched (cert-manager's CA injector does it, or tests).")
+    policy_cache_seconds: float = Field(
+        default=2.0, ge=0,
+        description="How long the policies of a namespace, once listed, are reused: a rollout "
+        "of many pods costs one list. A policy created this recently may not be seen yet.")
+    api_timeout_seconds: float = Field(
+        default=2.0, gt=0,
+        description="Timeout of the policy list; keep it under the webhook's timeoutSeconds.")
+    image: str = Field(default=IMAGE, description="Image of the injected sidecar.")
+    image_pull_policy: str = Field(
+        default=PULL_POLICY, pattern="^(Always|IfNotPresent|Never)$",
+        description="imagePullPolicy of the injected sidecar.")
+    ops_port: int = Field(default=SIDECAR_OPS_PORT, ge=1, le=65535,
+                          description="Port of the sidecar's /healthz, /readyz and /metrics.")
+    run_as_user: int = Field(default=RUN_AS_USER, ge=1,
+                             description="Non-root uid (and gid) of the injected sidecar.")
+    resources: dict[str, dict[str, str | int | float]] = Field(
+        default_factory=build_sidecar_resources,
+        description="Resources of the injected sidecar (JSON: requests and limits).")
+
+    def sidecar(self) -> InjectionSettings:
+        return InjectionSettings(image=self.image, image_pull_policy=self.image_pull_policy,
+                                 ops_port=self.ops_port, run_as_user=self.run_as_user,
+                                 resources=self.resources)

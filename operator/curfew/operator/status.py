@@ -1,8 +1,10 @@
-"""Build a policy's status (pure): conditions in ``metav1.Condition`` shape, the selected
-workloads, and the purge results, from what one pass decided.
+"""Build a policy's status (pure): the pydantic :class:`~curfew.api.SessionPolicyStatus` (the
+model the CRD's status schema is checked against), with conditions in ``metav1.Condition`` shape,
+the selected workloads, and the purge results, from what one pass decided.
 
 ``lastTransitionTime`` is kept when a condition's status does not change, so a pass that changes
 nothing builds a status equal to the current one, and the operator then writes nothing.
+:func:`build_status_body` is the JSON the status subresource is patched with.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from curfew.api import LastPurge, Violation
-from curfew.api.policy import PurgeExpired
+from pydantic import ValidationError
+
+from curfew.api import LastPurge, SessionPolicyStatus, Violation
+from curfew.api.policy import Condition, PurgeExpired, WorkloadStatus
 from curfew.operator import messages as m
 
 
@@ -26,7 +30,7 @@ class WorkloadEntry:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class PassOutcome:
     """What a pass found for one policy; the input of :func:`build_status`."""
 
     generation: int | None
@@ -47,34 +51,41 @@ class Outcome:
 
 
 def build_condition(type_: str, status: str, reason: str, message: str,
-                    generation: int | None, now: str) -> dict[str, Any]:
-    cond: dict[str, Any] = {"type": type_, "status": status, "reason": reason,
-                            "message": message, "lastTransitionTime": now}
-    if generation is not None:
-        cond["observedGeneration"] = generation
-    return cond
+                    generation: int | None, now: str) -> Condition:
+    return Condition.model_validate({
+        "type": type_, "status": status, "reason": reason, "message": message,
+        "lastTransitionTime": now, "observedGeneration": generation})
+
+
+def _valid(model: type[Any], value: Any) -> Any:
+    """``value`` read as ``model``, or None when it is not one (a status edited by hand)."""
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
 
 
 def merge_conditions(current: Sequence[Mapping[str, Any]],
-                     new: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+                     new: Sequence[Condition]) -> list[Condition]:
     """``new``, with each condition's ``lastTransitionTime`` taken from ``current`` when its
     status is unchanged; conditions of other types in ``current`` are kept."""
     by_type = {c.get("type"): c for c in current}
     out = []
     for cond in new:
-        old = by_type.get(cond["type"])
-        if old is not None and old.get("status") == cond["status"] \
+        old = by_type.get(cond.type)
+        if old is not None and old.get("status") == cond.status \
                 and old.get("lastTransitionTime"):
-            cond = {**cond, "lastTransitionTime": old["lastTransitionTime"]}
+            cond = cond.model_copy(update={"last_transition_time": old["lastTransitionTime"]})
         out.append(cond)
-    new_types = {c["type"] for c in new}
-    out.extend(dict(c) for c in current if c.get("type") not in new_types)
+    new_types = {c.type for c in new}
+    kept = (_valid(Condition, c) for c in current if c.get("type") not in new_types)
+    out.extend(c for c in kept if c is not None)
     order = {t: i for i, t in enumerate(m.CONDITION_TYPES)}
-    return sorted(out, key=lambda c: (order.get(c["type"], len(order)), c["type"]))
+    return sorted(out, key=lambda c: (order.get(c.type, len(order)), c.type))
 
 
 def build_purge_condition(last: Mapping[str, Any] | None, failures: int, threshold: int,
-                          suspended: bool, generation: int | None, now: str) -> dict[str, Any]:
+                          suspended: bool, generation: int | None, now: str) -> Condition:
     if last is None:
         if suspended:
             return build_condition(m.PURGE_HEALTHY, "Unknown", m.PURGE_SUSPENDED,
@@ -102,11 +113,11 @@ def build_purge_condition(last: Mapping[str, Any] | None, failures: int, thresho
         m.MSG_PURGE_OK.format(scanned=last.get("scanned", 0), expired=total), generation, now)
 
 
-def build_status(current: Mapping[str, Any], outcome: Outcome, *, now: str,
-                 purge_failure_threshold: int) -> dict[str, Any]:
+def build_status(current: Mapping[str, Any], outcome: PassOutcome, *, now: str,
+                 purge_failure_threshold: int) -> SessionPolicyStatus:
     """The status a policy should have after a pass (``current`` is its status now)."""
     gen = outcome.generation
-    conditions: list[dict[str, Any]] = []
+    conditions: list[Condition] = []
     if outcome.invalid is not None:
         conditions.append(build_condition(m.READY, "False", m.INVALID_SPEC,
                                           m.MSG_INVALID_SPEC.format(error=outcome.invalid),
@@ -147,24 +158,29 @@ def build_status(current: Mapping[str, Any], outcome: Outcome, *, now: str,
     conditions.append(build_purge_condition(last, failures, purge_failure_threshold,
                                             outcome.purge_suspended, gen, now))
 
-    status: dict[str, Any] = {
-        "observedGeneration": gen,
-        "conditions": merge_conditions(current.get("conditions") or [], conditions),
-    }
     if outcome.workloads is None:
-        status["selectedWorkloads"] = current.get("selectedWorkloads", 0)
-        status["workloads"] = list(current.get("workloads") or [])
+        selected = int(current.get("selectedWorkloads", 0) or 0)
+        kept = (_valid(WorkloadStatus, w) for w in current.get("workloads") or [])
+        workloads = [w for w in kept if w is not None]
     else:
-        status["selectedWorkloads"] = (outcome.selected if outcome.selected is not None
-                                       else len(outcome.workloads))
-        status["workloads"] = [
-            {"kind": w.kind, "name": w.name, "configMap": w.config_map,
-             "configHash": w.config_hash} for w in outcome.workloads
-        ]
-    if last is not None:
-        status["lastPurge"] = dict(last)
-    status["purgeFailures"] = failures
-    return status
+        selected = (outcome.selected if outcome.selected is not None
+                    else len(outcome.workloads))
+        workloads = [WorkloadStatus(kind=w.kind, name=w.name, config_map=w.config_map,
+                                    config_hash=w.config_hash) for w in outcome.workloads]
+    return SessionPolicyStatus(
+        observed_generation=gen,
+        conditions=merge_conditions(current.get("conditions") or [], conditions),
+        selected_workloads=selected,
+        workloads=workloads,
+        last_purge=_valid(LastPurge, last) if last is not None else None,
+        purge_failures=failures,
+    )
+
+
+def build_status_body(status: SessionPolicyStatus) -> dict[str, Any]:
+    """``status`` as the JSON of the status subresource (camelCase, unset fields left out)."""
+    body: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return body
 
 
 def build_last_purge(termination_message: str | None, *, job: str, finished_at: str,

@@ -127,8 +127,20 @@ def render(
         for w in chosen:
             selected_by.setdefault(w, []).append(policy)
 
-    configs = {w: build_unified_config(w, selected_by[w])
-               for w in ordered_workloads if w in selected_by}
+    configs: dict[WorkloadId, UnifiedConfig] = {}
+    # Workloads selected by the same policies get the same config but for the workload itself:
+    # built once and copied with the workload (and its own hash), the frozen sections shared.
+    # Thousands of workloads under one policy would otherwise hold thousands of equal sections.
+    built: dict[tuple[str, ...], UnifiedConfig] = {}
+    for w in ordered_workloads:
+        if w not in selected_by:
+            continue
+        sources = selected_by[w]
+        first = built.get(key := tuple(p.key for p in sources))
+        if first is None:
+            configs[w] = built[key] = build_unified_config(w, sources)
+        else:
+            configs[w] = first.model_copy(update={"workload": w}).sealed()
 
     overlaps: dict[str, tuple[str, ...]] = {}
     for policy in ordered:

@@ -1,5 +1,5 @@
 """Sidecar injection, decided and built without I/O: an admitted pod and the policies of its
-namespace in, a :class:`Decision` (inject with a JSONPatch, leave alone, or refuse) out.
+namespace in, an :class:`InjectionDecision` (inject with a JSONPatch, leave alone, or refuse) out.
 
 The mutating webhook (``curfew.operator.injection``) is the only caller; it gathers the inputs
 and sends the patch back. The rules, in order (docs/injection.md tells users the same):
@@ -27,7 +27,13 @@ from typing import Any, Final
 
 from curfew.api.config import POLICY_FILE, UnifiedConfig, WorkloadId
 from curfew.api.policy import SessionPolicy
-from curfew.defaults import IMAGE
+from curfew.defaults import (
+    IMAGE,
+    PULL_POLICY,
+    RUN_AS_USER,
+    SIDECAR_OPS_PORT,
+    build_sidecar_resources,
+)
 from curfew.render.naming import build_config_map_name
 from curfew.render.objects import CONFIG_DIR, build_app_secret_env, build_store_env
 from curfew.render.resolve import build_unified_config
@@ -66,7 +72,7 @@ class InjectionRefused(ValueError):
     """An opted-in pod the sidecar cannot be put in front of: the message names what to fix."""
 
 
-class Outcome(Enum):
+class InjectionOutcome(Enum):
     INJECTED = "Injected"
     SKIPPED = "Skipped"
 
@@ -76,19 +82,18 @@ class InjectionSettings:
     """How the injected sidecar container is built (the chart's ``injection.sidecar`` values)."""
 
     image: str = IMAGE
-    image_pull_policy: str = "IfNotPresent"
-    ops_port: int = 9469
+    image_pull_policy: str = PULL_POLICY
+    ops_port: int = SIDECAR_OPS_PORT
     """Port of the sidecar's /healthz, /readyz and /metrics."""
-    run_as_user: int = 65532
-    resources: Mapping[str, Any] = field(default_factory=lambda: {
-        "requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})
+    run_as_user: int = RUN_AS_USER
+    resources: Mapping[str, Any] = field(default_factory=build_sidecar_resources)
 
 
 @dataclass(frozen=True)
-class Decision:
+class InjectionDecision:
     """What to do with one pod: ``patch`` is empty unless the outcome is INJECTED."""
 
-    outcome: Outcome
+    outcome: InjectionOutcome
     reason: str
     """One line for logs and admission warnings."""
     warn: bool = False
@@ -98,8 +103,9 @@ class Decision:
     patch: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _skip(reason: str, workload: WorkloadId | None = None, *, warn: bool = False) -> Decision:
-    return Decision(Outcome.SKIPPED, reason, warn, workload)
+def _skip(reason: str, workload: WorkloadId | None = None, *,
+          warn: bool = False) -> InjectionDecision:
+    return InjectionDecision(InjectionOutcome.SKIPPED, reason, warn, workload)
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -303,7 +309,7 @@ def build_injection(
     settings: InjectionSettings,
     *,
     namespace_opted_in: bool = False,
-) -> Decision:
+) -> InjectionDecision:
     """Whether and how to inject the sidecar into ``pod`` (being created in ``namespace``).
 
     Raises :class:`InjectionRefused` for an opted-in pod the sidecar cannot be put in front of.
@@ -367,5 +373,6 @@ def build_injection(
     # The upstream-port annotation is required above, so the annotations map exists.
     patch.append({"op": "add", "path": _pointer("metadata", "annotations", ANNOTATION_INJECTED),
                   "value": config_map})
-    return Decision(Outcome.INJECTED, f"injected the sidecar for {workload} on port {listen}, "
-                    f"app on port {upstream}", False, workload, config_map, patch)
+    return InjectionDecision(InjectionOutcome.INJECTED,
+                             f"injected the sidecar for {workload} on port {listen}, "
+                             f"app on port {upstream}", False, workload, config_map, patch)

@@ -1,14 +1,16 @@
-"""The Kubernetes objects render writes: per-workload ConfigMaps, and each policy's purge
-ConfigMap and CronJob. Plain dicts, exactly as they would be sent to the API server."""
+"""The Kubernetes objects render writes: per-workload ConfigMaps, each policy's purge ConfigMap
+and CronJob, and the purge Job started at once when a policy's limits are tightened. Plain
+dicts, exactly as they would be sent to the API server."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from curfew.api.config import POLICY_FILE, PURGE_FILE, ConfigStore, PurgeConfig, UnifiedConfig
 from curfew.api.policy import API_VERSION, KIND, SessionPolicy
-from curfew.defaults import IMAGE
+from curfew.defaults import IMAGE, PULL_POLICY, RUN_AS_USER
 from curfew.render.naming import (
     build_config_map_name,
     build_label_value,
@@ -56,9 +58,9 @@ class RenderSettings:
 
     image: str = IMAGE
     """Container image of the purge job."""
-    image_pull_policy: str = "IfNotPresent"
+    image_pull_policy: str = PULL_POLICY
     resources: Resources = field(default_factory=Resources)
-    run_as_user: int = 65532
+    run_as_user: int = RUN_AS_USER
     """Non-root uid of the purge container (the distroless ``nonroot`` user)."""
     backoff_limit: int = 0
     """A failed purge is not retried within its run: the next scheduled run is the retry."""
@@ -209,6 +211,38 @@ def build_cron_job(
             },
         },
     }
+
+
+ANNOTATION_INSTANTIATE: Final = "cronjob.kubernetes.io/instantiate"
+"""What ``kubectl create job --from=cronjob/...`` marks its Jobs with; a Job started at once
+carries it too."""
+JOB_HASH_LENGTH: Final = 10
+
+
+def build_purge_job(cron_job: Mapping[str, Any], config_hash: str, *,
+                    cron_job_uid: str | None = None) -> dict[str, Any]:
+    """A Job from the purge ``cron_job``'s template, to run at once when the policy's limits
+    were tightened (to ``config_hash``'s config).
+
+    Its name ends with that hash, so one tightening starts one Job however often it is asked
+    for; it is owned by the CronJob when its ``cron_job_uid`` is known, so it goes with it.
+    """
+    cron_meta = cron_job["metadata"]
+    name = cron_meta["name"]
+    template = cron_job["spec"]["jobTemplate"]
+    metadata: dict[str, Any] = {
+        "name": f"{name}-{config_hash.split(':')[-1][:JOB_HASH_LENGTH]}",
+        "namespace": cron_meta.get("namespace"),
+        "labels": dict(template.get("metadata", {}).get("labels", {})),
+        "annotations": {ANNOTATION_INSTANTIATE: "manual",
+                        ANNOTATION_POLICY: cron_meta.get("annotations", {}).get(
+                            ANNOTATION_POLICY)},
+    }
+    if cron_job_uid:
+        metadata["ownerReferences"] = [_owner("batch/v1", "CronJob", name, cron_job_uid,
+                                              controller=True)]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata,
+            "spec": template["spec"]}
 
 
 def build_store_env(store: ConfigStore) -> list[dict[str, Any]]:

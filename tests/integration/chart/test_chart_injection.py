@@ -12,11 +12,8 @@ import pytest
 from chart_helpers import NAMESPACE, by_kind, one, template, template_error
 
 from curfew.api import LabelSelector
-from curfew.operator.injection import (
-    WEBHOOK_NAMESPACE,
-    WEBHOOK_POD,
-    InjectionWebhookSettings,
-)
+from curfew.operator.injection import WEBHOOK_NAMESPACE, WEBHOOK_POD
+from curfew.operator.settings import InjectionWebhookSettings
 from curfew.render import selects
 
 ON = ["injection.enabled=true"]

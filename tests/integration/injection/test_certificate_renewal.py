@@ -16,17 +16,16 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from curfew.k8s.client import Connection, KubeClient
 from curfew.operator.certificates import (
     RENEW_BEFORE,
     SERVING_DAYS,
     build_tls_bundle,
     renewal_due,
 )
-from curfew.operator.injection import (
-    CertificateRenewer,
-    InjectionWebhookSettings,
-    build_webhook_server,
-)
+from curfew.operator.injection import build_webhook_server
+from curfew.operator.settings import InjectionWebhookSettings
+from curfew.operator.webhook_tls import CertificateRenewer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -61,6 +60,11 @@ async def _served_certificate(port: int, ca: bytes) -> x509.Certificate:
             await writer.wait_closed()
 
 
+def _nowhere() -> KubeClient:
+    """A client of an API server that is not there (any request fails to connect)."""
+    return KubeClient(Connection(server=f"http://127.0.0.1:{_free_port()}"), timeout=2)
+
+
 async def _no_review(*_: Any, **__: Any) -> dict[str, Any]:
     raise AssertionError("no review is posted in these tests")
 
@@ -69,7 +73,8 @@ def test_the_renewal_is_due_a_margin_before_the_serving_certificate_expires() ->
     bundle = build_tls_bundle(NAMES)
     expires = x509.load_pem_x509_certificate(bundle.cert).not_valid_after_utc
     assert renewal_due(bundle) == expires - RENEW_BEFORE
-    renewer = CertificateRenewer(_settings(), NAMES, bundle, Path("."), check_seconds=3600)
+    renewer = CertificateRenewer(_settings(), _nowhere(), NAMES, bundle, Path("."),
+                                 check_seconds=3600)
     # Far from expiry, the renewer wakes on its regular check; past the margin, at once.
     assert renewer.delay() == 3600
     assert renewer.delay(expires - RENEW_BEFORE + datetime.timedelta(seconds=1)) == 0
@@ -79,7 +84,7 @@ def test_the_renewal_is_due_a_margin_before_the_serving_certificate_expires() ->
 
 async def test_the_running_server_presents_a_renewed_certificate_from_the_same_ca() -> None:
     settings = _settings()
-    server = await build_webhook_server(settings)
+    server = await build_webhook_server(settings, _nowhere())
     renewer = server.renewer
     assert renewer is not None
     server.file_check_interval = 0.05  # kopf's wait for changed files; 60 s by default
@@ -124,15 +129,11 @@ async def test_a_failing_renewal_is_logged_and_retried_not_fatal(
     tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The TLS Secret lives behind an API server that is not there.
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{_free_port()}'}}}}]\n"
-        "users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n")
-    settings = _settings(tls_secret="curfew-webhook-tls", kubeconfig=str(kubeconfig))
+    settings = _settings(tls_secret="curfew-webhook-tls")
     bundle = build_tls_bundle(NAMES)
-    renewer = CertificateRenewer(settings, NAMES, bundle, tmp_path, check_seconds=0.01,
-                                 retry_seconds=0.01)
+    client = _nowhere()
+    renewer = CertificateRenewer(settings, client, NAMES, bundle, tmp_path,
+                                 check_seconds=0.01, retry_seconds=0.01)
     caplog.set_level(logging.WARNING, logger="curfew.injection")
     running = asyncio.create_task(renewer.run())
     try:
@@ -147,3 +148,4 @@ async def test_a_failing_renewal_is_logged_and_retried_not_fatal(
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+        await client.close()

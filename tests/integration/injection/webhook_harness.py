@@ -26,7 +26,9 @@ import pytest
 import yaml
 from tests.integration.operator.harness import KubeEmulator
 
-from curfew.operator.injection import InjectionWebhookSettings, register_injection
+from curfew.k8s.client import KubeClient, load_connection
+from curfew.operator.injection import register_injection
+from curfew.operator.settings import InjectionWebhookSettings
 
 CONFIGURATION = "curfew-injection"
 SECRET = "curfew-webhook-tls"
@@ -107,10 +109,11 @@ def _run(ready: threading.Event, stop: threading.Event, box: dict[str, Any],
             settings = InjectionWebhookSettings(
                 enabled=True, host="127.0.0.1", port=port, namespace=NAMESPACE,
                 extra_names=["127.0.0.1"], tls_secret=SECRET,
-                webhook_configuration=CONFIGURATION, kubeconfig=str(kubeconfig),
+                webhook_configuration=CONFIGURATION,
                 image="registry.example.com/curfew:0.1.0", policy_cache_seconds=CACHE_SECONDS)
             registry = kopf.OperatorRegistry()
-            register_injection(registry, settings)
+            client = KubeClient(load_connection(str(kubeconfig)))
+            register_injection(registry, settings, client)
 
             @kopf.on.login(registry=registry)
             def login(**_: Any) -> kopf.ConnectionInfo:
@@ -123,8 +126,9 @@ def _run(ready: threading.Event, stop: threading.Event, box: dict[str, Any],
 
             box.update(api=api, port=port, emulator=emulator, loop=asyncio.get_running_loop())
             ready.set()
-            await kopf.operator(registry=registry, standalone=True, clusterwide=True,
-                                stop_flag=stop)
+            async with client:
+                await kopf.operator(registry=registry, standalone=True, clusterwide=True,
+                                    stop_flag=stop)
 
     try:
         asyncio.run(main())

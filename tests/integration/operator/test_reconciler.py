@@ -13,6 +13,7 @@ import pytest
 from curfew.k8s.client import CONFIG_MAPS
 from curfew.k8s.events import EVENTS
 from curfew.operator import OperatorSettings, PassFailed, Reconciler
+from curfew.operator.metrics import Metrics
 from curfew.operator.recorder import PassRecorder
 from tests.integration.operator.harness import Cluster, build_policy, build_workload, eventually
 
@@ -140,3 +141,30 @@ async def test_a_pass_recorder_refuses_an_event_about_another_namespace(cluster:
         recorder.emit(build_policy("p", "west"), "Normal", "ConfigMapCreated", "ConfigMap x")
     assert await recorder.post() == 0
     assert cluster.api.list_objects(EVENTS) == []
+
+
+async def test_a_condition_set_twice_posts_its_event_and_counts_its_error_once(
+        cluster: Cluster) -> None:
+    metrics = Metrics()
+    recorder = PassRecorder(cluster.client, "shop", metrics)
+    body = build_policy("p")
+    invalid = {"type": "Ready", "status": "False", "reason": "InvalidSpec",
+               "message": "spec.timeouts.idle: invalid duration 'forever'"}
+    recorder.set_condition(body, invalid, None)
+    recorder.set_condition(body, {**invalid, "lastTransitionTime": "t"}, invalid)
+    assert recorder.conditions["shop/p"]["Ready"]["lastTransitionTime"] == "t"
+    assert await recorder.post() == 1
+    (event,) = cluster.api.list_objects(EVENTS, "shop")
+    assert (event["type"], event["reason"], event["message"]) == (
+        "Warning", "InvalidSpec", invalid["message"])
+    assert metrics.errors.labels("invalid")._value.get() == 1
+
+
+async def test_a_condition_without_an_exit_changes_silently(cluster: Cluster) -> None:
+    metrics = Metrics()
+    recorder = PassRecorder(cluster.client, "shop", metrics)
+    ready = {"type": "Ready", "status": "True", "reason": "Reconciled", "message": "1 workload"}
+    recorder.set_condition(build_policy("p"), ready, None)
+    assert await recorder.post() == 0
+    assert cluster.api.list_objects(EVENTS, "shop") == []
+    assert recorder.conditions["shop/p"]["Ready"] == ready

@@ -15,9 +15,9 @@ from curfew.api import WorkloadId
 from curfew.render import build_config_map_name
 from curfew.render.injection import (
     ANNOTATION_INJECTED,
+    InjectionOutcome,
     InjectionRefused,
     InjectionSettings,
-    Outcome,
     build_injection,
     build_pod_workload,
 )
@@ -39,7 +39,7 @@ def _container(obj: dict[str, Any], name: str) -> dict[str, Any]:
 def test_a_labelled_deployment_pod_gets_the_sidecar_in_front_of_its_port() -> None:
     original = pod()
     decision = _inject(original)
-    assert decision.outcome is Outcome.INJECTED
+    assert decision.outcome is InjectionOutcome.INJECTED
     assert decision.workload == WorkloadId(kind="Deployment", namespace="shop", name="web")
     result = applied(original, decision.patch)
     assert_valid_pod(result)
@@ -95,7 +95,7 @@ def test_a_pod_without_volumes_or_probes_still_gets_a_valid_patch() -> None:
 def test_a_pod_that_already_carries_the_sidecar_is_left_alone() -> None:
     once = applied(pod(), _inject(pod()).patch)
     again = _inject(once)
-    assert again.outcome is Outcome.SKIPPED
+    assert again.outcome is InjectionOutcome.SKIPPED
     assert again.patch == []
     assert "already" in again.reason
 
@@ -103,39 +103,39 @@ def test_a_pod_that_already_carries_the_sidecar_is_left_alone() -> None:
 def test_a_pod_with_a_hand_written_sidecar_from_the_library_chart_is_left_alone() -> None:
     manual = pod()
     manual["spec"]["containers"].append({"name": "curfew-sidecar", "image": "curfew:0.1.0"})
-    assert _inject(manual).outcome is Outcome.SKIPPED
+    assert _inject(manual).outcome is InjectionOutcome.SKIPPED
 
 
 def test_the_opt_out_annotation_wins_over_the_pod_and_namespace_labels() -> None:
     opted_out = pod(annotations={"curfew.dev/inject": "false"})
     decision = _inject(opted_out, namespace_opted_in=True)
-    assert decision.outcome is Outcome.SKIPPED
+    assert decision.outcome is InjectionOutcome.SKIPPED
     assert "opted out" in decision.reason
 
 
 def test_an_unlabelled_pod_is_injected_only_when_its_namespace_opted_in() -> None:
     unlabelled = pod(labels={"curfew.dev/inject": "no"})
-    assert _inject(unlabelled).outcome is Outcome.SKIPPED
-    assert _inject(unlabelled, namespace_opted_in=True).outcome is Outcome.INJECTED
+    assert _inject(unlabelled).outcome is InjectionOutcome.SKIPPED
+    assert _inject(unlabelled, namespace_opted_in=True).outcome is InjectionOutcome.INJECTED
 
 
 def test_a_pod_of_a_workload_no_policy_selects_is_left_alone() -> None:
     other = parsed(policy(selector={"matchLabels": {"app": "api"}}))
     decision = _inject(pod(), [other])
-    assert decision.outcome is Outcome.SKIPPED
+    assert decision.outcome is InjectionOutcome.SKIPPED
     assert decision.reason == "no SessionPolicy selects Deployment/shop/web"
     assert decision.warn is True
 
 
 def test_a_policy_of_another_namespace_does_not_select_the_pod() -> None:
     elsewhere = parsed(policy(namespace="admin"))
-    assert _inject(pod(), [elsewhere]).outcome is Outcome.SKIPPED
+    assert _inject(pod(), [elsewhere]).outcome is InjectionOutcome.SKIPPED
 
 
 def test_controller_added_labels_do_not_take_part_in_selection() -> None:
     by_hash = parsed(policy(selector={"matchExpressions": [
         {"key": "pod-template-hash", "operator": "DoesNotExist"}]}))
-    assert _inject(pod(), [by_hash]).outcome is Outcome.INJECTED
+    assert _inject(pod(), [by_hash]).outcome is InjectionOutcome.INJECTED
 
 
 @pytest.mark.parametrize(("owner", "labels", "expected"), [
@@ -168,7 +168,7 @@ def test_a_non_controller_owner_is_not_the_workload() -> None:
 
 def test_a_bare_opted_in_pod_is_left_alone_with_the_reason() -> None:
     decision = _inject(pod(owner=None))
-    assert decision.outcome is Outcome.SKIPPED
+    assert decision.outcome is InjectionOutcome.SKIPPED
     assert "no Deployment, StatefulSet or DaemonSet" in decision.reason
     assert decision.warn is True
 
@@ -286,7 +286,7 @@ def test_any_malformed_pod_gets_a_decision_or_a_one_line_refusal_never_another_e
         refusal = str(refused)
     if refusal is not None:
         assert "\n" not in refusal
-    elif decision.outcome is Outcome.INJECTED and _valid(obj):
+    elif decision.outcome is InjectionOutcome.INJECTED and _valid(obj):
         # The API server validates the pod it was given; a valid pod stays valid once patched.
         assert_valid_pod(applied(obj, decision.patch))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from curfew.cli import main
-from curfew.operator.injection import InjectionWebhookSettings
+from curfew.operator.settings import InjectionWebhookSettings
 
 
 def test_the_sidecar_settings_are_read_from_the_environment(

@@ -4,6 +4,7 @@ transport failures mapped at the client's boundary, and the status a refusal bui
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from curfew.k8s.client import (
     error_class,
 )
 from curfew.operator import messages as m
-from curfew.operator.status import Outcome, build_status
+from curfew.operator.status import PassOutcome, build_status, build_status_body
 
 CLASSES = [
     ("no answer at all is retried", 0, "GET", TransientApiError),
@@ -39,6 +40,11 @@ CLASSES = [
     ("an unsupported patch type is refused", 415, "PATCH", RejectedApiError),
     ("an invalid object is refused", 422, "POST", RejectedApiError),
 ]
+
+
+def built(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The status patch body a pass would send."""
+    return build_status_body(build_status(*args, **kwargs))
 
 
 @pytest.mark.parametrize(("case", "status", "method", "expected"), CLASSES,
@@ -68,7 +74,7 @@ def test_a_refused_spec_is_ready_false_apply_rejected_and_keeps_the_other_condit
                                               "configHash": "sha256:x"}]}
     message = m.MSG_APPLY_REJECTED.format(request="POST /apis/batch/v1/namespaces/shop/cronjobs",
                                           status=422, reason="Invalid", message="bad")
-    status = build_status(current, Outcome(generation=4, rejected=message), now="t1",
+    status = built(current, PassOutcome(generation=4, rejected=message), now="t1",
                           purge_failure_threshold=3)
     by_type = {c["type"]: c for c in status["conditions"]}
     assert (by_type["Ready"]["status"], by_type["Ready"]["reason"]) == ("False", "ApplyRejected")

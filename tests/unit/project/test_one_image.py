@@ -14,7 +14,7 @@ import yaml
 
 from curfew import __version__
 from curfew.defaults import IMAGE, IMAGE_REPOSITORY
-from curfew.operator.injection import InjectionWebhookSettings
+from curfew.operator.settings import InjectionWebhookSettings
 from curfew.render.injection import InjectionSettings
 from curfew.render.objects import RenderSettings
 

@@ -144,3 +144,22 @@ def test_a_workload_given_twice_is_rejected() -> None:
 def test_an_object_that_is_not_a_workload_is_rejected_naming_its_kind() -> None:
     with pytest.raises(InvalidWorkload, match="'ReplicaSet' is not one of"):
         render([], [workload(kind="ReplicaSet")])
+
+
+def test_workloads_under_the_same_policies_get_each_the_config_built_for_it_alone() -> None:
+    # render builds one config per set of policies and copies it per workload: each copy must
+    # be exactly the config build_unified_config makes for that workload, hash included.
+    from curfew.render import build_unified_config, workload_id
+
+    policies = [policy("a"), policy("b", selector={}, idle="5m")]
+    workloads = [workload(f"w{i}", uid=str(i)) for i in range(5)]
+    workloads += [workload("x", labels={"app": "other"}, uid="x")]
+    rendered = render(policies, workloads)
+    parsed = {p.key: p for p in policies}
+    for obj in workloads:
+        wid = workload_id(obj)
+        config = rendered.configs[wid]
+        alone = build_unified_config(wid, [parsed[k] for k in config.sources])
+        assert config == alone
+        assert config.hash == alone.compute_hash()
+    assert len({c.hash for c in rendered.configs.values()}) == len(workloads)
