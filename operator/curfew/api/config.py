@@ -79,6 +79,11 @@ class ConfigStore(_Doc):
     session_key_secret_ref: ConfigSecretRef
     id_pattern: Annotated[str, AfterValidator(check_id_pattern)] | None = None
     """The id grammar (``curfew.sessions.codec``); rendered explicitly, None: the format's."""
+    app_session_ttl_seconds: Seconds | None = Field(
+        default=None, alias="appSessionTTLSeconds", exclude_if=lambda v: v is None
+    )
+    """The TTL the app gives its session key on every save (django, flask-session); left out
+    of the document when unset, so configs of other formats keep their hashes."""
 
 
 class ConfigPurge(_Doc):

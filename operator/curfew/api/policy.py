@@ -38,7 +38,9 @@ PLURAL: Final = "sessionpolicies"
 
 Enforcement = Literal["Enforce", "Audit"]
 FailurePolicy = Literal["Fail", "Ignore"]
-StoreFormat = Literal["curfew", "spring-session", "connect-redis", "generic"]
+StoreFormat = Literal[
+    "curfew", "spring-session", "connect-redis", "generic", "django", "flask-session"
+]
 ComplianceProfileName = Literal[
     "pci-dss-4.0", "nist-800-63b-aal2", "nist-800-63b-aal3", "owasp-high-value"
 ]
@@ -49,6 +51,8 @@ DEFAULT_KEY_PREFIX: dict[str, str] = {
     "spring-session": "spring:session:",
     "connect-redis": "sess:",
     "generic": "session:",
+    "django": ":1:django.contrib.sessions.cache",
+    "flask-session": "session:",
 }
 """The key prefix each store format's own library uses unless configured otherwise."""
 
@@ -277,8 +281,16 @@ class Store(Model):
         description="Regular expression (Python syntax) every session id must match in full; "
         "a cookie or header value outside it is no session (nothing is created or deleted for "
         "it). Unset, the format's own grammar: a lower-case UUID for spring-session, 32 "
-        "base64url characters for connect-redis, [A-Za-z0-9_-]{16,128} for generic, 1 to 4096 "
-        "cookie characters for curfew.",
+        "base64url characters for connect-redis, [A-Za-z0-9_-]{16,128} for generic, 32 "
+        "characters of [a-z0-9] for django, 43 base64url characters for flask-session, 1 to "
+        "4096 cookie characters for curfew.",
+    )
+    app_session_ttl: Duration | None = Field(
+        default=None, alias="appSessionTTL",
+        description="The lifetime the application gives its session key on every save, so the "
+        "purge can read the last save from the key's remaining TTL: Django's "
+        "SESSION_COOKIE_AGE, Flask's PERMANENT_SESSION_LIFETIME (django and flask-session; "
+        "unset, the purge judges such a session only by its Curfew record).",
     )
 
     @property

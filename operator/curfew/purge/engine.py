@@ -97,7 +97,8 @@ class Purge:
         self.scan_count = scan_count
         self.pipelines = pipelines
         self.apps = (
-            AppSessions(store.client, format=target.format, prefix=target.key_prefix)
+            AppSessions(store.client, format=target.format, prefix=target.key_prefix,
+                        lifetime_ms=target.app_session_ttl_ms)
             if target.format != keys.CURFEW_FORMAT
             else None
         )
@@ -307,6 +308,8 @@ class Purge:
             last, created = session.spring.last_accessed_ms, session.spring.created_ms
         elif session.connect is not None:
             last = session.connect.last_activity_ms
+        elif session.ttl is not None:
+            last = session.ttl.last_save_ms(now)
         idle_due = last + idle_ms if last is not None else None
         abs_due = created + self.target.limits.absolute_ms if created is not None else None
         dues = [(d, r) for d, r in ((idle_due, Reason.IDLE), (abs_due, Reason.ABSOLUTE)) if d]

@@ -1,9 +1,10 @@
-"""The apps' own sessions in the shared store (spring-session, connect-redis, generic): walked by
-SCAN in batches and removed with a guard, for the purge job.
+"""The apps' own sessions in the shared store (spring-session, connect-redis, django,
+flask-session, generic): walked by SCAN in batches and removed with a guard, for the purge job.
 
 A walk never uses KEYS or another blocking command: SCAN with COUNT >= 1000, and one pipeline
 per batch to read what was found. A removal deletes the session only if the field the purge job
-judged still holds the bytes it read, so a session the app touched meanwhile survives.
+judged still holds the bytes it read (and, where the key's TTL is the app's clock, that TTL was
+not renewed), so a session the app touched meanwhile survives.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from curfew.sessions.formats import (
     read_spring_session,
     write_spring_string,
 )
-from curfew.sessions.store import DELETE_IF_UNCHANGED, translate_errors
+from curfew.sessions.formats_python import TtlClock, read_django_session, read_flask_session
+from curfew.sessions.store import DELETE_IF_UNCHANGED, DELETE_IF_UNRENEWED, translate_errors
 
 MIN_SCAN_COUNT: Final = 1000
+TTL_FORMATS: Final = ("django", "flask-session")
+"""Formats whose clock is the session key's TTL (``curfew.sessions.formats_python``)."""
 _SPRING_FIELDS: Final = (
     "creationTime",
     "lastAccessedTime",
@@ -46,6 +50,7 @@ class AppSession:
     guard_value: bytes | None
     spring: SpringSession | None = None
     connect: ConnectSession | None = None
+    ttl: TtlClock | None = None
 
 
 @dataclass(frozen=True)
@@ -60,14 +65,18 @@ class AppBatch:
 
 
 class AppSessions:
-    """The sessions an app of ``format`` keeps under ``prefix``, on the store's client."""
+    """The sessions an app of ``format`` keeps under ``prefix``, on the store's client.
+    ``lifetime_ms``: the TTL the app gives a session key on each save (``TTL_FORMATS``)."""
 
-    def __init__(self, client: Any, *, format: str, prefix: str) -> None:
-        if format not in ("spring-session", "connect-redis", "generic"):
+    def __init__(
+        self, client: Any, *, format: str, prefix: str, lifetime_ms: int | None = None
+    ) -> None:
+        if format not in ("spring-session", "connect-redis", "generic", *TTL_FORMATS):
             raise ValueError(f"no app sessions for format {format!r}")
         self._client = client
         self.format = format
         self.prefix = prefix
+        self.lifetime_ms = lifetime_ms
         self.curfew_namespace = keys.curfew_namespace(format, prefix)
 
     async def walk(self, *, count: int = MIN_SCAN_COUNT) -> AsyncIterator[AppBatch]:
@@ -96,6 +105,8 @@ class AppSessions:
     async def _read(self, found: Sequence[tuple[str, str]], expiry_keys: Sequence[str]) -> AppBatch:
         if self.format == "generic":
             return AppBatch([AppSession(key, raw_id, None, None) for key, raw_id in found], [])
+        if self.format in TTL_FORMATS:
+            return await self._read_ttl(found)
         pipe = self._client.pipeline(transaction=False)
         for key, _ in found:
             if self.format == "spring-session":
@@ -128,6 +139,32 @@ class AppSessions:
                 malformed += 1  # the reason names a field, never the key: not reported
         return AppBatch(sessions, orphans, malformed)
 
+    async def _read_ttl(self, found: Sequence[tuple[str, str]]) -> AppBatch:
+        """A batch of a format whose clock is the key's TTL: each value and its PTTL."""
+        pipe = self._client.pipeline(transaction=False)
+        for key, _ in found:
+            pipe.get(key)
+            pipe.pttl(key)
+        replies = await pipe.execute(raise_on_error=False)
+        sessions = []
+        malformed = 0
+        for i, (key, raw_id) in enumerate(found):
+            value, remaining = replies[2 * i], replies[2 * i + 1]
+            if isinstance(value, Exception) or value is None or isinstance(remaining, Exception):
+                continue  # another type under the prefix (WRONGTYPE), or gone since SCAN
+            if int(remaining) < 0:
+                continue  # no TTL: not a session these libraries wrote (they always set one)
+            try:
+                if self.format == "django":
+                    clock = read_django_session(value, int(remaining), self.lifetime_ms)
+                else:
+                    clock = read_flask_session(int(remaining), self.lifetime_ms)
+            except MalformedSession:
+                malformed += 1
+                continue
+            sessions.append(AppSession(key, raw_id, "", value, ttl=clock))
+        return AppBatch(sessions, [], malformed)
+
     async def remove(self, sessions: Sequence[AppSession]) -> list[bool]:
         """Delete each session unless it changed since it was read; True where deleted.
 
@@ -142,6 +179,9 @@ class AppSessions:
             for s in sessions:
                 if s.guard_field is None:
                     pipe.delete(s.key)
+                elif s.ttl is not None:
+                    pipe.execute_command("EVALSHA", DELETE_IF_UNRENEWED.sha, 1, s.key,
+                                         s.guard_value, s.ttl.remaining_ms)
                 else:
                     pipe.execute_command(
                         "EVALSHA", DELETE_IF_UNCHANGED.sha, 1, s.key, s.guard_field, s.guard_value

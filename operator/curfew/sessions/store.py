@@ -104,8 +104,9 @@ PURGE_RECORD: Final = _Script.load("purge_record")
 DELETE_IF_UNCHANGED: Final = _Script.load("delete_if_unchanged")
 DELETE_APP_SESSION: Final = _Script.load("delete_app_session")
 PURGE_SHARD: Final = _Script.load("purge_shard")
+DELETE_IF_UNRENEWED: Final = _Script.load("delete_if_unrenewed")
 SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, DELETE_APP_SESSION,
-                  PURGE_SHARD)
+                  PURGE_SHARD, DELETE_IF_UNRENEWED)
 
 _REASONS: Final = {r.value.encode(): r for r in Reason}
 
