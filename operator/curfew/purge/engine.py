@@ -98,7 +98,7 @@ class Purge:
         self.pipelines = pipelines
         self.apps = (
             AppSessions(store.client, format=target.format, prefix=target.key_prefix,
-                        lifetime_ms=target.app_session_ttl_ms)
+                        lifetime_ms=target.app_session_ttl_ms, id_pattern=target.id_pattern)
             if target.format != keys.CURFEW_FORMAT
             else None
         )

@@ -32,6 +32,8 @@ class PurgeTarget:
     max_purge_fraction: float = 0.5
     app_session_ttl_ms: int | None = None
     """The TTL the app gives its session key on every save (``store.appSessionTTL``)."""
+    id_pattern: str | None = None
+    """The id grammar (``store.idPattern``; unset, the format's)."""
 
     @property
     def audit_only(self) -> bool:
@@ -72,6 +74,7 @@ def build_target(doc: PurgeConfig | UnifiedConfig) -> PurgeTarget:
             round(doc.store.app_session_ttl_seconds * 1000)
             if doc.store.app_session_ttl_seconds is not None else None
         ),
+        id_pattern=doc.store.id_pattern,
     )
 
 

@@ -9,6 +9,7 @@ not renewed), so a session the app touched meanwhile survives.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -16,6 +17,7 @@ from typing import Any, Final
 from redis import exceptions as rexc
 
 from curfew.sessions import keys
+from curfew.sessions.codec import DEFAULT_ID_PATTERNS
 from curfew.sessions.errors import StoreDataError, redacted
 from curfew.sessions.formats import (
     ConnectSession,
@@ -26,7 +28,12 @@ from curfew.sessions.formats import (
     write_spring_string,
 )
 from curfew.sessions.formats_python import TtlClock, read_django_session, read_flask_session
-from curfew.sessions.store import DELETE_IF_UNCHANGED, DELETE_IF_UNRENEWED, translate_errors
+from curfew.sessions.store import (
+    DELETE_IF_UNCHANGED,
+    DELETE_IF_UNRENEWED,
+    EMPTY_DJANGO_SESSION,
+    translate_errors,
+)
 
 MIN_SCAN_COUNT: Final = 1000
 TTL_FORMATS: Final = ("django", "flask-session")
@@ -66,10 +73,19 @@ class AppBatch:
 
 class AppSessions:
     """The sessions an app of ``format`` keeps under ``prefix``, on the store's client.
-    ``lifetime_ms``: the TTL the app gives a session key on each save (``TTL_FORMATS``)."""
+    ``lifetime_ms``: the TTL the app gives a session key on each save (``TTL_FORMATS``).
+    ``id_pattern``: the id grammar (unset, the format's); for ``TTL_FORMATS`` a key whose tail is
+    outside it is none of the app's sessions (Django's ``...sessions.cache`` prefix is also the
+    head of every ``...sessions.cached_db`` key)."""
 
     def __init__(
-        self, client: Any, *, format: str, prefix: str, lifetime_ms: int | None = None
+        self,
+        client: Any,
+        *,
+        format: str,
+        prefix: str,
+        lifetime_ms: int | None = None,
+        id_pattern: str | None = None,
     ) -> None:
         if format not in ("spring-session", "connect-redis", "generic", *TTL_FORMATS):
             raise ValueError(f"no app sessions for format {format!r}")
@@ -77,6 +93,11 @@ class AppSessions:
         self.format = format
         self.prefix = prefix
         self.lifetime_ms = lifetime_ms
+        self.empties = keys.empties_sessions(format, prefix)
+        self.id_pattern = (
+            re.compile(DEFAULT_ID_PATTERNS[format] if id_pattern is None else id_pattern)
+            if format in TTL_FORMATS else None
+        )
         self.curfew_namespace = keys.curfew_namespace(format, prefix)
 
     async def walk(self, *, count: int = MIN_SCAN_COUNT) -> AsyncIterator[AppBatch]:
@@ -92,6 +113,9 @@ class AppSessions:
                 if key.startswith(self.curfew_namespace):
                     continue  # an empty app prefix matches Curfew's own keys too
                 raw_id = keys.app_raw_id(self.format, self.prefix, key)
+                if raw_id is not None and self.id_pattern is not None and (
+                        self.id_pattern.fullmatch(raw_id) is None):
+                    continue
                 if raw_id is not None:
                     batch.append((key, raw_id))
                 elif self.format == "spring-session" and key.startswith(expires_head):
@@ -162,6 +186,8 @@ class AppSessions:
             except MalformedSession:
                 malformed += 1
                 continue
+            if clock is None:
+                continue  # an empty (anonymous) session: nothing to end
             sessions.append(AppSession(key, raw_id, "", value, ttl=clock))
         return AppBatch(sessions, [], malformed)
 
@@ -179,6 +205,9 @@ class AppSessions:
             for s in sessions:
                 if s.guard_field is None:
                     pipe.delete(s.key)
+                elif s.ttl is not None and self.empties:
+                    pipe.execute_command("EVALSHA", EMPTY_DJANGO_SESSION.sha, 1, s.key,
+                                         "string", s.guard_value, s.ttl.remaining_ms)
                 elif s.ttl is not None:
                     pipe.execute_command("EVALSHA", DELETE_IF_UNRENEWED.sha, 1, s.key,
                                          s.guard_value, s.ttl.remaining_ms)

@@ -102,6 +102,9 @@ class AppKey:
 
     key: str
     types: tuple[str, ...]
+    empties: bool = False
+    """The session is ended by emptying it, not deleting it (Django's ``cached_db``: deleted,
+    Django reads it back from its database; emptied, it is an anonymous session)."""
 
     @property
     def types_arg(self) -> str:
@@ -141,7 +144,8 @@ class SessionCodec:
         key = keys.app_session_key(self.format, self.prefix, app_id)
         if key is None:
             return None
-        return AppKey(key, APP_KEY_TYPES[self.format])
+        return AppKey(key, APP_KEY_TYPES[self.format], keys.empties_sessions(self.format,
+                                                                              self.prefix))
 
 
 def build_codec(format: str, prefix: str, id_pattern: str | None = None) -> SessionCodec:

@@ -9,7 +9,9 @@ remaining`` ago (:class:`TtlClock`).
   (dict, list, tuple, set, str, bytes, numbers, bool, None, and the ``datetime`` types Django
   puts in sessions) and refuses any other global, so no pickled value ever runs code here. The
   session's own ``_session_expiry`` (``set_expiry``) replaces the stated lifetime: seconds of
-  inactivity, or a fixed time (then there is no idle clock to read).
+  inactivity, or a fixed time (then there is no idle clock to read). With the ``cached_db``
+  backend a session is ended by emptying its cache entry (``empty_django_session.lua``): an
+  empty session is anonymous, so it is none the purge judges.
 - ``flask-session``: the value (msgpack or JSON through msgspec) holds no time, so it is never
   decoded: the TTL and the stated lifetime (``PERMANENT_SESSION_LIFETIME``) say everything.
 """
@@ -79,8 +81,12 @@ class TtlClock:
         return now_ms - max(0, self.lifetime_ms - self.remaining_ms)
 
 
-def read_django_session(value: bytes, remaining_ms: int, lifetime_ms: int | None) -> TtlClock:
-    """The clock of a Django session from its cache value and its key's remaining TTL (ms).
+def read_django_session(
+    value: bytes, remaining_ms: int, lifetime_ms: int | None
+) -> TtlClock | None:
+    """The clock of a Django session from its cache value and its key's remaining TTL (ms), or
+    None for an empty session: an anonymous one, with nothing to end (and what ending a
+    ``cached_db`` session leaves).
 
     Raises MalformedSession for a value that is neither a plain pickle nor JSON of a dict, or
     whose ``_session_expiry`` is no number of seconds nor ISO 8601 time.
@@ -94,6 +100,8 @@ def read_django_session(value: bytes, remaining_ms: int, lifetime_ms: int | None
             raise MalformedSession("session is neither pickle nor JSON") from None
     if not isinstance(data, dict):
         raise MalformedSession("session is no dict")
+    if not data:
+        return None
     expiry = data.get("_session_expiry")
     if not expiry:  # None or 0 (a browser-session cookie): Django uses SESSION_COOKIE_AGE
         return TtlClock(remaining_ms, lifetime_ms)

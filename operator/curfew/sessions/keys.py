@@ -177,6 +177,16 @@ def app_session_key(format: str, prefix: str, raw_id: str) -> str | None:
     return None
 
 
+DJANGO_CACHED_DB: Final = "django.contrib.sessions.cached_db"
+"""The key prefix of Django's ``cached_db`` session backend, after django-redis's own."""
+
+
+def empties_sessions(format: str, prefix: str) -> bool:
+    """Whether an app session is ended by emptying it rather than deleting it: Django's
+    ``cached_db`` backend, whose database brings a deleted cache entry back."""
+    return format == "django" and prefix.endswith(DJANGO_CACHED_DB)
+
+
 def app_scan_pattern(format: str, prefix: str) -> str:
     """The SCAN MATCH pattern of the app's session keys (glob characters in the prefix escaped)."""
     escaped = "".join("\\" + c if c in "*?[]\\" else c for c in prefix)

@@ -105,8 +105,9 @@ DELETE_IF_UNCHANGED: Final = _Script.load("delete_if_unchanged")
 DELETE_APP_SESSION: Final = _Script.load("delete_app_session")
 PURGE_SHARD: Final = _Script.load("purge_shard")
 DELETE_IF_UNRENEWED: Final = _Script.load("delete_if_unrenewed")
+EMPTY_DJANGO_SESSION: Final = _Script.load("empty_django_session")
 SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, DELETE_APP_SESSION,
-                  PURGE_SHARD, DELETE_IF_UNRENEWED)
+                  PURGE_SHARD, DELETE_IF_UNRENEWED, EMPTY_DJANGO_SESSION)
 
 _REASONS: Final = {r.value.encode(): r for r in Reason}
 
@@ -557,25 +558,29 @@ class SessionStore:
     ) -> None:
         """End a session: its record becomes a tombstone (keeping the reason it already has, or
         ``reason``), its index entry goes, and the app's own session key is deleted if it holds
-        its format's type (``delete_app_session.lua``)."""
+        its format's type (``delete_app_session.lua``; a Django ``cached_db`` session is
+        emptied instead, ``empty_django_session.lua``, since its database would bring it back)."""
         record, due, _ = keys.session_keys(self.namespace, sid)
         args = (sid, reason.value, self.retain_ms)
         with translate_errors(self.where):
             if app_key is None:
                 await self._eval(EXPIRE, (record, due), args)
                 return
+            end, end_args = (
+                (EMPTY_DJANGO_SESSION, (app_key.types_arg, "", "")) if app_key.empties
+                else (DELETE_APP_SESSION, (app_key.types_arg,))
+            )
             # One round trip on a single server; two slots (so two nodes) on a Cluster.
             pipe = self._client.pipeline(transaction=False)
             # execute_command, not evalsha(): redis-py's Cluster pipeline blocks the method, yet
             # routes the command by its keys like any other.
             pipe.execute_command("EVALSHA", EXPIRE.sha, 2, record, due, *args)
-            pipe.execute_command("EVALSHA", DELETE_APP_SESSION.sha, 1, app_key.key,
-                                 app_key.types_arg)
+            pipe.execute_command("EVALSHA", end.sha, 1, app_key.key, *end_args)
             try:
                 await pipe.execute()
             except rexc.NoScriptError:
                 await self._eval(EXPIRE, (record, due), args)
-                await self._eval(DELETE_APP_SESSION, (app_key.key,), (app_key.types_arg,))
+                await self._eval(end, (app_key.key,), end_args)
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers (every master, on a Cluster)."""
