@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from django.utils.crypto import get_random_string
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from itsdangerous import Signer
 
 from curfew.sessions.codec import build_codec
@@ -170,3 +172,39 @@ def test_a_pickled_session_with_a_malicious_reduce_is_refused_and_never_run(
 def test_a_django_value_that_is_no_plain_session_is_malformed(case: str, value: bytes) -> None:
     with pytest.raises(MalformedSession):
         read_django_session(value, 1000, 60_000)
+
+
+_CLIENT_VALUES = st.one_of(
+    st.text(max_size=80),
+    st.from_regex(r"[a-z0-9:*{}._-]{30,34}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9_:*{}.-]{41,45}(\.[A-Za-z0-9_:.-]{0,30})?", fullmatch=True),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(value=_CLIENT_VALUES, cookie=st.booleans())
+def test_no_value_a_client_sends_names_a_key_outside_djangos_or_flasks_session_keys(
+    value: str, cookie: bool
+) -> None:
+    for codec, head in ((DJANGO, ":1:django.contrib.sessions.cache"), (FLASK, "session:")):
+        app_id = codec.app_id(value, cookie=cookie)
+        if app_id is None:
+            continue
+        app_key = codec.app_key(app_id)
+        assert app_key is not None
+        assert app_key.key == head + app_id
+        assert not app_key.empties
+        for character in ":*?[{}. ":
+            assert character not in app_id, "no id reaches another key or a SCAN pattern"
+
+
+def test_only_the_cached_db_prefix_ends_sessions_by_emptying_them() -> None:
+    cached_db = build_codec("django", "shop:3:django.contrib.sessions.cached_db")
+    key = cached_db.app_key("a" * 32)
+    assert key is not None
+    assert key.empties
+    assert key.key == "shop:3:django.contrib.sessions.cached_db" + "a" * 32
+    for other in (DJANGO, FLASK, build_codec("generic", "django.contrib.sessions.cached_db")):
+        probe = other.app_key("a" * 43 if other is FLASK else "a" * 32)
+        assert probe is not None
+        assert not probe.empties
