@@ -60,6 +60,6 @@ def test_an_unset_session_ttl_leaves_the_document_and_its_hash_as_before() -> No
 
 @pytest.mark.parametrize("value", ["0s", "-1s", "fortnight"])
 def test_a_session_ttl_that_is_no_positive_duration_is_refused(value: str) -> None:
-    with pytest.raises(InvalidPolicy, match="spec.store.appSessionTTL"):
+    with pytest.raises(InvalidPolicy, match=r"spec\.store\.appSessionTTL"):
         build_config_store(parse_policy(policy(format="flask-session",
                                                appSessionTTL=value)).spec.store)
