@@ -147,3 +147,15 @@ async def test_an_active_session_ends_at_its_absolute_limit_in_the_app_too(
         await asyncio.sleep(0.4)
     assert await reason_of(deployed.sidecar.url, http, deployed, cookie) == "absolute"
     await assert_gone_from_the_app(deployed, http, cookie)
+
+
+async def test_a_strangers_well_formed_session_cookie_leaves_nothing_in_the_store(
+    deployed: Deployed, http: aiohttp.ClientSession
+) -> None:
+    forged = ("abcdefghij0123456789abcdefghij01" if deployed.case.app == "django"
+              else "A" * 43 + ".Zm9yZ2VkLXNpZ25hdHVyZQ")
+    r = await me(deployed.sidecar.url, http, deployed, forged)
+    assert r.status == 401, "the app answers a request without a session"
+    assert "Curfew-Idle-Remaining" not in r.headers
+    client = deployed.sidecar.store.client
+    assert [k async for k in client.scan_iter(match="*")] == [], "no record, no app key"
