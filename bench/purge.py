@@ -13,6 +13,9 @@ Starts its own redis-server on a free loopback port, then measures:
    with it) by SCAN, 10% of them idle, without and then with a Curfew record for every session
    (sessions walked per second). This format must SCAN: sessions signed in straight at the app
    have no record, and the app's own touch (a TTL) is the clock the purge reads;
+6. `curfew purge` walking N Django (django-redis, pickled) and N Flask-Session sessions by SCAN,
+   each without and with a live Curfew record per session (sessions per second; none expired):
+   these formats keep no index, the key's TTL is their clock, so the walk must SCAN;
 
 and the slowest command Redis logged during the three purges (SLOWLOG). It prints the machine's
 load average before and after each measurement (every figure here is wall-clock time on a
@@ -20,9 +23,11 @@ shared machine), and, per removed session, the run's time and Redis's own time i
 purge_shard (INFO commandstats). It ends with
 
     RESULT expired_per_s=… ratio_to_raw_del=… none_expired_seconds=… spring_keys_per_s=…
-    connect_per_s=… connect_with_records_per_s=… max_slowlog_ms=…
+    connect_per_s=… connect_with_records_per_s=… max_slowlog_ms=… django_walked_per_s=…
+    django_records_walked_per_s=… flask_session_walked_per_s=… flask_session_records_walked_per_s=…
 
-Usage: python bench/purge.py [--sessions N] [--spring N] [--connect N]   (defaults 1000000 each)
+Usage: python bench/purge.py [--sessions N] [--spring N] [--connect N] [--python-apps N]
+(defaults 1000000 each)
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -52,7 +59,7 @@ from curfew.api.config import (
     PurgeWorkload,
 )
 from curfew.sessions import keys
-from curfew.sessions.identity import session_hash
+from curfew.sessions.identity import SessionHasher, session_hash
 
 SESSION_KEY = "bench-session-key-0123456789abcdef"
 OWNER = keys.owner_id("bench/policy", "Deployment/bench/web")
@@ -188,6 +195,78 @@ JDK_INTEGER_HEAD = bytes.fromhex(
 )
 
 
+# Records for app sessions, as check_and_touch writes them for a session the app knows: one per
+# session hash in ARGV[5..], last activity a minute ago.
+APP_RECORDS = """
+local ns, now, owner, retain = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local function s(v) return string.format('%d', v) end
+local created, idle, abs = now - 3600000, 900000, 28800000
+for i = 5, #ARGV do
+  local sid = ARGV[i]
+  local tag = string.format('{%02x}', tonumber(string.sub(sid, 1, 4), 16) % 64)
+  local last = now - 60000
+  local rec = ns .. tag .. ':r:' .. sid
+  redis.call('HSET', rec, 'c', s(created), 'l', s(last), 'i', s(idle), 'a', s(abs),
+    'u', s(created), 'p', 'bench/policy', 'w', 'Deployment/bench/web', 'k', '1', 'o', owner)
+  redis.call('ZADD', ns .. tag .. ':due', s(last + idle), owner .. sid)
+  redis.call('ZADD', ns .. tag .. ':limits', 'GT', s(created + abs), s(idle) .. ':' .. s(abs))
+  redis.call('PEXPIREAT', rec, s(last + idle + retain))
+end
+return #ARGV - 4
+"""
+
+DAY_MS = 86_400_000
+PYTHON_APPS: dict[str, tuple[str, bytes, Callable[[int], str]]] = {
+    # format: (key prefix, value as the library writes it, id of session i)
+    "django": (":1:django.contrib.sessions.cache",
+               pickle.dumps({"user": "ada", "cart": 3}, 5),  # django-redis's PickleSerializer
+               lambda i: f"{i:032x}"),
+    "flask-session": ("session:", b"\x82\xaa_permanent\xc3\xa4user\xa3ada",  # msgspec msgpack
+                      lambda i: f"{i:043x}"),
+}
+
+
+def populate_python_app(client: redis.Redis, fmt: str, total: int, records: bool) -> None:
+    """``total`` sessions of ``fmt``, saved a minute ago with a day's TTL; with ``records``, a
+    live Curfew record for each too."""
+    prefix, value, id_of = PYTHON_APPS[fmt]
+    sha = client.script_load(APP_RECORDS)
+    hasher = SessionHasher(SESSION_KEY.encode())
+    now_s, now_us = client.time()
+    now = now_s * 1000 + now_us // 1000
+    for first in range(0, total, CHUNK):
+        ids = [id_of(i) for i in range(first, min(total, first + CHUNK))]
+        pipe = client.pipeline(transaction=False)
+        for raw in ids:
+            pipe.set(prefix + raw, value, px=DAY_MS - MIN)
+        pipe.execute()
+        if records:
+            client.evalsha(sha, 0, keys.curfew_namespace(fmt, prefix), now, OWNER, RETAIN_MS,
+                           *(hasher(raw) for raw in ids))
+
+
+def python_app_walks(client: redis.Redis, port: int, workdir: Path, n: int) -> dict[str, float]:
+    """Sessions walked per second for each Python app format, without and with records."""
+    rates: dict[str, float] = {}
+    for fmt, (prefix, _, _) in PYTHON_APPS.items():
+        for records in (False, True):
+            client.flushall()
+            populate_python_app(client, fmt, n, records)
+            client.slowlog_reset()
+            label = f"{fmt}{'_records' if records else ''}"
+            machine_load(f"before the {label} walk")
+            run = run_purge(purge_config(workdir / f"{fmt}.json", fmt, prefix,
+                                         app_ttl=DAY_MS / 1000), port)
+            machine_load("after it")
+            slowest_ms(client, f"{label} walk")
+            seconds = float(run["durationSeconds"])  # type: ignore[arg-type]
+            rates[label] = float(run["scanned"]) / seconds  # type: ignore[arg-type]
+            print(f"purge, {n:,} {fmt} sessions{' with records' if records else ''} (SCAN): "
+                  f"{run}", flush=True)
+    client.flushall()
+    return rates
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -245,7 +324,9 @@ def populate(client: redis.Redis, script: str, total: int, *args: object) -> Non
         client.evalsha(sha, 0, args[0], first, n, now, *args[1:])
 
 
-def purge_config(path: Path, fmt: str, prefix: str) -> Path:
+def purge_config(
+    path: Path, fmt: str, prefix: str, app_ttl: float | None = None
+) -> Path:
     doc = PurgeConfig(
         policy="policy",
         namespace="bench",
@@ -255,6 +336,7 @@ def purge_config(path: Path, fmt: str, prefix: str) -> Path:
             key_prefix=prefix,
             redis_secret_ref=ConfigSecretRef(name="r", key="url"),
             session_key_secret_ref=ConfigSecretRef(name="r", key="session-key"),
+            app_ttl_seconds=app_ttl,
         ),
         timeouts=ConfigTimeouts(idle_seconds=900, absolute_seconds=28800),
         purge=ConfigPurge(max_purge_fraction=0.5),
@@ -315,6 +397,8 @@ def main() -> None:
     parser.add_argument("--spring", type=int, default=None, help="Spring sessions (default N)")
     parser.add_argument("--connect", type=int, default=None,
                         help="connect-redis sessions (default N)")
+    parser.add_argument("--python-apps", type=int, default=None,
+                        help="Django and Flask-Session sessions (default N)")
     args = parser.parse_args()
     n, spring_n = args.sessions, args.spring or args.sessions
     connect_n = args.connect or args.sessions
@@ -388,6 +472,9 @@ def main() -> None:
         slow = max(slow, slowest_ms(client, "connect-redis walk with records"))
         print(f"purge, {connect_n:,} connect-redis sessions with Curfew records: {recorded_run}",
               flush=True)
+        client.flushall()
+
+        app_rates = python_app_walks(client, port, workdir, args.python_apps or n)
     finally:
         proc.terminate()
         proc.wait()
@@ -396,7 +483,9 @@ def main() -> None:
         f"RESULT expired_per_s={expired_per_s:.0f} ratio_to_raw_del={expired_per_s / raw:.3f} "
         f"none_expired_seconds={float(none_run['durationSeconds']):.3f} "  # type: ignore[arg-type]
         f"spring_keys_per_s={spring_per_s:.0f} connect_per_s={walk_rate(connect_run):.0f} "
-        f"connect_with_records_per_s={walk_rate(recorded_run):.0f} max_slowlog_ms={slow:.2f}"
+        f"connect_with_records_per_s={walk_rate(recorded_run):.0f} max_slowlog_ms={slow:.2f} "
+        + " ".join(f"{label.replace('-', '_')}_walked_per_s={rate:.0f}"
+                   for label, rate in app_rates.items())
     )
 
 

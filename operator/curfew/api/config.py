@@ -89,7 +89,9 @@ class ConfigStore(_Doc):
     were, hashes included."""
     app_ttl_seconds: Seconds | None = Field(
         default=None, alias="appTTLSeconds", exclude_if=_unset)
-    """connect-redis: the store's ``ttl`` option, for sessions whose cookie has no maxAge."""
+    """The lifetime the app gives its session key (``store.appTTL``): connect-redis's ``ttl``
+    option, for sessions whose cookie has no maxAge; the TTL django and flask-session give their
+    key on every save."""
 
 
 class ConfigPurge(_Doc):

@@ -38,7 +38,9 @@ PLURAL: Final = "sessionpolicies"
 
 Enforcement = Literal["Enforce", "Audit"]
 FailurePolicy = Literal["Fail", "Ignore"]
-StoreFormat = Literal["curfew", "spring-session", "connect-redis", "generic"]
+StoreFormat = Literal[
+    "curfew", "spring-session", "connect-redis", "generic", "django", "flask-session"
+]
 ComplianceProfileName = Literal[
     "pci-dss-4.0", "nist-800-63b-aal2", "nist-800-63b-aal3", "owasp-high-value"
 ]
@@ -49,8 +51,12 @@ DEFAULT_KEY_PREFIX: dict[str, str] = {
     "spring-session": "spring:session:",
     "connect-redis": "sess:",
     "generic": "session:",
+    "django": ":1:django.contrib.sessions.cache",
+    "flask-session": "session:",
 }
 """The key prefix each store format's own library uses unless configured otherwise."""
+APP_TTL_FORMATS: Final = ("connect-redis", "django", "flask-session")
+"""The formats whose session key's TTL is the app's clock (``store.appTTL``)."""
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _COOKIE_NAME = _HEADER_NAME
@@ -283,8 +289,9 @@ class Store(Model):
         description="Regular expression (Python syntax) every session id must match in full; "
         "a cookie or header value outside it is no session (nothing is created or deleted for "
         "it). Unset, the format's own grammar: a lower-case UUID for spring-session, 32 "
-        "base64url characters for connect-redis, [A-Za-z0-9_-]{16,128} for generic, 1 to 4096 "
-        "cookie characters for curfew.",
+        "base64url characters for connect-redis, [A-Za-z0-9_-]{16,128} for generic, 32 "
+        "characters of [a-z0-9] for django, 43 base64url characters for flask-session, 1 to "
+        "4096 cookie characters for curfew.",
     )
     app_secret_ref: AppSecretRef | None = Field(
         default=None,
@@ -296,18 +303,21 @@ class Store(Model):
     app_ttl: Duration | None = Field(
         default=None,
         alias="appTTL",
-        description="connect-redis only: the store's ttl option (connect-redis's default is "
-        "86400s), the lifetime it gives sessions whose cookie has no maxAge. Set, the purge "
-        "reads such a session's last activity from its key's remaining TTL; unset, it judges "
-        "them by their Curfew record alone. Sessions with a cookie maxAge need no setting.",
+        description="The lifetime the application gives its session key, so the purge can read "
+        "a session's last activity from the key's remaining TTL (connect-redis, django and "
+        "flask-session only). connect-redis: the store's ttl option (its default is 86400s), "
+        "for sessions whose cookie has no maxAge (sessions with one need no setting). django: "
+        "SESSION_COOKIE_AGE; flask-session: PERMANENT_SESSION_LIFETIME. Unset, such a session "
+        "is judged by its Curfew record alone.",
     )
 
     @model_validator(mode="after")
     def _app_options(self) -> Store:
-        if self.format != "connect-redis":
-            for name, value in (("appSecretRef", self.app_secret_ref), ("appTTL", self.app_ttl)):
-                if value is not None:
-                    raise ValueError(f"{name}: only for format connect-redis, not {self.format}")
+        if self.format != "connect-redis" and self.app_secret_ref is not None:
+            raise ValueError(f"appSecretRef: only for format connect-redis, not {self.format}")
+        if self.format not in APP_TTL_FORMATS and self.app_ttl is not None:
+            raise ValueError(f"appTTL: only for formats {', '.join(APP_TTL_FORMATS)}, "
+                             f"not {self.format}")
         if self.app_ttl is not None and self.app_ttl.nanoseconds < SECOND:
             raise ValueError(f"appTTL: must be at least 1s, got {self.app_ttl}")
         return self

@@ -98,7 +98,7 @@ class Purge:
         self.pipelines = pipelines
         self.apps = (
             AppSessions(store.client, format=target.format, prefix=target.key_prefix,
-                        app_ttl_ms=target.app_ttl_ms)
+                        app_ttl_ms=target.app_ttl_ms, id_pattern=target.id_pattern)
             if target.format != keys.CURFEW_FORMAT
             else None
         )
@@ -308,6 +308,8 @@ class Purge:
             last, created = session.spring.last_accessed_ms, session.spring.created_ms
         elif session.connect is not None:
             last = session.connect.last_activity_ms
+        elif session.ttl is not None:
+            last = session.ttl.last_save_ms(now)
         idle_due = last + idle_ms if last is not None else None
         abs_due = created + self.target.limits.absolute_ms if created is not None else None
         dues = [(d, r) for d, r in ((idle_due, Reason.IDLE), (abs_due, Reason.ABSOLUTE)) if d]

@@ -31,7 +31,9 @@ class PurgeTarget:
     """Current limits by workload (``Kind/namespace/name``), the ids records carry."""
     max_purge_fraction: float = 0.5
     app_ttl_ms: int | None = None
-    """connect-redis: the store's ``ttl`` option (``store.appTTL``), when the policy states it."""
+    """The lifetime the app gives its session key (``store.appTTL``), when the policy states it."""
+    id_pattern: str | None = None
+    """The id grammar (``store.idPattern``; unset, the format's)."""
 
     @property
     def audit_only(self) -> bool:
@@ -70,6 +72,7 @@ def build_target(doc: PurgeConfig | UnifiedConfig) -> PurgeTarget:
         max_purge_fraction=doc.purge.max_purge_fraction,
         app_ttl_ms=(round(doc.store.app_ttl_seconds * 1000)
                     if doc.store.app_ttl_seconds is not None else None),
+        id_pattern=doc.store.id_pattern,
     )
 
 

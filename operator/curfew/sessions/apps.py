@@ -1,15 +1,17 @@
-"""The apps' own sessions in the shared store (spring-session, connect-redis, generic): walked by
-SCAN in batches and removed with a guard, for the purge job.
+"""The apps' own sessions in the shared store (spring-session, connect-redis, django,
+flask-session, generic): walked by SCAN in batches and removed with a guard, for the purge job.
 
 A walk never uses KEYS or another blocking command: SCAN with COUNT >= 1000, and one pipeline
 per batch to read what was found. A removal deletes the session only if the field the purge job
-judged still holds the bytes it read, so a session the app touched meanwhile survives; a
-connect-redis session also only while its TTL has not grown (the app's ``touch`` renews the TTL
-alone), by ``remove_connect_session.lua``, the script the sidecar's expiry uses too.
+judged still holds the bytes it read, so a session the app touched meanwhile survives; where the
+key's TTL is the app's clock (connect-redis, django, flask-session) also only while that TTL has
+not grown (the app's touch or save renews it). A whole session is removed by its format's script
+(``AppKey.remover``, ``store.APP_SESSION_REMOVERS``), the one the sidecar's expiry uses too.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -17,6 +19,7 @@ from typing import Any, Final
 from redis import exceptions as rexc
 
 from curfew.sessions import keys
+from curfew.sessions.codec import DEFAULT_ID_PATTERNS, build_codec
 from curfew.sessions.errors import StoreDataError, redacted
 from curfew.sessions.formats import (
     ConnectSession,
@@ -26,9 +29,12 @@ from curfew.sessions.formats import (
     read_spring_session,
     write_spring_string,
 )
-from curfew.sessions.store import DELETE_IF_UNCHANGED, REMOVE_CONNECT_SESSION, translate_errors
+from curfew.sessions.formats_python import TtlClock, read_django_session, read_flask_session
+from curfew.sessions.store import APP_SESSION_REMOVERS, DELETE_IF_UNCHANGED, translate_errors
 
 MIN_SCAN_COUNT: Final = 1000
+TTL_FORMATS: Final = ("django", "flask-session")
+"""Formats read by their key's TTL alone (``curfew.sessions.formats_python``)."""
 _SPRING_FIELDS: Final = (
     "creationTime",
     "lastAccessedTime",
@@ -50,6 +56,7 @@ class AppSession:
     connect: ConnectSession | None = None
     remaining_ms: int | None = None
     """connect-redis: the key's PTTL read with its value (-1: no TTL), which guards removal."""
+    ttl: TtlClock | None = None
 
 
 @dataclass(frozen=True)
@@ -64,18 +71,34 @@ class AppBatch:
 
 
 class AppSessions:
-    """The sessions an app of ``format`` keeps under ``prefix``, on the store's client."""
+    """The sessions an app of ``format`` keeps under ``prefix``, on the store's client.
+    ``lifetime_ms``: the TTL the app gives a session key on each save (``TTL_FORMATS``).
+    ``id_pattern``: the id grammar (unset, the format's); for ``TTL_FORMATS`` a key whose tail is
+    outside it is none of the app's sessions (Django's ``...sessions.cache`` prefix is also the
+    head of every ``...sessions.cached_db`` key)."""
 
     def __init__(
-        self, client: Any, *, format: str, prefix: str, app_ttl_ms: int | None = None
+        self,
+        client: Any,
+        *,
+        format: str,
+        prefix: str,
+        app_ttl_ms: int | None = None,
+        id_pattern: str | None = None,
     ) -> None:
-        if format not in ("spring-session", "connect-redis", "generic"):
+        if format not in ("spring-session", "connect-redis", "generic", *TTL_FORMATS):
             raise ValueError(f"no app sessions for format {format!r}")
         self._client = client
         self.format = format
         self.prefix = prefix
         self.app_ttl_ms = app_ttl_ms
-        """connect-redis: the store's ``ttl`` option, when the policy states it."""
+        """The lifetime the app gives its session key (``store.appTTL``), when stated."""
+        self.remover = APP_SESSION_REMOVERS[build_codec(format, prefix).remover]
+        """The format's whole-session script (``AppKey.remover``), guarded by what was read."""
+        self.id_pattern = (
+            re.compile(DEFAULT_ID_PATTERNS[format] if id_pattern is None else id_pattern)
+            if format in TTL_FORMATS else None
+        )
         self.curfew_namespace = keys.curfew_namespace(format, prefix)
 
     async def walk(self, *, count: int = MIN_SCAN_COUNT) -> AsyncIterator[AppBatch]:
@@ -91,6 +114,9 @@ class AppSessions:
                 if key.startswith(self.curfew_namespace):
                     continue  # an empty app prefix matches Curfew's own keys too
                 raw_id = keys.app_raw_id(self.format, self.prefix, key)
+                if raw_id is not None and self.id_pattern is not None and (
+                        self.id_pattern.fullmatch(raw_id) is None):
+                    continue
                 if raw_id is not None:
                     batch.append((key, raw_id))
                 elif self.format == "spring-session" and key.startswith(expires_head):
@@ -104,6 +130,8 @@ class AppSessions:
     async def _read(self, found: Sequence[tuple[str, str]], expiry_keys: Sequence[str]) -> AppBatch:
         if self.format == "generic":
             return AppBatch([AppSession(key, raw_id, None, None) for key, raw_id in found], [])
+        if self.format in TTL_FORMATS:
+            return await self._read_ttl(found)
         connect = self.format == "connect-redis"
         pipe = self._client.pipeline(transaction=False)
         for key, _ in found:
@@ -152,6 +180,34 @@ class AppSessions:
                 malformed += 1  # the reason names a field, never the key: not reported
         return AppBatch(sessions, orphans, malformed)
 
+    async def _read_ttl(self, found: Sequence[tuple[str, str]]) -> AppBatch:
+        """A batch of a format whose clock is the key's TTL: each value and its PTTL."""
+        pipe = self._client.pipeline(transaction=False)
+        for key, _ in found:
+            pipe.get(key)
+            pipe.pttl(key)
+        replies = await pipe.execute(raise_on_error=False)
+        sessions = []
+        malformed = 0
+        for i, (key, raw_id) in enumerate(found):
+            value, remaining = replies[2 * i], replies[2 * i + 1]
+            if isinstance(value, Exception) or value is None or isinstance(remaining, Exception):
+                continue  # another type under the prefix (WRONGTYPE), or gone since SCAN
+            if int(remaining) < 0:
+                continue  # no TTL: not a session these libraries wrote (they always set one)
+            try:
+                if self.format == "django":
+                    clock = read_django_session(value, int(remaining), self.app_ttl_ms)
+                else:
+                    clock = read_flask_session(int(remaining), self.app_ttl_ms)
+            except MalformedSession:
+                malformed += 1
+                continue
+            if clock is None:
+                continue  # an empty (anonymous) session: nothing to end
+            sessions.append(AppSession(key, raw_id, "", value, ttl=clock))
+        return AppBatch(sessions, [], malformed)
+
     async def remove(self, sessions: Sequence[AppSession]) -> list[bool]:
         """Delete each session unless it changed since it was read; True where deleted.
 
@@ -166,9 +222,12 @@ class AppSessions:
             for s in sessions:
                 if s.guard_field is None:
                     pipe.delete(s.key)
-                elif s.connect is not None:
-                    ttl = -1 if s.remaining_ms is None else s.remaining_ms
-                    pipe.execute_command("EVALSHA", REMOVE_CONNECT_SESSION.sha, 1, s.key,
+                elif s.connect is not None or s.ttl is not None:
+                    if s.ttl is not None:
+                        ttl = s.ttl.remaining_ms
+                    else:
+                        ttl = -1 if s.remaining_ms is None else s.remaining_ms
+                    pipe.execute_command("EVALSHA", self.remover.sha, 1, s.key,
                                          "string", s.guard_value, ttl)
                 else:
                     pipe.execute_command(
@@ -178,7 +237,7 @@ class AppSessions:
                 replies = await pipe.execute()
             except rexc.NoScriptError:
                 await self._client.script_load(DELETE_IF_UNCHANGED.source)
-                await self._client.script_load(REMOVE_CONNECT_SESSION.source)
+                await self._client.script_load(self.remover.source)
                 return await self.remove(sessions)
             deleted = [int(r) == 1 for r in replies]
             spring = [s for s, d in zip(sessions, deleted, strict=True) if d and s.spring]

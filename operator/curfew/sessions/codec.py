@@ -10,6 +10,8 @@ Id grammars (``DEFAULT_ID_PATTERNS``; ``store.idPattern`` replaces one, always a
 - ``spring-session``: the canonical lower-case UUID Spring Session writes (36 characters).
 - ``connect-redis``: express-session's ``uid(24)`` (uid-safe): 24 random bytes in base64url
   without padding, exactly 32 characters.
+- ``django``: Django's session key, 32 characters of ``a-z 0-9`` (``get_random_string``).
+- ``flask-session``: Flask-Session's ``secrets.token_urlsafe(32)``: 43 base64url characters.
 - ``generic``: 16 to 128 characters of ``A-Z a-z 0-9 _ -`` (PHP, Django, Flask-Session and
   Rails ids fit; no ``:`` or ``.``, so no id reaches another namespace of the app's keys).
 - ``curfew``: the app keeps nothing in the store, so the id names no Redis key (only its keyed
@@ -18,12 +20,14 @@ Id grammars (``DEFAULT_ID_PATTERNS``; ``store.idPattern`` replaces one, always a
 Cookie and header values are read as the libraries write them (:meth:`SessionCodec.app_id`):
 Spring Session's cookie holds the id in base64 (``DefaultCookieSerializer``), its header the
 id itself; express-session's cookie is ``s:<id>.<signature>`` (sent percent-encoded, which the
-one cookie reading, ``curfew.sessions.cookies``, has already decoded: never twice). Given the
-app's cookie secrets (``store.appSecretRef``), the signature is verified exactly as
-express-session does (:func:`express_unsign`) and a value no secret signed is no session.
-Without them the signature is stripped unread: a forged one only names an id whose app key must
-exist before Curfew keeps a record for it (``check_and_touch.lua``), so guessing ids gains
-nothing, but a stolen id could be replayed under any signature.
+one cookie reading, ``curfew.sessions.cookies``, has already decoded: never twice);
+Flask-Session's is the id, or ``<id>.<signature>`` with ``SESSION_USE_SIGNER``. Given the
+app's cookie secrets (``store.appSecretRef``), an express-session signature is verified exactly
+as express-session does (:func:`express_unsign`) and a value no secret signed is no session.
+Other signatures (and express-session's without secrets) are stripped unread: a forged one only
+names an id whose app key must exist before Curfew keeps a record for it
+(``check_and_touch.lua``), so guessing ids gains nothing, but a stolen id could be replayed
+under any signature.
 
 Pure: no I/O, importable without redis.
 """
@@ -49,6 +53,8 @@ MAX_PATTERN_LENGTH: Final = 256
 UUID_PATTERN: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 UID_SAFE_24_PATTERN: Final = r"[A-Za-z0-9_-]{32}"
 GENERIC_ID_PATTERN: Final = r"[A-Za-z0-9_-]{16,128}"
+DJANGO_ID_PATTERN: Final = r"[a-z0-9]{32}"
+FLASK_SESSION_ID_PATTERN: Final = r"[A-Za-z0-9_-]{43}"
 CURFEW_ID_PATTERN: Final = r"[!#-+\--:<-\[\]-~]{1,4096}"
 """RFC 6265 section 4.1.1 cookie-octets: printable ASCII but space, ``"``, ``,``, ``;``, ``\\``."""
 
@@ -56,6 +62,8 @@ DEFAULT_ID_PATTERNS: Final[dict[str, str]] = {
     "spring-session": UUID_PATTERN,
     "connect-redis": UID_SAFE_24_PATTERN,
     "generic": GENERIC_ID_PATTERN,
+    "django": DJANGO_ID_PATTERN,
+    "flask-session": FLASK_SESSION_ID_PATTERN,
     keys.CURFEW_FORMAT: CURFEW_ID_PATTERN,
 }
 
@@ -63,15 +71,21 @@ APP_KEY_TYPES: Final[dict[str, tuple[str, ...]]] = {
     "spring-session": ("hash",),
     "connect-redis": ("string",),
     "generic": ("string", "hash"),
+    "django": ("string",),
+    "flask-session": ("string",),
 }
 """The Redis types (``TYPE``) an app's session key has in each format: a key of another type
 (Spring's ``sessions:expirations`` sorted set, say) is never taken for a session, nor deleted."""
 
 FORMAT_REMOVERS: Final[dict[str, str]] = {
     "connect-redis": "remove_connect_session",
+    "django": "delete_if_unrenewed",
+    "flask-session": "delete_if_unrenewed",
 }
 """Formats whose whole session is removed by a script of their own (``sessions/lua/``), for the
-sidecar's expiry and the purge alike; the others by ``delete_app_session``."""
+sidecar's expiry and the purge alike; the others by ``delete_app_session``. A Django
+``cached_db`` store empties its sessions instead (``empty_django_session``, see
+``keys.empties_sessions``)."""
 
 _EXPRESS_SIGNED: Final = "s:"
 
@@ -110,7 +124,8 @@ class AppKey:
     key: str
     types: tuple[str, ...]
     remover: str = "delete_app_session"
-    """The Lua script that removes the whole session (``store.APP_SESSION_REMOVERS``)."""
+    """The Lua script that removes (or, for Django's ``cached_db``, empties) the whole session
+    (``store.APP_SESSION_REMOVERS``), the same for the sidecar's expiry and the purge."""
 
     @property
     def types_arg(self) -> str:
@@ -195,6 +210,8 @@ class SessionCodec:
             return _spring_cookie(value)
         if self.format == "connect-redis":
             return _express_cookie(value, self.app_secrets)
+        if self.format == "flask-session":
+            return value.partition(".")[0]  # <id>.<signature> with SESSION_USE_SIGNER
         return value
 
     def app_key(self, app_id: str) -> AppKey | None:
@@ -203,8 +220,14 @@ class SessionCodec:
         key = keys.app_session_key(self.format, self.prefix, app_id)
         if key is None:
             return None
-        return AppKey(key, APP_KEY_TYPES[self.format], FORMAT_REMOVERS.get(self.format,
-                                                                           "delete_app_session"))
+        return AppKey(key, APP_KEY_TYPES[self.format], self.remover)
+
+    @property
+    def remover(self) -> str:
+        """The script that removes a whole session of this store (``AppKey.remover``)."""
+        if keys.empties_sessions(self.format, self.prefix):
+            return "empty_django_session"
+        return FORMAT_REMOVERS.get(self.format, "delete_app_session")
 
 
 def build_codec(

@@ -165,14 +165,26 @@ def session_keys(namespace: str, sid: str) -> tuple[str, str, str]:
 def app_session_key(format: str, prefix: str, raw_id: str) -> str | None:
     """The key of the app's own session for a raw session id, or None if the app keeps none.
 
-    spring-session: ``<prefix>sessions:<id>``; connect-redis and generic: ``<prefix><id>``;
+    spring-session: ``<prefix>sessions:<id>``; connect-redis, django, flask-session and generic:
+    ``<prefix><id>`` (django's prefix is django-redis's ``<KEY_PREFIX>:<VERSION>:`` and the
+    session backend's ``django.contrib.sessions.cache`` or ``...cached_db``);
     curfew: None (the app keeps no session in the store).
     """
     if format == "spring-session":
         return f"{prefix}{SPRING_SESSIONS}{raw_id}"
-    if format in ("connect-redis", "generic"):
+    if format in ("connect-redis", "generic", "django", "flask-session"):
         return f"{prefix}{raw_id}"
     return None
+
+
+DJANGO_CACHED_DB: Final = "django.contrib.sessions.cached_db"
+"""The key prefix of Django's ``cached_db`` session backend, after django-redis's own."""
+
+
+def empties_sessions(format: str, prefix: str) -> bool:
+    """Whether an app session is ended by emptying it rather than deleting it: Django's
+    ``cached_db`` backend, whose database brings a deleted cache entry back."""
+    return format == "django" and prefix.endswith(DJANGO_CACHED_DB)
 
 
 def app_scan_pattern(format: str, prefix: str) -> str:

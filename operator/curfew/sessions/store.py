@@ -105,14 +105,19 @@ DELETE_IF_UNCHANGED: Final = _Script.load("delete_if_unchanged")
 DELETE_APP_SESSION: Final = _Script.load("delete_app_session")
 REMOVE_CONNECT_SESSION: Final = _Script.load("remove_connect_session")
 PURGE_SHARD: Final = _Script.load("purge_shard")
+DELETE_IF_UNRENEWED: Final = _Script.load("delete_if_unrenewed")
+EMPTY_DJANGO_SESSION: Final = _Script.load("empty_django_session")
 SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, DELETE_APP_SESSION,
-                  PURGE_SHARD, REMOVE_CONNECT_SESSION)
+                  PURGE_SHARD, REMOVE_CONNECT_SESSION, DELETE_IF_UNRENEWED, EMPTY_DJANGO_SESSION)
 APP_SESSION_REMOVERS: Final = {
     "delete_app_session": DELETE_APP_SESSION,
     "remove_connect_session": REMOVE_CONNECT_SESSION,
+    "delete_if_unrenewed": DELETE_IF_UNRENEWED,
+    "empty_django_session": EMPTY_DJANGO_SESSION,
 }
 """The script that removes a whole app session, by the name its ``AppKey`` gives: one per
-format, the same for the sidecar's expiry and the purge."""
+format, the same for the sidecar's expiry and the purge. Each takes the session key, then the
+types a session key has; the purge adds its guards after them."""
 
 _REASONS: Final = {r.value.encode(): r for r in Reason}
 
@@ -563,7 +568,9 @@ class SessionStore:
     ) -> None:
         """End a session: its record becomes a tombstone (keeping the reason it already has, or
         ``reason``), its index entry goes, and the app's own session key is deleted if it holds
-        its format's type, with the whole session, by the format's script (``AppKey.remover``)."""
+        its format's type, with the whole session, by the format's script (``AppKey.remover``;
+        a Django ``cached_db`` session is emptied instead, since its database would bring it
+        back)."""
         record, due, _ = keys.session_keys(self.namespace, sid)
         args = (sid, reason.value, self.retain_ms)
         with translate_errors(self.where):

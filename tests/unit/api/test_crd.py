@@ -120,6 +120,10 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("express-session's secret and connect-redis's ttl are valid for connect-redis",
      sample(store__format="connect-redis", store__appSecretRef={"name": "shop-cookies"},
             store__appTTL="24h"), None),
+    ("the lifetime Django gives its session keys is valid for django",
+     sample(store__format="django", store__appTTL="336h"), None),
+    ("the lifetime Flask gives its session keys is valid for flask-session",
+     sample(store__format="flask-session", store__appTTL="744h"), None),
     # rejected by the schema
     ("a missing selector is invalid", sample(selector=DELETE), "schema"),
     ("a missing idle timeout is invalid", sample(timeouts__idle=DELETE), "schema"),
@@ -193,8 +197,10 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
      sample(store__format="generic", store__appSecretRef={"name": "x"}), "cel"),
     ("an app secret without a format is invalid",
      sample(store__appSecretRef={"name": "x"}), "cel"),
-    ("a store ttl for a format other than connect-redis is invalid",
+    ("a store ttl for a format without a ttl clock is invalid",
      sample(store__appTTL="1h"), "cel"),
+    ("a store ttl for spring-session is invalid",
+     sample(store__format="spring-session", store__appTTL="1h"), "cel"),
     ("a store ttl under a second is invalid",
      sample(store__format="connect-redis", store__appTTL="999ms"), "cel"),
     # rejected by the model only: CEL cannot compile a regular expression

@@ -60,7 +60,7 @@ def test_the_purge_job_never_gets_the_app_secret_but_knows_the_store_ttl() -> No
                                                "appSecretRef": {"name": "x"}},
          "appSecretRef: only for format connect-redis"),
         ("a store ttl for another format", {"appTTL": "1h"},
-         "appTTL: only for format connect-redis"),
+         "appTTL: only for formats connect-redis"),
         ("a store ttl under a second", {"format": "connect-redis", "appTTL": "500ms"},
          "appTTL: must be at least 1s"),
         ("an app secret with an invalid Secret name",
