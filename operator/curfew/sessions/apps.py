@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from redis import exceptions as rexc
+from redis.asyncio.cluster import RedisCluster
 
-from curfew.sessions import keys
+from curfew.sessions import keys, spring
 from curfew.sessions.errors import StoreDataError, redacted
 from curfew.sessions.formats import (
     ConnectSession,
@@ -22,17 +23,10 @@ from curfew.sessions.formats import (
     SpringSession,
     read_connect_session,
     read_spring_session,
-    write_spring_string,
 )
-from curfew.sessions.store import DELETE_IF_UNCHANGED, translate_errors
+from curfew.sessions.store import DELETE_IF_UNCHANGED, DELETE_SPRING_SESSION, translate_errors
 
 MIN_SCAN_COUNT: Final = 1000
-_SPRING_FIELDS: Final = (
-    "creationTime",
-    "lastAccessedTime",
-    "maxInactiveInterval",
-    keys.SPRING_PRINCIPAL_ATTR,
-)
 
 
 @dataclass(frozen=True)
@@ -46,6 +40,9 @@ class AppSession:
     guard_value: bytes | None
     spring: SpringSession | None = None
     connect: ConnectSession | None = None
+    fields: tuple[bytes | None, ...] = ()
+    """A Spring session's hash fields as read (``spring.FIELDS``): its removal is guarded by
+    them and its companion keys named by them."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +66,7 @@ class AppSessions:
         self.format = format
         self.prefix = prefix
         self.curfew_namespace = keys.curfew_namespace(format, prefix)
+        self.cluster = isinstance(client, RedisCluster)
 
     async def walk(self, *, count: int = MIN_SCAN_COUNT) -> AsyncIterator[AppBatch]:
         """The app's sessions, in batches of about ``count`` keys."""
@@ -99,7 +97,7 @@ class AppSessions:
         pipe = self._client.pipeline(transaction=False)
         for key, _ in found:
             if self.format == "spring-session":
-                pipe.hmget(key, *_SPRING_FIELDS)
+                pipe.hmget(key, *spring.FIELDS)
             else:
                 pipe.get(key)
         head = len(self.prefix + keys.SPRING_EXPIRES)
@@ -116,10 +114,10 @@ class AppSessions:
                 continue  # another type under the prefix (WRONGTYPE), or gone since SCAN
             try:
                 if self.format == "spring-session":
-                    spring = read_spring_session(*reply)
-                    if spring is not None:
-                        sessions.append(
-                            AppSession(key, raw_id, "lastAccessedTime", reply[1], spring))
+                    found_spring = read_spring_session(*reply)
+                    if found_spring is not None:
+                        sessions.append(AppSession(key, raw_id, "lastAccessedTime", reply[1],
+                                                   found_spring, fields=tuple(reply)))
                 else:
                     connect = read_connect_session(reply)
                     if connect is not None:
@@ -131,16 +129,20 @@ class AppSessions:
     async def remove(self, sessions: Sequence[AppSession]) -> list[bool]:
         """Delete each session unless it changed since it was read; True where deleted.
 
-        A removed Spring session also loses its ``sessions:expires:<id>`` key, its member of
-        the ``expirations:<minute>`` set (or of the ``sessions:expirations`` sorted set) and of
-        its principal index set.
+        A Spring session goes whole, by the sidecar's script (``delete_spring_session.lua``):
+        its hash, its ``sessions:expires:<id>`` key, its member of the ``expirations:<minute>``
+        set or of the ``sessions:expirations`` sorted set, and of its principal index set.
         """
         if not sessions:
             return []
         with translate_errors():
             pipe = self._client.pipeline(transaction=False)
             for s in sessions:
-                if s.guard_field is None:
+                if s.spring is not None and not self.cluster:
+                    removal = spring.build_removal(self.prefix, s.raw_id, s.fields)
+                    pipe.execute_command("EVALSHA", DELETE_SPRING_SESSION.sha,
+                                         len(removal.keys), *removal.keys, *removal.args)
+                elif s.guard_field is None:
                     pipe.delete(s.key)
                 else:
                     pipe.execute_command(
@@ -150,35 +152,31 @@ class AppSessions:
                 replies = await pipe.execute()
             except rexc.NoScriptError:
                 await self._client.script_load(DELETE_IF_UNCHANGED.source)
+                await self._client.script_load(DELETE_SPRING_SESSION.source)
                 return await self.remove(sessions)
             deleted = [int(r) == 1 for r in replies]
-            spring = [s for s, d in zip(sessions, deleted, strict=True) if d and s.spring]
-            if spring:
-                await self._clean_spring(spring)
+            if self.cluster:
+                await self._clean_spring_cluster(
+                    [s for s, d in zip(sessions, deleted, strict=True) if d and s.spring])
         return deleted
 
-    async def _clean_spring(self, sessions: Sequence[AppSession]) -> None:
-        """Remove removed sessions from Spring's side keys. Best effort: the session is gone
-        already, and a side key of another type than Spring writes (a ``sessions:expirations``
-        that is no sorted set, say) only fails its own command, whose error (it would name the
-        member, so the session id) is dropped."""
+    async def _clean_spring_cluster(self, sessions: Sequence[AppSession]) -> None:
+        """On a Cluster, Spring's companion keys lie in other slots than the hash: after the
+        guarded delete of the hash, each goes by a command of its own, with the script's type
+        checks. Best effort: the session is gone already, and a key of another type than Spring
+        writes only fails its own command, whose error (it would name the member, so the
+        session id) is dropped."""
+        if not sessions:
+            return
         pipe = self._client.pipeline(transaction=False)
         for s in sessions:
-            assert s.spring is not None
-            pipe.delete(keys.spring_expires_key(self.prefix, s.raw_id))
-            minute = s.spring.expirations_minute_ms
-            if minute is not None:
-                member = write_spring_string("expires:" + s.raw_id, s.spring.serializer)
-                pipe.srem(keys.spring_expirations_key(self.prefix, minute), member)
-            # Spring Session 3.4+ can keep expiries in one sorted set instead of the minute
-            # sets: an id absent from it costs one ZREM that removes nothing.
-            pipe.zrem(keys.spring_expirations_zset_key(self.prefix),
-                      write_spring_string(s.raw_id, s.spring.serializer))
-            if s.spring.principal:
-                pipe.srem(
-                    keys.spring_principal_index_key(self.prefix, s.spring.principal),
-                    write_spring_string(s.raw_id, s.spring.serializer),
-                )
+            removal = spring.build_removal(self.prefix, s.raw_id, s.fields)
+            expires, zset, *sets = removal.keys[1:]
+            members = removal.args[2 * len(spring.FIELDS) + 1:]
+            pipe.delete(expires)
+            pipe.zrem(zset, members[0])
+            for key, member in zip(sets, members[1:], strict=True):
+                pipe.srem(key, member)
         for reply in await pipe.execute(raise_on_error=False):
             if isinstance(reply, rexc.ResponseError) and not str(reply).startswith("WRONGTYPE"):
                 raise StoreDataError(f"Redis refused a command: {redacted(reply)}")

@@ -93,6 +93,10 @@ class AppKey:
 
     key: str
     types: tuple[str, ...]
+    format: str = ""
+    prefix: str = ""
+    app_id: str = ""
+    """The id the key was built from (Spring's companion keys are named by it); memory only."""
 
     @property
     def types_arg(self) -> str:
@@ -130,7 +134,7 @@ class SessionCodec:
         key = keys.app_session_key(self.format, self.prefix, app_id)
         if key is None:
             return None
-        return AppKey(key, APP_KEY_TYPES[self.format])
+        return AppKey(key, APP_KEY_TYPES[self.format], self.format, self.prefix, app_id)
 
 
 def build_codec(format: str, prefix: str, id_pattern: str | None = None) -> SessionCodec:

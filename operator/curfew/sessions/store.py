@@ -36,7 +36,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 
-from curfew.sessions import keys
+from curfew.sessions import keys, spring
 from curfew.sessions.codec import AppKey
 from curfew.sessions.errors import (
     StoreConfigError,
@@ -103,9 +103,10 @@ EXPIRE: Final = _Script.load("expire")
 PURGE_RECORD: Final = _Script.load("purge_record")
 DELETE_IF_UNCHANGED: Final = _Script.load("delete_if_unchanged")
 DELETE_APP_SESSION: Final = _Script.load("delete_app_session")
+DELETE_SPRING_SESSION: Final = _Script.load("delete_spring_session")
 PURGE_SHARD: Final = _Script.load("purge_shard")
 SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, DELETE_APP_SESSION,
-                  PURGE_SHARD)
+                  PURGE_SHARD, DELETE_SPRING_SESSION)
 
 _REASONS: Final = {r.value.encode(): r for r in Reason}
 
@@ -369,7 +370,9 @@ class SessionStore:
             await self._client.initialize()
         return self._client
 
-    async def _eval(self, script: _Script, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+    async def _eval(
+        self, script: _Script, keys_: Sequence[str | bytes], args: Sequence[Any]
+    ) -> Any:
         with translate_errors(self.where):
             await self._routed()
             try:
@@ -556,12 +559,17 @@ class SessionStore:
     ) -> None:
         """End a session: its record becomes a tombstone (keeping the reason it already has, or
         ``reason``), its index entry goes, and the app's own session key is deleted if it holds
-        its format's type (``delete_app_session.lua``)."""
+        its format's type (``delete_app_session.lua``). A Spring session goes whole, with every
+        key Spring keeps beside it (``delete_spring_session.lua``, the purge's script too)."""
         record, due, _ = keys.session_keys(self.namespace, sid)
         args = (sid, reason.value, self.retain_ms)
         with translate_errors(self.where):
             if app_key is None:
                 await self._eval(EXPIRE, (record, due), args)
+                return
+            if app_key.format == "spring-session" and not self.cluster:
+                await self._eval(EXPIRE, (record, due), args)
+                await self._delete_spring(app_key)
                 return
             # One round trip on a single server; two slots (so two nodes) on a Cluster.
             pipe = self._client.pipeline(transaction=False)
@@ -575,6 +583,21 @@ class SessionStore:
             except rexc.NoScriptError:
                 await self._eval(EXPIRE, (record, due), args)
                 await self._eval(DELETE_APP_SESSION, (app_key.key,), (app_key.types_arg,))
+
+    async def _delete_spring(self, app_key: AppKey) -> None:
+        """Read the Spring session's fields, then remove it whole by them; read again when the
+        app wrote meanwhile (the guarded fields changed), a few times at most."""
+        for _ in range(3):
+            try:
+                fields = await self._client.hmget(app_key.key, list(spring.FIELDS))
+            except rexc.ResponseError as error:
+                if str(error).startswith("WRONGTYPE"):
+                    return  # no session: another key of the app, never deleted
+                raise
+            removal = spring.build_removal(app_key.prefix, app_key.app_id, fields)
+            reply = await self._eval(DELETE_SPRING_SESSION, removal.keys, removal.args)
+            if int(reply) != spring.CHANGED:
+                return
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers (every master, on a Cluster)."""
