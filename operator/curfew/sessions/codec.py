@@ -16,11 +16,13 @@ Id grammars (``DEFAULT_ID_PATTERNS``; ``store.idPattern`` replaces one, always a
   hash does): 1 to 4096 characters of RFC 6265 cookie-octets (opaque ids, base64, JWTs).
 
 Cookie and header values are read as the libraries write them (:meth:`SessionCodec.app_id`):
-Spring Session's cookie holds the id in base64 (``DefaultCookieSerializer``), its header the
-id itself; express-session's cookie is ``s:<id>.<signature>`` (sent percent-encoded, which the
-one cookie reading, ``curfew.sessions.cookies``, has already decoded: never twice). The signature
-is not verified here: a forged one only names an id whose app key must exist before Curfew
-keeps a record for it (``check_and_touch.lua``), so guessing ids gains nothing.
+Spring Session's cookie holds the id in base64 (``DefaultCookieSerializer``), its
+``X-Auth-Token`` header the id itself, and ``session.idEncoding`` (``base64`` or ``raw``) says
+otherwise for an app that does (``useBase64Encoding = false``); express-session's cookie is
+``s:<id>.<signature>`` (sent percent-encoded, which the one cookie reading,
+``curfew.sessions.cookies``, has already decoded: never twice). The signature is not verified
+here: a forged one only names an id whose app key must exist before Curfew keeps a record for
+it (``check_and_touch.lua``), so guessing ids gains nothing.
 
 Pure: no I/O, importable without redis.
 """
@@ -28,7 +30,6 @@ Pure: no I/O, importable without redis.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -62,6 +63,9 @@ APP_KEY_TYPES: Final[dict[str, tuple[str, ...]]] = {
 (Spring's ``sessions:expirations`` sorted set, say) is never taken for a session, nor deleted."""
 
 _EXPRESS_SIGNED: Final = "s:"
+
+ID_ENCODINGS: Final = ("base64", "raw")
+"""How a cookie or header carries the id (``session.idEncoding``); base64 is Spring Session's."""
 
 
 class InvalidIdPattern(ValueError):
@@ -111,22 +115,28 @@ class SessionCodec:
     format: str
     prefix: str
     pattern: re.Pattern[str]
+    id_encoding: str | None = None
+    """``base64`` or ``raw``; None: the format's own (base64 for a Spring Session cookie)."""
 
     def app_id(self, value: str, *, cookie: bool) -> str | None:
         """The app's session id in a cookie (``cookie``) or header value, or None when the value
         holds none of this format's grammar: then the request carries no session."""
-        if cookie:
-            value = self._from_cookie(value)
+        if self.encoding(cookie=cookie) == "base64":
+            decoded = _base64_id(value)
+            if decoded is None:
+                return None
+            value = decoded
+        elif cookie and self.format == "connect-redis":
+            value = _express_cookie(value)
         if len(value) > MAX_ID_LENGTH or self.pattern.fullmatch(value) is None:
             return None
         return value
 
-    def _from_cookie(self, value: str) -> str:
-        if self.format == "spring-session":
-            return _spring_cookie(value)
-        if self.format == "connect-redis":
-            return _express_cookie(value)
-        return value
+    def encoding(self, *, cookie: bool) -> str:
+        """How a cookie (``cookie``) or header value carries the id here."""
+        if self.id_encoding is not None:
+            return self.id_encoding
+        return "base64" if cookie and self.format == "spring-session" else "raw"
 
     def app_key(self, app_id: str) -> AppKey | None:
         """The app's own session key of an id :meth:`app_id` returned (None for ``curfew``:
@@ -137,22 +147,27 @@ class SessionCodec:
         return AppKey(key, APP_KEY_TYPES[self.format], self.format, self.prefix, app_id)
 
 
-def build_codec(format: str, prefix: str, id_pattern: str | None = None) -> SessionCodec:
+def build_codec(
+    format: str, prefix: str, id_pattern: str | None = None, id_encoding: str | None = None
+) -> SessionCodec:
     """The codec of a store of ``format`` under ``prefix``; ``id_pattern`` replaces the format's
-    default grammar (``check_id_pattern`` must accept it)."""
+    default grammar (``check_id_pattern`` must accept it), ``id_encoding`` its encoding."""
     pattern = DEFAULT_ID_PATTERNS[format] if id_pattern is None else check_id_pattern(id_pattern)
-    return SessionCodec(format, prefix, re.compile(pattern))
+    if id_encoding is not None and id_encoding not in ID_ENCODINGS:
+        raise ValueError(f"idEncoding must be one of {', '.join(ID_ENCODINGS)}")
+    return SessionCodec(format, prefix, re.compile(pattern), id_encoding)
 
 
-def _spring_cookie(value: str) -> str:
-    """Spring Session's ``DefaultCookieSerializer`` writes the id in base64 by default; a
-    cookie that already holds a plain id (``useBase64Encoding = false``) is read as it is."""
-    if len(value) != 48:  # base64 of 36 characters; anything else is read as it is
-        return value
+def _base64_id(value: str) -> str | None:
+    """The id inside a base64 value, as ``DefaultCookieSerializer`` reads it (``Base64.getDecoder``:
+    the standard alphabet, padding optional), or None when it is no base64 of UTF-8 text: then
+    the value names no session, as in Spring."""
+    if len(value) > 2 * MAX_ID_LENGTH:
+        return None
     try:
-        return base64.b64decode(value, validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError):
-        return value
+        return base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error, UnicodeDecodeError, or a value that is not ASCII
+        return None
 
 
 def _express_cookie(value: str) -> str:

@@ -109,7 +109,8 @@ def build_policy(config: UnifiedConfig) -> SidecarPolicy:
                                         config.reauthentication.return_to_parameter),
         store_format=config.store.format,
         key_prefix=config.store.key_prefix,
-        codec=build_codec(config.store.format, config.store.key_prefix, config.store.id_pattern),
+        codec=build_codec(config.store.format, config.store.key_prefix, config.store.id_pattern,
+                          config.session.id_encoding),
         policy=",".join(config.sources),
         workload=str(config.workload),
     )
