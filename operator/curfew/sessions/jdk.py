@@ -15,6 +15,7 @@ Pure: bytes in, values out; never executes anything.
 
 from __future__ import annotations
 
+import io
 import logging
 import struct
 from typing import Any, Final
@@ -85,10 +86,25 @@ def load(value: bytes) -> Any:
     the parser is no object: apps write these values, sometimes from what users send."""
     if not value.startswith(MAGIC):
         raise NotJdk("no Java serialization header")
+    stream = _Exact(value)
     try:
-        return javaobj_v1.loads(value)  # type: ignore[no-untyped-call]
+        obj = javaobj_v1.load(stream, ignore_remaining_data=True)  # type: ignore[no-untyped-call]
     except Exception:  # a parser of hostile bytes fails in many ways
         raise NotJdk("not a Java object javaobj can read") from None
+    if stream.tell() != len(value):
+        raise NotJdk("bytes after the object")  # Spring writes one object per value
+    return obj
+
+
+class _Exact(io.BytesIO):
+    """A stream that fails a read past its end: javaobj takes a short read for the whole of a
+    string or array, so a truncated value would otherwise read as a shorter one."""
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        if size is not None and size >= 0 and len(data) != size:
+            raise NotJdk("truncated")
+        return data
 
 
 _NUMBER_PREFIXES: dict[bytes, int] = {}
