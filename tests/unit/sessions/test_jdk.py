@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 
@@ -82,7 +83,5 @@ def test_random_bytes_behind_the_header_are_a_value_or_refused_never_an_error(
     tail: bytes,
 ) -> None:
     for read in (jdk.read_number, jdk.read_string, jdk.principal_of_security_context):
-        try:
+        with contextlib.suppress(jdk.NotJdk):
             read(jdk.MAGIC + tail)
-        except jdk.NotJdk:
-            pass
