@@ -2,13 +2,13 @@
 (``java.io.ObjectOutputStream``): reading hash values and writing set members, byte for byte.
 
 Objects (``java.lang.Long``, ``java.lang.Integer``, a ``SecurityContextImpl`` graph) are read by
-javaobj-py3, a parser of the stream format that never loads or runs a class. Strings are read and
-written here, in modified UTF-8 (``DataOutput.writeUTF``: NUL as ``C0 80``, a supplementary
-character as its two UTF-16 surrogates of three bytes each, a lone surrogate as itself):
-javaobj-py3 0.6.1's decoder rejects U+D000 to U+D7FF (Hangul syllables, among others) after a
-``C0 80`` or a surrogate pair, and lone surrogates, all of which Java writes; and its writer writes
-standard UTF-8. Removing a set member needs the member's exact bytes, so the writer is checked
-against the JDK's own output by the tests.
+javaobj-py3, a parser of the stream format that never loads or runs a class. Strings are decoded
+and written here (inside javaobj's reader too), in modified UTF-8 (``DataOutput.writeUTF``: NUL
+as ``C0 80``, a supplementary character as its two UTF-16 surrogates of three bytes each, a lone
+surrogate as itself): javaobj-py3 0.6.1's decoder rejects U+D000 to U+D7FF (Hangul syllables,
+among others) after a ``C0 80`` or a surrogate pair, and lone surrogates, all of which Java
+writes; and its writer writes standard UTF-8. Removing a set member needs the member's exact
+bytes, so the writer is checked against the JDK's own output by the tests.
 
 Pure: bytes in, values out; never executes anything.
 """
@@ -20,7 +20,8 @@ import logging
 import struct
 from typing import Any, Final
 
-from javaobj.v1 import core as javaobj_v1
+from javaobj.v1.transformers import DefaultObjectTransformer
+from javaobj.v1.unmarshaller import JavaObjectUnmarshaller
 
 MAGIC: Final = b"\xac\xed\x00\x05"
 _TC_STRING: Final = 0x74
@@ -88,12 +89,23 @@ def load(value: bytes) -> Any:
         raise NotJdk("no Java serialization header")
     stream = _Exact(value)
     try:
-        obj = javaobj_v1.load(stream, ignore_remaining_data=True)  # type: ignore[no-untyped-call]
+        unmarshaller = _Unmarshaller(stream)  # type: ignore[no-untyped-call]
+        unmarshaller.add_transformer(DefaultObjectTransformer())  # type: ignore[no-untyped-call]
+        obj = unmarshaller.readObject(ignore_remaining_data=True)  # type: ignore[no-untyped-call]
     except Exception:  # a parser of hostile bytes fails in many ways
         raise NotJdk("not a Java object javaobj can read") from None
     if stream.tell() != len(value):
         raise NotJdk("bytes after the object")  # Spring writes one object per value
     return obj
+
+
+class _Unmarshaller(JavaObjectUnmarshaller):
+    """javaobj's reader, its strings (names and values inside objects) decoded by
+    :func:`decode_mutf8`: its own decoder refuses Hangul after a NUL or an emoji."""
+
+    def _readString(self, length_fmt: str = "H") -> str:
+        (length,) = self._readStruct(">" + length_fmt)  # type: ignore[no-untyped-call]
+        return decode_mutf8(self.object_stream.read(length))
 
 
 class _Exact(io.BytesIO):
