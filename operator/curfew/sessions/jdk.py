@@ -71,15 +71,10 @@ def write_string(text: str) -> bytes:
 
 def read_string(value: bytes) -> str:
     """A ``String`` as ``writeObject`` wrote it; raises NotJdk for anything else."""
-    if value[:5] == MAGIC + bytes([_TC_STRING]) and len(value) >= 7:
-        (length,), body = struct.unpack(">H", value[5:7]), value[7:]
-    elif value[:5] == MAGIC + bytes([_TC_LONGSTRING]) and len(value) >= 13:
-        (length,), body = struct.unpack(">q", value[5:13]), value[13:]
-    else:
+    text = load(value)
+    if not isinstance(text, str):
         raise NotJdk("not a serialized String")
-    if length != len(body):
-        raise NotJdk("a String with trailing or missing bytes")
-    return decode_mutf8(body)
+    return str(text)
 
 
 def load(value: bytes) -> Any:
