@@ -40,9 +40,6 @@ class AppSession:
     guard_value: bytes | None
     spring: SpringSession | None = None
     connect: ConnectSession | None = None
-    fields: tuple[bytes | None, ...] = ()
-    """A Spring session's hash fields as read (``spring.FIELDS``): its removal is guarded by
-    them and its companion keys named by them."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +94,7 @@ class AppSessions:
         pipe = self._client.pipeline(transaction=False)
         for key, _ in found:
             if self.format == "spring-session":
-                pipe.hmget(key, *spring.FIELDS)
+                pipe.hmget(key, *spring.FIELDS[:3])  # the times: the principal waits for removal
             else:
                 pipe.get(key)
         head = len(self.prefix + keys.SPRING_EXPIRES)
@@ -117,7 +114,7 @@ class AppSessions:
                     found_spring = read_spring_session(*reply)
                     if found_spring is not None:
                         sessions.append(AppSession(key, raw_id, "lastAccessedTime", reply[1],
-                                                   found_spring, fields=tuple(reply)))
+                                                   found_spring))
                 else:
                     connect = read_connect_session(reply)
                     if connect is not None:
@@ -131,15 +128,23 @@ class AppSessions:
 
         A Spring session goes whole, by the sidecar's script (``delete_spring_session.lua``):
         its hash, its ``sessions:expires:<id>`` key, its member of the ``expirations:<minute>``
-        set or of the ``sessions:expirations`` sorted set, and of its principal index set.
+        set or of the ``sessions:expirations`` sorted set, and of its principal index set. The
+        fields that name the principal are read here, for the sessions to remove only (a
+        ``SPRING_SECURITY_CONTEXT`` is often a kilobyte: the walk does not carry it).
         """
         if not sessions:
             return []
         with translate_errors():
+            fields = await self._spring_fields([s for s in sessions if s.spring is not None])
             pipe = self._client.pipeline(transaction=False)
-            for s in sessions:
-                if s.spring is not None and not self.cluster:
-                    removal = spring.build_removal(self.prefix, s.raw_id, s.fields)
+            sent: list[int] = []
+            for i, s in enumerate(sessions):
+                read = fields.get(s.key)
+                if s.spring is not None and (read is None or read[1] != s.guard_value):
+                    continue  # touched or gone since the walk judged it: it stays
+                sent.append(i)
+                if read is not None and not self.cluster:
+                    removal = spring.build_removal(self.prefix, s.raw_id, read)
                     pipe.execute_command("EVALSHA", DELETE_SPRING_SESSION.sha,
                                          len(removal.keys), *removal.keys, *removal.args)
                 elif s.guard_field is None:
@@ -149,28 +154,46 @@ class AppSessions:
                         "EVALSHA", DELETE_IF_UNCHANGED.sha, 1, s.key, s.guard_field, s.guard_value
                     )
             try:
-                replies = await pipe.execute()
+                replies = await pipe.execute() if sent else []
             except rexc.NoScriptError:
                 await self._client.script_load(DELETE_IF_UNCHANGED.source)
                 await self._client.script_load(DELETE_SPRING_SESSION.source)
                 return await self.remove(sessions)
-            deleted = [int(r) == 1 for r in replies]
+            deleted = [False] * len(sessions)
+            for i, reply in zip(sent, replies, strict=True):
+                deleted[i] = int(reply) == 1
             if self.cluster:
                 await self._clean_spring_cluster(
-                    [s for s, d in zip(sessions, deleted, strict=True) if d and s.spring])
+                    [(s, fields[s.key]) for s, d in zip(sessions, deleted, strict=True)
+                     if d and s.spring])
         return deleted
 
-    async def _clean_spring_cluster(self, sessions: Sequence[AppSession]) -> None:
+    async def _spring_fields(
+        self, sessions: Sequence[AppSession]
+    ) -> dict[str, tuple[bytes | None, ...] | None]:
+        """Each Spring session's ``spring.FIELDS`` as they are now (None: no longer a hash)."""
+        if not sessions:
+            return {}
+        pipe = self._client.pipeline(transaction=False)
+        for s in sessions:
+            pipe.hmget(s.key, *spring.FIELDS)
+        replies = await pipe.execute(raise_on_error=False)
+        return {s.key: None if isinstance(r, Exception) else tuple(r)
+                for s, r in zip(sessions, replies, strict=True)}
+
+    async def _clean_spring_cluster(
+        self, sessions: Sequence[tuple[AppSession, tuple[bytes | None, ...] | None]]
+    ) -> None:
         """On a Cluster, Spring's companion keys lie in other slots than the hash: after the
-        guarded delete of the hash, each goes by a command of its own, with the script's type
-        checks. Best effort: the session is gone already, and a key of another type than Spring
-        writes only fails its own command, whose error (it would name the member, so the
-        session id) is dropped."""
+        guarded delete of the hash, each goes by a command of its own. Best effort: the session
+        is gone already, and a key of another type than Spring writes only fails its own
+        command, whose error (it would name the member, so the session id) is dropped."""
         if not sessions:
             return
         pipe = self._client.pipeline(transaction=False)
-        for s in sessions:
-            removal = spring.build_removal(self.prefix, s.raw_id, s.fields)
+        for s, read in sessions:
+            assert read is not None
+            removal = spring.build_removal(self.prefix, s.raw_id, read)
             expires, zset, *sets = removal.keys[1:]
             members = removal.args[2 * len(spring.FIELDS) + 1:]
             pipe.delete(expires)

@@ -120,7 +120,6 @@ class SpringSession:
     last_accessed_ms: int
     max_inactive_seconds: int | None
     serializer: Serializer
-    principal: str | None = None
 
     @property
     def expirations_minute_ms(self) -> int | None:
@@ -141,10 +140,10 @@ def read_spring_session(
     created: bytes | None,
     last_accessed: bytes | None,
     max_inactive: bytes | None,
-    principal: bytes | None = None,
-    security_context: bytes | None = None,
 ) -> SpringSession | None:
-    """A Spring Session from its hash fields, or None when they are missing or unreadable."""
+    """A Spring Session from its hash fields, or None when they are missing or unreadable. Its
+    principal is read only when it is removed (``curfew.sessions.spring``): a walk judges every
+    session, and parsing a ``SecurityContextImpl`` costs tens of microseconds."""
     if created is None or last_accessed is None:
         return None  # a partial hash (Spring's delta save racing an expiry): no session
     c = _time_ms(read_spring_number(created), "creationTime")
@@ -159,7 +158,6 @@ def read_spring_session(
         last_accessed_ms=la,
         max_inactive_seconds=mi,
         serializer=serializer_of(created),
-        principal=read_spring_principal(principal, security_context),
     )
 
 
