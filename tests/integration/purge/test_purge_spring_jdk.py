@@ -123,3 +123,24 @@ async def test_a_dry_run_over_spring_sessions_writes_nothing(
     assert run.code == 0, run.stderr
     assert sum(run.summary["expired"].values()) == len(expired)
     assert await snapshot(client) == before
+
+
+async def test_the_reactive_repositorys_index_sets_beside_the_sessions_are_no_sessions(
+    client: aioredis.Redis, redis_url: str, spring_writer: SpringWriter, tmp_path: Path
+) -> None:
+    now = await client.time()
+    now_ms = now[0] * 1000 + now[1] // 1000
+    live = SpringRecord(str(uuid.uuid4()), now_ms - MIN, now_ms, layout="sorted")
+    spring_writer.write(redis_url, live)
+    # ReactiveRedisSessionIndexer's sets, under the walk's own pattern (sessions:*).
+    index = (f"{NAMESPACE}sessions:index:org.springframework.session."
+             "FindByIndexNameSessionRepository.PRINCIPAL_NAME_INDEX_NAME:alice")
+    await client.sadd(index, jdk.write_string(live.id))
+    await client.sadd(f"{NAMESPACE}sessions:{live.id}:idx", jdk.write_string(index))
+    run = curfew_purge(write_config(tmp_path, purge_config(
+        format="spring-session", key_prefix=NAMESPACE)), redis_url)
+    assert run.code == 0, run.stderr
+    assert run.summary["scanned"] == 1
+    assert run.summary["malformed"] == 0
+    assert await client.exists(index, f"{NAMESPACE}sessions:{live.id}:idx",
+                               f"{NAMESPACE}sessions:{live.id}") == 3
