@@ -14,7 +14,7 @@ LOCK   := requirements/lock.txt
 UV     := uv==0.13.9
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps tools lock render demo lint test test-unit test-integration e2e bench clean
+.PHONY: help setup system-deps tools lock render demo lint test test-unit test-integration fuzz e2e bench clean
 
 help:  ## list the targets
 	@grep -E '^[A-Za-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -62,6 +62,11 @@ test-unit: setup  ## the unit tier only (no servers)
 
 test-integration: setup tools  ## the integration tier (real Redis, kmock, real HTTP, real helm)
 	$(BIN)/pytest tests/integration
+
+fuzz: setup  ## the sidecar's differential HTTP fuzzing, long profile (FUZZ_EXAMPLES=200000)
+	CURFEW_FUZZ_PROFILE=long CURFEW_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),200000) \
+	  $(BIN)/pytest -p no:cacheprovider --hypothesis-show-statistics \
+	  tests/integration/sidecar/test_sidecar_fuzz.py
 
 e2e: setup tools  ## the opt-in real-cluster suite (needs kind and docker): see docs/install.md
 	bash scripts/e2e-kind.sh

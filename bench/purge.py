@@ -12,6 +12,10 @@ Starts its own redis-server on a free loopback port, then measures:
    SCAN (sessions per second), once without Curfew records and once with a record joined to
    each: an app format is always walked by SCAN, since the app keeps sessions the sidecar never
    saw;
+5. `curfew purge` walking N connect-redis sessions (express-session JSON, each key's TTL read
+   with it) by SCAN, 10% of them idle, without and then with a Curfew record for every session
+   (sessions walked per second). This format must SCAN: sessions signed in straight at the app
+   have no record, and the app's own touch (a TTL) is the clock the purge reads;
 
 and the slowest command Redis logged during the three purges (SLOWLOG). It prints the machine's
 load average before and after each measurement (every figure here is wall-clock time on a
@@ -19,9 +23,9 @@ shared machine), and, per removed session, the run's time and Redis's own time i
 purge_shard (INFO commandstats). It ends with
 
     RESULT expired_per_s=… ratio_to_raw_del=… none_expired_seconds=… spring_keys_per_s=…
-    spring_joined_per_s=… max_slowlog_ms=…
+    spring_joined_per_s=… connect_per_s=… connect_with_records_per_s=… max_slowlog_ms=…
 
-Usage: python bench/purge.py [--sessions N] [--spring N]   (defaults 1000000 each)
+Usage: python bench/purge.py [--sessions N] [--spring N] [--connect N]   (defaults 1000000 each)
 """
 
 from __future__ import annotations
@@ -151,6 +155,76 @@ def populate_records(
             pipe.execute()
     pipe.execute()
 
+# connect-redis's layout: one JSON string per session, express-session's cookie in it, the key's
+# TTL set by connect-redis. Saved an hour ago with a day's maxAge; touched (EXPIRE) a second ago,
+# or every 10th left idle since 20 minutes. Ids: 32 hex characters (within uid-safe's grammar).
+CONNECT_SESSIONS = """
+local prefix, first, n, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local day = 86400000
+for i = first, first + n - 1 do
+  local id = string.sub(redis.sha1hex(tostring(i)), 1, 32)
+  local ago = 3600000
+  local ttl = day - 1000
+  if i % 10 == 0 then
+    ago = 1200000
+    ttl = day - ago
+  end
+  local saved = (now - ago) / 1000
+  local expires = saved + day / 1000
+  local value = '{"cookie":{"originalMaxAge":86400000,"expires":"' ..
+    os_date(expires) .. '","httpOnly":true,"path":"/"},"user":"u' .. i .. '"}'
+  redis.call('SET', prefix .. id, value, 'PX', ttl)
+end
+return n
+"""
+
+# Curfew's records of those sessions, as check_and_touch writes them, by the sids the bench
+# computed (the keyed hash of each id); every 10th idle like its app session.
+CONNECT_RECORDS = """
+local ns, now, owner, retain, first = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]),
+  tonumber(ARGV[5])
+local function s(v) return string.format('%d', v) end
+local created, idle, abs = now - 3600000, 900000, 28800000
+for k = 6, #ARGV do
+  local i, sid = first + k - 6, ARGV[k]
+  local tag = string.format('{%02x}', tonumber(string.sub(sid, 1, 4), 16) % 64)
+  local last = now - 1000
+  if i % 10 == 0 then last = now - 1200000 end
+  local rec = ns .. tag .. ':r:' .. sid
+  redis.call('HSET', rec, 'c', s(created), 'l', s(last), 'i', s(idle), 'a', s(abs),
+    'u', s(created), 'p', 'bench/policy', 'w', 'Deployment/bench/web', 'k', '1', 'o', owner)
+  local di, da = last + idle, created + abs
+  redis.call('ZADD', ns .. tag .. ':due', s(math.min(di, da)), owner .. sid)
+  redis.call('ZADD', ns .. tag .. ':limits', 'GT', s(da), s(idle) .. ':' .. s(abs))
+  redis.call('PEXPIREAT', rec, s(math.min(di, da) + retain))
+end
+return #ARGV - 5
+"""
+
+# Lua in Redis has no os.date: a civil-from-days conversion (Howard Hinnant's) for the ISO 8601
+# cookie.expires express-session writes, prepended to CONNECT_SESSIONS.
+OS_DATE = """
+local function os_date(t)
+  local secs = math.floor(t)
+  local ms = math.floor((t - secs) * 1000 + 0.5)
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp + 3
+  if m > 12 then m = m - 12 end
+  if m <= 2 then y = y + 1 end
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, math.floor(rem / 3600),
+    math.floor(rem % 3600 / 60), rem % 60, ms)
+end
+"""
 
 _NUMBER_TAIL = "787200106a6176612e6c616e672e4e756d62657286ac951d0b94e08b0200007870"
 JDK_LONG_HEAD = bytes.fromhex(
@@ -266,12 +340,33 @@ def slowest_ms(client: redis.Redis, run: str) -> float:
     return float(worst["duration"]) / 1000
 
 
+def connect_records(client: redis.Redis, total: int) -> None:
+    """A Curfew record for each of the ``total`` connect-redis sessions CONNECT_SESSIONS wrote."""
+    sha = client.script_load(CONNECT_RECORDS)
+    now_s, now_us = client.time()
+    now = now_s * 1000 + now_us // 1000
+    namespace = keys.curfew_namespace("connect-redis", "sess:")
+    key = SESSION_KEY.encode()
+    for first in range(0, total, CHUNK):
+        sids = [session_hash(key, hashlib.sha1(str(i).encode(), usedforsecurity=False)
+                             .hexdigest()[:32])
+                for i in range(first, min(first + CHUNK, total))]
+        client.evalsha(sha, 0, namespace, now, OWNER, RETAIN_MS, first, *sids)
+
+
+def walk_rate(run: dict[str, object]) -> float:
+    return float(run["scanned"]) / float(run["durationSeconds"])  # type: ignore[arg-type]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=1_000_000, help="Curfew sessions per run")
     parser.add_argument("--spring", type=int, default=None, help="Spring sessions (default N)")
+    parser.add_argument("--connect", type=int, default=None,
+                        help="connect-redis sessions (default N)")
     args = parser.parse_args()
     n, spring_n = args.sessions, args.spring or args.sessions
+    connect_n = args.connect or args.sessions
     if shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None:
         raise SystemExit("needs redis-server and redis-benchmark (make system-deps)")
     workdir = Path(tempfile.mkdtemp(prefix="curfew-bench-"))
@@ -331,6 +426,27 @@ def main() -> None:
                   f"expired and removed whole): {spring_per_s[what]:,.0f} sessions walked/s; "
                   f"{spring_run}", flush=True)
             client.flushall()
+
+        connect_config = purge_config(workdir / "connect.json", "connect-redis", "sess:")
+        populate(client, OS_DATE + CONNECT_SESSIONS, connect_n, "sess:")
+        client.slowlog_reset()
+        machine_load("before the connect-redis walk")
+        connect_run = run_purge(connect_config, port)
+        machine_load("after it")
+        slow = max(slow, slowest_ms(client, "connect-redis walk"))
+        print(f"purge, {connect_n:,} connect-redis sessions, no Curfew records: {connect_run}",
+              flush=True)
+        client.flushall()
+
+        populate(client, OS_DATE + CONNECT_SESSIONS, connect_n, "sess:")
+        connect_records(client, connect_n)
+        client.slowlog_reset()
+        machine_load("before the connect-redis walk with records")
+        recorded_run = run_purge(connect_config, port)
+        machine_load("after it")
+        slow = max(slow, slowest_ms(client, "connect-redis walk with records"))
+        print(f"purge, {connect_n:,} connect-redis sessions with Curfew records: {recorded_run}",
+              flush=True)
     finally:
         proc.terminate()
         proc.wait()
@@ -340,7 +456,8 @@ def main() -> None:
         f"none_expired_seconds={float(none_run['durationSeconds']):.3f} "  # type: ignore[arg-type]
         f"spring_keys_per_s={spring_per_s['no Curfew records']:.0f} "
         f"spring_joined_per_s={spring_per_s['each joined to its Curfew record']:.0f} "
-        f"max_slowlog_ms={slow:.2f}"
+        f"connect_per_s={walk_rate(connect_run):.0f} "
+        f"connect_with_records_per_s={walk_rate(recorded_run):.0f} max_slowlog_ms={slow:.2f}"
     )
 
 

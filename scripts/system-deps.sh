@@ -2,7 +2,9 @@
 # Installs the Debian packages the test suite runs for real: redis-server (single and Cluster),
 # wrk (sidecar benchmark), nginx-light (the sidecar's documented auth_request config, run for
 # real), chromium + chromium-driver (browser tests), openssl (the TLS store test's throwaway CA),
-# nodejs + npm (the real JavaScript cookie parser, installed from its lockfile with npm ci).
+# nodejs + npm (the real JavaScript cookie parser and Express app, installed from lockfiles with
+# npm ci), php-cli + php-redis (a real PHP app's sessions), default-jdk-headless (javac: Spring
+# Session's records written by the JDK's own ObjectOutputStream).
 # Skips what is present.
 set -euo pipefail
 need=()
@@ -15,6 +17,9 @@ command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v openssl >/dev/null || need+=(openssl)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
+command -v php >/dev/null || need+=(php-cli)
+{ command -v php >/dev/null && php -m 2>/dev/null | grep -qx redis; } || need+=(php-redis)
+command -v javac >/dev/null || need+=(default-jdk-headless)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${need[*]} (run: sudo apt-get install -y ${need[*]})" >&2

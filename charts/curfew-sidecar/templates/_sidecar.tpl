@@ -20,6 +20,9 @@ Parameters (a dict):
   redisSecretKey        key of the Redis URL in redisSecret (default url)
   sessionKeySecret      Secret holding the session-hashing key (default: redisSecret)
   sessionKeySecretKey   its key (default session-key), as the policy's effective sessionKeySecretRef
+  appSecret             Secret holding the app's cookie secret(s), as the policy's
+                        spec.store.appSecretRef (connect-redis; default: none, signatures unread)
+  appSecretKey          its key (default cookie-secret)
   image                 the curfew image (default curfew:<appVersion of this chart>)
   imagePullPolicy       default IfNotPresent
   listenPort            port the sidecar serves the app's traffic on (default 8080)
@@ -88,6 +91,13 @@ Parameters (a dict):
         secretKeyRef:
           name: {{ default $redisSecret .sessionKeySecret }}
           key: {{ default "session-key" .sessionKeySecretKey }}
+    {{- if .appSecret }}
+    - name: CURFEW_APP_SECRET
+      valueFrom:
+        secretKeyRef:
+          name: {{ .appSecret }}
+          key: {{ default "cookie-secret" .appSecretKey }}
+    {{- end }}
   ports:
     - name: curfew
       containerPort: {{ $listenPort }}

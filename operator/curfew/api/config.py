@@ -74,6 +74,10 @@ class ConfigSecretRef(_Doc):
     key: str
 
 
+def _unset(value: object) -> bool:
+    return value is None
+
+
 class ConfigStore(_Doc):
     format: StoreFormat
     key_prefix: str
@@ -81,6 +85,13 @@ class ConfigStore(_Doc):
     session_key_secret_ref: ConfigSecretRef
     id_pattern: Annotated[str, AfterValidator(check_id_pattern)] | None = None
     """The id grammar (``curfew.sessions.codec``); rendered explicitly, None: the format's."""
+    app_secret_ref: ConfigSecretRef | None = Field(default=None, exclude_if=_unset)
+    """connect-redis: the app's cookie secret(s), which the sidecar verifies signatures with.
+    Absent when unset (as ``appTTLSeconds``), so the documents of other formats stay as they
+    were, hashes included."""
+    app_ttl_seconds: Seconds | None = Field(
+        default=None, alias="appTTLSeconds", exclude_if=_unset)
+    """connect-redis: the store's ``ttl`` option, for sessions whose cookie has no maxAge."""
 
 
 class ConfigPurge(_Doc):

@@ -255,6 +255,12 @@ class SessionKeySecretRef(SecretKeyRef):
     key: str = Field(default="session-key", description="Key within the Secret.")
 
 
+class AppSecretRef(SecretKeyRef):
+    """A key of a Secret holding the app's own cookie secret(s) (express-session's ``secret``)."""
+
+    key: str = Field(default="cookie-secret", description="Key within the Secret.")
+
+
 def _id_pattern(value: str) -> str:
     try:
         return check_id_pattern(value)
@@ -288,6 +294,31 @@ class Store(Model):
         "base64url characters for connect-redis, [A-Za-z0-9_-]{16,128} for generic, 1 to 4096 "
         "cookie characters for curfew.",
     )
+    app_secret_ref: AppSecretRef | None = Field(
+        default=None,
+        description="connect-redis only: key of a Secret holding the app's express-session "
+        "secret, or several (a rotation) one a line or as a JSON list of strings. Set, a "
+        "cookie's signature is verified as express-session does and a cookie no secret signed "
+        "is no session; unset, the signature is stripped unread. Only the sidecar receives it.",
+    )
+    app_ttl: Duration | None = Field(
+        default=None,
+        alias="appTTL",
+        description="connect-redis only: the store's ttl option (connect-redis's default is "
+        "86400s), the lifetime it gives sessions whose cookie has no maxAge. Set, the purge "
+        "reads such a session's last activity from its key's remaining TTL; unset, it judges "
+        "them by their Curfew record alone. Sessions with a cookie maxAge need no setting.",
+    )
+
+    @model_validator(mode="after")
+    def _app_options(self) -> Store:
+        if self.format != "connect-redis":
+            for name, value in (("appSecretRef", self.app_secret_ref), ("appTTL", self.app_ttl)):
+                if value is not None:
+                    raise ValueError(f"{name}: only for format connect-redis, not {self.format}")
+        if self.app_ttl is not None and self.app_ttl.nanoseconds < SECOND:
+            raise ValueError(f"appTTL: must be at least 1s, got {self.app_ttl}")
+        return self
 
     @property
     def effective_key_prefix(self) -> str:

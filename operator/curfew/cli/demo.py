@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="warn this long before expiry (default 15s)")
     parser.add_argument("--for", dest="run_for", type=float, metavar="SECONDS",
                         help="stop by itself after this many seconds (for scripts and CI)")
+    parser.add_argument("--app-only", action="store_true",
+                        help="serve only the sample app, with no sidecar and no store: what a "
+                        "cluster runs behind its own sidecar (the demo-app chart); --idle and "
+                        "--absolute then only word its sign-in page")
     parser.add_argument("--log-level", default="WARNING",
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                         help="level of the sidecar's operational log on stderr (default "
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from curfew.cli.sidecar import configure_logging
-    from curfew.demo.main import DemoError, DemoSettings, run_demo
+    from curfew.demo.main import DemoError, DemoSettings, run_app_only, run_demo
 
     given: dict[str, Any] = {
         "port": args.port, "host": args.host, "store": args.store, "redis_url": args.redis_url,
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     configure_logging(args.log_level)
     try:
-        asyncio.run(run_demo(settings))
+        asyncio.run(run_app_only(settings) if args.app_only else run_demo(settings))
     except DemoError as err:
         print(f"curfew demo: {err}", file=sys.stderr)
         return 1

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     configure_logging(args.log_level)
     try:
-        policy = load_policy(settings.config)
+        policy = load_policy(settings.config, app_secrets=settings.app_secrets)
     except ConfigError as err:
         print(f"curfew sidecar: {err}", file=sys.stderr)
         return 1

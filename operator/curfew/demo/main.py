@@ -255,13 +255,32 @@ async def choose_store(settings: DemoSettings) -> StoreHandle:
     return _embedded()
 
 
-async def _serve_app(settings: DemoSettings) -> tuple[web.AppRunner, int]:
+async def _serve_app(
+    settings: DemoSettings, host: str = "127.0.0.1", port: int = 0
+) -> tuple[web.AppRunner, int]:
     app = build_app(settings.idle.seconds, settings.absolute.seconds)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, host, port)
     await site.start()
     return runner, int(runner.addresses[0][1])
+
+
+async def run_app_only(settings: DemoSettings, out: TextIO = sys.stdout) -> None:
+    """Serve only the sample app, with no sidecar and no store, until SIGINT/SIGTERM or
+    ``run_for`` seconds: the app a cluster runs behind its own sidecar (the demo-app chart)."""
+    try:
+        runner, port = await _serve_app(settings, settings.host, settings.port)
+    except OSError as err:
+        raise DemoError(f"--port: cannot listen on {settings.host}:{settings.port} "
+                        f"({err.strerror or err}); pass another port, or 0 for any free "
+                        "one") from None
+    try:
+        print(f"Curfew demo app (no sidecar): http://{_shown_host(settings.host)}:{port}/, "
+              f"its sign-in at {LOGIN_PATH} issues the cookie {COOKIE}", file=out, flush=True)
+        await _wait(settings.run_for)
+    finally:
+        await runner.cleanup()
 
 
 def _shown_host(host: str) -> str:

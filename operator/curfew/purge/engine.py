@@ -97,7 +97,8 @@ class Purge:
         self.scan_count = scan_count
         self.pipelines = pipelines
         self.apps = (
-            AppSessions(store.client, format=target.format, prefix=target.key_prefix)
+            AppSessions(store.client, format=target.format, prefix=target.key_prefix,
+                        app_ttl_ms=target.app_ttl_ms)
             if target.format != keys.CURFEW_FORMAT
             else None
         )

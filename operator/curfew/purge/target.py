@@ -30,6 +30,8 @@ class PurgeTarget:
     workloads: dict[str, Limits] = field(default_factory=dict)
     """Current limits by workload (``Kind/namespace/name``), the ids records carry."""
     max_purge_fraction: float = 0.5
+    app_ttl_ms: int | None = None
+    """connect-redis: the store's ``ttl`` option (``store.appTTL``), when the policy states it."""
 
     @property
     def audit_only(self) -> bool:
@@ -66,6 +68,8 @@ def build_target(doc: PurgeConfig | UnifiedConfig) -> PurgeTarget:
         limits=limits,
         workloads=workloads,
         max_purge_fraction=doc.purge.max_purge_fraction,
+        app_ttl_ms=(round(doc.store.app_ttl_seconds * 1000)
+                    if doc.store.app_ttl_seconds is not None else None),
     )
 
 

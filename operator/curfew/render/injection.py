@@ -29,7 +29,7 @@ from curfew.api.config import POLICY_FILE, UnifiedConfig, WorkloadId
 from curfew.api.policy import SessionPolicy
 from curfew.defaults import IMAGE
 from curfew.render.naming import build_config_map_name
-from curfew.render.objects import CONFIG_DIR, build_store_env
+from curfew.render.objects import CONFIG_DIR, build_app_secret_env, build_store_env
 from curfew.render.resolve import build_unified_config
 from curfew.render.selectors import selects
 
@@ -273,7 +273,7 @@ def build_sidecar_container(
             "--mode=proxy",
             f"--upstream=http://127.0.0.1:{upstream}",
         ],
-        "env": build_store_env(config.store),
+        "env": build_store_env(config.store) + build_app_secret_env(config.store),
         "ports": [
             served,
             {"name": OPS_PORT_NAME, "containerPort": settings.ops_port, "protocol": "TCP"},

@@ -30,6 +30,7 @@ CONFIG_DIR: Final = "/etc/curfew"
 TERMINATION_LOG: Final = "/dev/termination-log"
 ENV_REDIS_URL: Final = "REDIS_URL"
 ENV_SESSION_KEY: Final = "CURFEW_SESSION_KEY"
+ENV_APP_SECRET: Final = "CURFEW_APP_SECRET"
 WORKLOAD_API_VERSION: Final = "apps/v1"
 
 
@@ -223,3 +224,13 @@ def build_store_env(store: ConfigStore) -> list[dict[str, Any]]:
             "name": store.session_key_secret_ref.name,
             "key": store.session_key_secret_ref.key}}},
     ]
+
+
+def build_app_secret_env(store: ConfigStore) -> list[dict[str, Any]]:
+    """The app's cookie secret(s) as an env var from ``store.appSecretRef``, for the sidecar
+    alone: only it reads cookies, so the purge job never receives them."""
+    ref = store.app_secret_ref
+    if ref is None:
+        return []
+    return [{"name": ENV_APP_SECRET, "valueFrom": {"secretKeyRef": {
+        "name": ref.name, "key": ref.key}}}]

@@ -3,7 +3,9 @@ SCAN in batches and removed with a guard, for the purge job.
 
 A walk never uses KEYS or another blocking command: SCAN with COUNT >= 1000, and one pipeline
 per batch to read what was found. A removal deletes the session only if the field the purge job
-judged still holds the bytes it read, so a session the app touched meanwhile survives.
+judged still holds the bytes it read, so a session the app touched meanwhile survives; a
+connect-redis session also only while its TTL has not grown (the app's ``touch`` renews the TTL
+alone), by ``remove_connect_session.lua``, the script the sidecar's expiry uses too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from curfew.sessions.formats import (
     read_connect_session,
     read_spring_session,
 )
-from curfew.sessions.store import DELETE_IF_UNCHANGED, DELETE_SPRING_SESSION, translate_errors
+from curfew.sessions.store import (
+    DELETE_IF_UNCHANGED,
+    DELETE_SPRING_SESSION,
+    REMOVE_CONNECT_SESSION,
+    translate_errors,
+)
 
 MIN_SCAN_COUNT: Final = 1000
 
@@ -40,6 +47,8 @@ class AppSession:
     guard_value: bytes | None
     spring: SpringSession | None = None
     connect: ConnectSession | None = None
+    remaining_ms: int | None = None
+    """connect-redis: the key's PTTL read with its value (-1: no TTL), which guards removal."""
 
 
 @dataclass(frozen=True)
@@ -56,12 +65,16 @@ class AppBatch:
 class AppSessions:
     """The sessions an app of ``format`` keeps under ``prefix``, on the store's client."""
 
-    def __init__(self, client: Any, *, format: str, prefix: str) -> None:
+    def __init__(
+        self, client: Any, *, format: str, prefix: str, app_ttl_ms: int | None = None
+    ) -> None:
         if format not in ("spring-session", "connect-redis", "generic"):
             raise ValueError(f"no app sessions for format {format!r}")
         self._client = client
         self.format = format
         self.prefix = prefix
+        self.app_ttl_ms = app_ttl_ms
+        """connect-redis: the store's ``ttl`` option, when the policy states it."""
         self.curfew_namespace = keys.curfew_namespace(format, prefix)
         self.cluster = isinstance(client, RedisCluster)
 
@@ -91,22 +104,35 @@ class AppSessions:
     async def _read(self, found: Sequence[tuple[str, str]], expiry_keys: Sequence[str]) -> AppBatch:
         if self.format == "generic":
             return AppBatch([AppSession(key, raw_id, None, None) for key, raw_id in found], [])
+        connect = self.format == "connect-redis"
         pipe = self._client.pipeline(transaction=False)
         for key, _ in found:
             if self.format == "spring-session":
                 pipe.hmget(key, *spring.FIELDS[:3])  # the times: the principal waits for removal
             else:
                 pipe.get(key)
+                if connect:
+                    pipe.pttl(key)
         head = len(self.prefix + keys.SPRING_EXPIRES)
         for key in expiry_keys:
             pipe.exists(f"{self.prefix}{keys.SPRING_SESSIONS}{key[head:]}")
         replies = await pipe.execute(raise_on_error=False)
+        read_at_ms = None
+        remaining: list[Any] = [None] * len(found)
+        if connect:
+            # Redis's clock once every PTTL of the batch is answered: later than each was read
+            # at, so no session's last activity is read as earlier than it was. (A call of its
+            # own: a Cluster pipeline refuses TIME.)
+            seconds, micros = await self._client.time()
+            read_at_ms = int(seconds) * 1000 + int(micros) // 1000
+            remaining = replies[1 : 2 * len(found) : 2]
+            replies = replies[0 : 2 * len(found) : 2] + replies[2 * len(found) :]
         alive = replies[len(found) :]
         orphans = [k for k, a in zip(expiry_keys, alive, strict=True) if a == 0]
         replies = replies[: len(found)]
         sessions = []
         malformed = 0
-        for (key, raw_id), reply in zip(found, replies, strict=True):
+        for (key, raw_id), reply, ttl in zip(found, replies, remaining, strict=True):
             if isinstance(reply, Exception) or reply is None:
                 continue  # another type under the prefix (WRONGTYPE), or gone since SCAN
             try:
@@ -116,9 +142,12 @@ class AppSessions:
                         sessions.append(AppSession(key, raw_id, "lastAccessedTime", reply[1],
                                                    found_spring))
                 else:
-                    connect = read_connect_session(reply)
-                    if connect is not None:
-                        sessions.append(AppSession(key, raw_id, "", reply, connect=connect))
+                    ttl_ms = ttl if isinstance(ttl, int) else None
+                    read = read_connect_session(reply, remaining_ms=ttl_ms,
+                                                read_at_ms=read_at_ms, app_ttl_ms=self.app_ttl_ms)
+                    if read is not None:
+                        sessions.append(AppSession(key, raw_id, "", reply, connect=read,
+                                                   remaining_ms=ttl_ms))
             except MalformedSession:
                 malformed += 1  # the reason names a field, never the key: not reported
         return AppBatch(sessions, orphans, malformed)
@@ -149,6 +178,10 @@ class AppSessions:
                                          len(removal.keys), *removal.keys, *removal.args)
                 elif s.guard_field is None:
                     pipe.delete(s.key)
+                elif s.connect is not None:
+                    ttl = -1 if s.remaining_ms is None else s.remaining_ms
+                    pipe.execute_command("EVALSHA", REMOVE_CONNECT_SESSION.sha, 1, s.key,
+                                         "string", s.guard_value, ttl)
                 else:
                     pipe.execute_command(
                         "EVALSHA", DELETE_IF_UNCHANGED.sha, 1, s.key, s.guard_field, s.guard_value
@@ -158,6 +191,7 @@ class AppSessions:
             except rexc.NoScriptError:
                 await self._client.script_load(DELETE_IF_UNCHANGED.source)
                 await self._client.script_load(DELETE_SPRING_SESSION.source)
+                await self._client.script_load(REMOVE_CONNECT_SESSION.source)
                 return await self.remove(sessions)
             deleted = [False] * len(sessions)
             for i, reply in zip(sent, replies, strict=True):

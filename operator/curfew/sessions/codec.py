@@ -20,9 +20,12 @@ Spring Session's cookie holds the id in base64 (``DefaultCookieSerializer``), it
 ``X-Auth-Token`` header the id itself, and ``session.idEncoding`` (``base64`` or ``raw``) says
 otherwise for an app that does (``useBase64Encoding = false``); express-session's cookie is
 ``s:<id>.<signature>`` (sent percent-encoded, which the one cookie reading,
-``curfew.sessions.cookies``, has already decoded: never twice). The signature is not verified
-here: a forged one only names an id whose app key must exist before Curfew keeps a record for
-it (``check_and_touch.lua``), so guessing ids gains nothing.
+``curfew.sessions.cookies``, has already decoded: never twice). Given the app's cookie secrets
+(``store.appSecretRef``), the signature is verified exactly as express-session does
+(:func:`express_unsign`) and a value no secret signed is no session. Without them the signature
+is stripped unread: a forged one only names an id whose app key must exist before Curfew keeps a
+record for it (``check_and_touch.lua``), so guessing ids gains nothing, but a stolen id could be
+replayed under any signature.
 
 Pure: no I/O, importable without redis.
 """
@@ -30,6 +33,9 @@ Pure: no I/O, importable without redis.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import json
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -62,10 +68,20 @@ APP_KEY_TYPES: Final[dict[str, tuple[str, ...]]] = {
 """The Redis types (``TYPE``) an app's session key has in each format: a key of another type
 (Spring's ``sessions:expirations`` sorted set, say) is never taken for a session, nor deleted."""
 
+FORMAT_REMOVERS: Final[dict[str, str]] = {
+    "connect-redis": "remove_connect_session",
+}
+"""Formats whose whole session is removed by a script of their own (``sessions/lua/``), for the
+sidecar's expiry and the purge alike; the others by ``delete_app_session``."""
+
 _EXPRESS_SIGNED: Final = "s:"
 
 ID_ENCODINGS: Final = ("base64", "raw")
 """How a cookie or header carries the id (``session.idEncoding``); base64 is Spring Session's."""
+
+
+MAX_APP_SECRETS: Final = 16
+"""The most cookie secrets ``store.appSecretRef`` may hold (each is tried on a bad cookie)."""
 
 
 class InvalidIdPattern(ValueError):
@@ -97,6 +113,9 @@ class AppKey:
 
     key: str
     types: tuple[str, ...]
+    remover: str = "delete_app_session"
+    """The Lua script that removes the whole session (``store.APP_SESSION_REMOVERS``; a Spring
+    session goes by ``delete_spring_session``, which takes the keys its fields name)."""
     format: str = ""
     prefix: str = ""
     app_id: str = ""
@@ -108,13 +127,68 @@ class AppKey:
         return ",".join(self.types)
 
 
+class InvalidAppSecrets(ValueError):
+    """The app's cookie secrets cannot be read; the message says why, never a secret."""
+
+
+def parse_app_secrets(text: str) -> tuple[bytes, ...]:
+    """The app's cookie secrets from the Secret's value: a JSON list of strings (``["new",
+    "old"]``, how express-session's ``secret`` array is often kept) when the value starts with
+    ``[``, else one secret per line (a final newline and CR line ends ignored, empty lines
+    skipped). Order does not matter for verifying: express-session tries every secret."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            raise InvalidAppSecrets("starts with [ but is no JSON list") from None
+        if not isinstance(parsed, list) or not all(isinstance(p, str) for p in parsed):
+            raise InvalidAppSecrets("a JSON value must be a list of strings")
+        secrets = [p for p in parsed if p]
+    else:
+        secrets = [line.rstrip("\r") for line in text.split("\n")]
+        secrets = [line for line in secrets if line]
+    if not secrets:
+        raise InvalidAppSecrets("holds no secret")
+    if len(secrets) > MAX_APP_SECRETS:
+        raise InvalidAppSecrets(f"holds {len(secrets)} secrets, more than {MAX_APP_SECRETS}")
+    return tuple(secret.encode("utf-8") for secret in secrets)
+
+
+def express_sign(app_id: str, secret: bytes) -> str:
+    """``<id>.<signature>`` as cookie-signature's ``sign`` writes it: HMAC-SHA256 of the id
+    under the secret, standard base64 with its ``=`` padding removed."""
+    mac = hmac.new(secret, app_id.encode("utf-8"), hashlib.sha256).digest()
+    return app_id + "." + base64.b64encode(mac).decode("ascii").rstrip("=")
+
+
+def express_unsign(signed: str, secrets: tuple[bytes, ...]) -> str | None:
+    """The id of ``<id>.<signature>`` when one of ``secrets`` signed it, else None.
+
+    cookie-signature's ``unsign``, rewritten because no Python package implements it: the id
+    is what precedes the last dot, and the whole value is compared with the value signed
+    afresh, in constant time (``hmac.compare_digest`` as its ``crypto.timingSafeEqual``)."""
+    app_id, dot, _signature = signed.rpartition(".")
+    if not dot or not signed.isascii():
+        return None  # a signature is base64; uid-safe ids are too
+    given = signed.encode("ascii")
+    found = None
+    for secret in secrets:
+        # Every secret is tried, so the time taken does not tell which one matched.
+        if hmac.compare_digest(express_sign(app_id, secret).encode("utf-8"), given):
+            found = app_id
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class SessionCodec:
-    """The codec of one store: its format, the app's key prefix and its id grammar."""
+    """The codec of one store: its format, the app's key prefix, its id grammar and, for
+    connect-redis, the app's cookie secrets (empty: signatures are not verified)."""
 
     format: str
     prefix: str
     pattern: re.Pattern[str]
+    app_secrets: tuple[bytes, ...] = ()
     id_encoding: str | None = None
     """``base64`` or ``raw``; None: the format's own (base64 for a Spring Session cookie)."""
 
@@ -127,7 +201,7 @@ class SessionCodec:
                 return None
             value = decoded
         elif cookie and self.format == "connect-redis":
-            value = _express_cookie(value)
+            value = _express_cookie(value, self.app_secrets)
         if len(value) > MAX_ID_LENGTH or self.pattern.fullmatch(value) is None:
             return None
         return value
@@ -144,18 +218,26 @@ class SessionCodec:
         key = keys.app_session_key(self.format, self.prefix, app_id)
         if key is None:
             return None
-        return AppKey(key, APP_KEY_TYPES[self.format], self.format, self.prefix, app_id)
+        return AppKey(key, APP_KEY_TYPES[self.format],
+                      FORMAT_REMOVERS.get(self.format, "delete_app_session"), self.format,
+                      self.prefix, app_id)
 
 
 def build_codec(
-    format: str, prefix: str, id_pattern: str | None = None, id_encoding: str | None = None
+    format: str,
+    prefix: str,
+    id_pattern: str | None = None,
+    app_secrets: tuple[bytes, ...] = (),
+    id_encoding: str | None = None,
 ) -> SessionCodec:
     """The codec of a store of ``format`` under ``prefix``; ``id_pattern`` replaces the format's
-    default grammar (``check_id_pattern`` must accept it), ``id_encoding`` its encoding."""
+    default grammar (``check_id_pattern`` must accept it); ``app_secrets``: the app's cookie
+    secrets, which connect-redis verifies signatures with; ``id_encoding`` replaces the format's
+    encoding of the id (``session.idEncoding``)."""
     pattern = DEFAULT_ID_PATTERNS[format] if id_pattern is None else check_id_pattern(id_pattern)
     if id_encoding is not None and id_encoding not in ID_ENCODINGS:
         raise ValueError(f"idEncoding must be one of {', '.join(ID_ENCODINGS)}")
-    return SessionCodec(format, prefix, re.compile(pattern), id_encoding)
+    return SessionCodec(format, prefix, re.compile(pattern), app_secrets, id_encoding)
 
 
 def _base64_id(value: str) -> str | None:
@@ -170,9 +252,14 @@ def _base64_id(value: str) -> str | None:
         return None
 
 
-def _express_cookie(value: str) -> str:
+def _express_cookie(value: str, secrets: tuple[bytes, ...]) -> str:
     """express-session's cookie, as the cookie reading decoded it: ``s:<id>.<signature>``; the
-    id is what lies between ``s:`` and the last dot."""
+    id is what lies between ``s:`` and the last dot. With ``secrets``, only a value one of them
+    signed has an id, as express-session reads it (an unsigned value is none either)."""
+    if secrets:
+        if not value.startswith(_EXPRESS_SIGNED):
+            return ""
+        return express_unsign(value[len(_EXPRESS_SIGNED):], secrets) or ""
     if value.startswith(_EXPRESS_SIGNED):
         head, dot, _signature = value[len(_EXPRESS_SIGNED):].rpartition(".")
         return head if dot else ""

@@ -8,8 +8,11 @@ out).
   members (the ``expirations`` sets, the principal index) use the same serializer, so removing
   them means writing the same bytes back.
 - connect-redis (express-session) keeps one JSON string per session with ``cookie.expires``
-  (ISO 8601) and ``cookie.originalMaxAge`` (ms): a rolling session's last activity is
-  ``expires - originalMaxAge``.
+  (ISO 8601) and ``cookie.originalMaxAge`` (ms). ``expires - originalMaxAge`` is the last
+  *save*; under ``resave: false`` a request that changes nothing only renews the key's TTL
+  (connect-redis's ``touch``: ``EXPIRE`` by ``ceil(originalMaxAge / 1000)`` seconds, or the
+  store's ``ttl`` option when the cookie has no maxAge), so the last activity is read from the
+  key's remaining TTL: ``read time - (that lifetime - remaining TTL)``, the later of the two.
 
 A value that is not a session of the format reads as None. A session whose times cannot be
 used (``originalMaxAge`` of ``1e400`` or ``NaN``, an ``expires`` in year 1, a Spring timestamp
@@ -166,12 +169,33 @@ class ConnectSession:
     """What the purge job needs from one connect-redis session."""
 
     last_activity_ms: int | None
-    """``cookie.expires - cookie.originalMaxAge``; None for a browser-session cookie."""
+    """The later of the last save (``cookie.expires - cookie.originalMaxAge``) and the last
+    touch (from the key's remaining TTL); None when neither can be known (a browser-session
+    cookie, and the store's ``ttl`` not stated)."""
 
 
-def read_connect_session(value: bytes) -> ConnectSession | None:
+def connect_lifetime_ms(max_age_ms: float | None, app_ttl_ms: int | None) -> int | None:
+    """The TTL connect-redis gives a session key on each save and touch: its cookie's maxAge
+    rounded up to whole seconds (``getTTL``: ``Math.ceil(ms / 1000)``), else the store's
+    ``ttl`` option when the policy states it (``store.appTTL``), else unknown."""
+    if max_age_ms is not None and max_age_ms > 0:
+        return math.ceil(max_age_ms / 1000) * 1000
+    return app_ttl_ms
+
+
+def read_connect_session(
+    value: bytes,
+    *,
+    remaining_ms: int | None = None,
+    read_at_ms: int | None = None,
+    app_ttl_ms: int | None = None,
+) -> ConnectSession | None:
     """A connect-redis session from its JSON string, or None if it is not one. Raises
-    MalformedSession when its ``cookie`` times cannot be used."""
+    MalformedSession when its ``cookie`` times cannot be used.
+
+    ``remaining_ms`` is the key's PTTL (negative: no TTL, which tells nothing) read no later
+    than ``read_at_ms`` on Redis's clock: a later reading only makes the session look more
+    recent, never idler than it is."""
     try:
         doc = json.loads(value)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -181,7 +205,9 @@ def read_connect_session(value: bytes) -> ConnectSession | None:
     cookie = doc["cookie"]
     expires, max_age = cookie.get("expires"), cookie.get("originalMaxAge")
     if expires is None or max_age is None:
-        return ConnectSession(last_activity_ms=None)  # a browser-session cookie: no expiry
+        # A browser-session cookie: no save time; connect-redis gave the key its own ttl.
+        touched = _touched_ms(connect_lifetime_ms(None, app_ttl_ms), remaining_ms, read_at_ms)
+        return ConnectSession(last_activity_ms=touched)
     if isinstance(max_age, bool) or not isinstance(max_age, int | float):
         raise MalformedSession("cookie.originalMaxAge is no number")
     if not math.isfinite(max_age) or abs(max_age) > MAX_DURATION_MS:
@@ -193,5 +219,16 @@ def read_connect_session(value: bytes) -> ConnectSession | None:
         expires_ms = round(expires_at.timestamp() * 1000)
     except (ValueError, OverflowError, OSError):
         raise MalformedSession("cookie.expires is no date") from None
-    last = _time_ms(expires_ms - round(max_age), "cookie.expires - cookie.originalMaxAge")
-    return ConnectSession(last_activity_ms=last)
+    saved = _time_ms(expires_ms - round(max_age), "cookie.expires - cookie.originalMaxAge")
+    assert saved is not None
+    touched = _touched_ms(connect_lifetime_ms(max_age, app_ttl_ms), remaining_ms, read_at_ms)
+    return ConnectSession(last_activity_ms=saved if touched is None else max(saved, touched))
+
+
+def _touched_ms(
+    lifetime_ms: int | None, remaining_ms: int | None, read_at_ms: int | None
+) -> int | None:
+    """The last save or touch, from the key's remaining TTL: None when it cannot tell."""
+    if lifetime_ms is None or remaining_ms is None or read_at_ms is None or remaining_ms < 0:
+        return None
+    return read_at_ms - max(0, lifetime_ms - remaining_ms)

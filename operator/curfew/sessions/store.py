@@ -103,10 +103,18 @@ EXPIRE: Final = _Script.load("expire")
 PURGE_RECORD: Final = _Script.load("purge_record")
 DELETE_IF_UNCHANGED: Final = _Script.load("delete_if_unchanged")
 DELETE_APP_SESSION: Final = _Script.load("delete_app_session")
+REMOVE_CONNECT_SESSION: Final = _Script.load("remove_connect_session")
 DELETE_SPRING_SESSION: Final = _Script.load("delete_spring_session")
 PURGE_SHARD: Final = _Script.load("purge_shard")
 SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, DELETE_APP_SESSION,
-                  PURGE_SHARD, DELETE_SPRING_SESSION)
+                  PURGE_SHARD, REMOVE_CONNECT_SESSION, DELETE_SPRING_SESSION)
+APP_SESSION_REMOVERS: Final = {
+    "delete_app_session": DELETE_APP_SESSION,
+    "remove_connect_session": REMOVE_CONNECT_SESSION,
+}
+"""The script that removes a whole app session, by the name its ``AppKey`` gives: one per
+format, the same for the sidecar's expiry and the purge. A Spring session goes by
+``delete_spring_session``, whose keys its hash's fields name (``curfew.sessions.spring``)."""
 
 _REASONS: Final = {r.value.encode(): r for r in Reason}
 
@@ -559,8 +567,9 @@ class SessionStore:
     ) -> None:
         """End a session: its record becomes a tombstone (keeping the reason it already has, or
         ``reason``), its index entry goes, and the app's own session key is deleted if it holds
-        its format's type (``delete_app_session.lua``). A Spring session goes whole, with every
-        key Spring keeps beside it (``delete_spring_session.lua``, the purge's script too)."""
+        its format's type, with the whole session, by the format's script (``AppKey.remover``).
+        A Spring session goes whole, with every key Spring keeps beside it
+        (``delete_spring_session.lua``, the purge's script too)."""
         record, due, _ = keys.session_keys(self.namespace, sid)
         args = (sid, reason.value, self.retain_ms)
         with translate_errors(self.where):
@@ -576,13 +585,13 @@ class SessionStore:
             # execute_command, not evalsha(): redis-py's Cluster pipeline blocks the method, yet
             # routes the command by its keys like any other.
             pipe.execute_command("EVALSHA", EXPIRE.sha, 2, record, due, *args)
-            pipe.execute_command("EVALSHA", DELETE_APP_SESSION.sha, 1, app_key.key,
-                                 app_key.types_arg)
+            remover = APP_SESSION_REMOVERS[app_key.remover]
+            pipe.execute_command("EVALSHA", remover.sha, 1, app_key.key, app_key.types_arg)
             try:
                 await pipe.execute()
             except rexc.NoScriptError:
                 await self._eval(EXPIRE, (record, due), args)
-                await self._eval(DELETE_APP_SESSION, (app_key.key,), (app_key.types_arg,))
+                await self._eval(remover, (app_key.key,), (app_key.types_arg,))
 
     async def _delete_spring(self, app_key: AppKey) -> None:
         """Read the Spring session's fields, then remove it whole by them; read again when the

@@ -1,19 +1,25 @@
-"""Proxy mode's fast lane: the main listener serves the common requests itself.
+"""The fast lane: the main listener serves the common requests itself, in proxy mode and in
+authz mode.
 
 A proxied request through aiohttp's server costs about as much CPU as the whole app behind
 it (a task, a request object, a response object and its writer per request). The fast lane
-is an :class:`asyncio.Protocol` per client connection that reads HTTP/1.1 requests itself
-(:mod:`curfew.sidecar.http1`, strictly) and serves them with chained callbacks, no task:
-the store's reply future calls back the decision, the request goes to a pooled connection to
-the app whose bytes come straight to the exchange (:class:`_Exchange`), and a small answer of
-known length goes back to the client in one write.
+is an :class:`asyncio.Protocol` per client connection that reads HTTP/1.1 requests with
+llhttp (:mod:`curfew.sidecar.http1`, strictly, as aiohttp does) and serves them with chained
+callbacks, no task: the store's reply future calls back the decision, the request goes to a
+pooled connection to the app whose bytes come straight to the exchange (:class:`_Exchange`),
+and a small answer of known length goes back to the client in one write.
 
 What it serves: origin-form HTTP/1.1 requests with a ``Host``, no body or a body of
 ``Content-Length`` up to 64 KiB, outside ``/.curfew/``. Everything else well-formed is
 **handed off**, untouched, to the aiohttp server on the same connection (websockets,
 ``Expect``, chunked or large uploads, HTTP/1.0, other target forms, the sidecar's own
-endpoints, oversized heads), which then owns the connection to its end. A head two parsers
-could read differently is refused with 400 and the connection closed.
+endpoints, oversized heads), which then owns the connection to its end. A head llhttp refuses,
+or one the hop-by-hop step could turn into another request (see
+:func:`curfew.sidecar.http1.request_refusal`), is refused with 400 and the connection closed.
+
+In authz mode the fast lane answers the checks of Envoy and nginx the same way, with no app
+behind it (:class:`curfew.sidecar.authz.AuthzService` says what each check is and what to
+answer); the sidecar's own endpoints and probes are handed off.
 
 Rarer paths do use a task: a store call that must wait (no connection yet, a retry, an
 expired session to end), a new connection to the app, and answers streamed to the client
@@ -37,18 +43,17 @@ from yarl import URL
 
 from curfew.sessions.cookies import SEPARATE_FIELDS
 from curfew.sessions.store import SessionStore
+from curfew.sidecar.authz import NGINX_URI, AuthzService, Reply
 from curfew.sidecar.enforce import Ask, Enforcer, Outcome, RequestFacts
 from curfew.sidecar.http1 import (
     HAND_OFF,
     Malformed,
     RequestHead,
+    RequestParser,
     ResponseHead,
     build_response_head,
     build_upstream_head,
-    has_bare_lf,
     header_block,
-    parse_request_head,
-    parse_response_head,
 )
 from curfew.sidecar.proxy import ReverseProxy, gateway_body
 from curfew.sidecar.redact import QuietServer
@@ -66,11 +71,12 @@ SMALL_BODY: Final = 64 * 1024
 relayed in one write (a cut-short one is then still a clean 502)."""
 _MAX_BUFFER: Final = 4 * SMALL_BODY
 """Pipelined bytes held while a request is in flight before reading from the client pauses."""
-_MAX_RESPONSE_HEAD: Final = 64 * 1024
+LINGER_SECONDS: Final = 2.0
+"""After a refusal, the client's bytes are read and dropped for this long before closing."""
 KEEPALIVE_SECONDS: Final = 75.0
 """An idle client connection is closed after this long (aiohttp's default, kept)."""
-_NO_BODY_STATUS: Final = frozenset({204, 304})
 _JSON: Final = {"Content-Type": "application/json"}
+_NGINX_URI: Final = NGINX_URI.lower().encode()
 
 
 def _phrase(status: int) -> bytes:
@@ -107,15 +113,60 @@ def _path_of(target: str) -> str:
     return URL.build(path=path, encoded=True).path
 
 
-class FastLane:
-    """The main listener of proxy mode (see the module docstring)."""
+class _Fields:
+    """A request head's fields as :class:`curfew.sidecar.authz.Headers` (as aiohttp gives
+    them: decoded, looked up in any case)."""
 
-    def __init__(self, proxy: ReverseProxy, handler: Handler, grace: float) -> None:
+    __slots__ = ("_head",)
+
+    def __init__(self, head: RequestHead) -> None:
+        self._head = head
+
+    def get(self, key: str, /) -> str | None:
+        return _text(self._head.first.get(key.lower().encode("latin-1")))
+
+    def getall(self, key: str, default: tuple[()], /) -> list[str] | tuple[()]:
+        values = self._head.values(key.lower().encode("latin-1"))
+        return [v.decode("utf-8", "surrogateescape") for v in values] if values else default
+
+
+class _Check:
+    """A request head as :class:`curfew.sidecar.authz.Check`."""
+
+    __slots__ = ("headers", "method", "raw_path")
+
+    secure = False
+    """The fast lane listens on plain HTTP."""
+
+    def __init__(self, head: RequestHead, target: str) -> None:
+        self.method = head.method.decode("ascii")
+        self.raw_path = target
+        self.headers = _Fields(head)
+
+
+class FastLane:
+    """The main listener (see the module docstring): of proxy mode with ``proxy``, of authz
+    mode with ``authz``; ``hand_off``: paths aiohttp serves (the sidecar's own, besides
+    ``/.curfew/``)."""
+
+    def __init__(
+        self,
+        enforcer: Enforcer,
+        handler: Handler,
+        grace: float,
+        *,
+        proxy: ReverseProxy | None = None,
+        authz: AuthzService | None = None,
+        hand_off: frozenset[str] = frozenset(),
+    ) -> None:
         self.proxy = proxy
-        self.enforcer: Enforcer = proxy.enforcer
-        self.pool: UpstreamPool = proxy.pool
-        self.read_timeout = proxy.read_timeout
-        self.upstream_host = proxy.upstream_host
+        self.authz = authz
+        self.hand_off = hand_off
+        self.enforcer = enforcer
+        self.pool: UpstreamPool | None = proxy.pool if proxy is not None else None
+        self.read_timeout = proxy.read_timeout if proxy is not None else 30.0
+        self.upstream_host = proxy.upstream_host if proxy is not None else b""
+        self.upstream = proxy.upstream if proxy is not None else ""
         self.web = QuietServer(handler)
         """The aiohttp server that takes the connections handed off."""
         self.connections: set[_Client] = set()
@@ -194,6 +245,11 @@ class _Client(asyncio.Protocol):
         self.closing = False
         self.closed = False
         self._head: RequestHead | None = None
+        self._parser = RequestParser()
+        self._fed = 0
+        """Bytes of the head in ``buf`` already fed to the parser."""
+        self._pending: tuple[RequestHead, str, str, int] | None = None
+        """A head read whose body is still on its way: (head, target, path, body start)."""
         self._ask: Ask | None = None
         self._added = b""
         self._added_names: frozenset[bytes] = frozenset()
@@ -206,6 +262,9 @@ class _Client(asyncio.Protocol):
         self._body = b""
         self._sent = False
         """Part of a streamed answer is out: a failure can only cut the connection."""
+        self._refused = False
+        """A request was refused: what the client still sends is dropped."""
+        self._lingering = False
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -221,6 +280,8 @@ class _Client(asyncio.Protocol):
         self.lane.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # read and dropped until the lingering close ends
         buf = self.buf + data if self.buf else data
         self.buf = buf
         if self.busy or self._writing_paused or self.closing:
@@ -260,41 +321,70 @@ class _Client(asyncio.Protocol):
 
     def _serve(self) -> None:
         """Serve the next request in ``buf`` once it is complete (or hand it off)."""
+        pending = self._pending
+        if pending is None:
+            pending = self._read_head()
+            if pending is None:
+                return
+        head, target, path, start = pending
         buf = self.buf
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buf) > MAX_HEAD:
-                self._hand_off()
-            elif has_bare_lf(buf):
-                self._refuse("a line ends in a bare LF")
-            return
-        try:
-            head = parse_request_head(buf[:end + 2])
-        except Malformed as error:
-            self._refuse(str(error))
-            return
-        if head == HAND_OFF:
-            self._hand_off()
-            return
-        assert isinstance(head, RequestHead)
         length = head.content_length
-        if length > SMALL_BODY:
-            self._hand_off()
-            return
-        target = head.target.decode("utf-8", "surrogateescape")
-        if is_reserved_target(target):
-            self._hand_off()
-            return
-        path = _path_of(target)
-        start = end + 4
         if len(buf) < start + length:
+            self._pending = pending
             return  # the rest of the body is on its way
+        self._pending = None
+        body = buf[start:start + length]
         self.buf = buf[start + length:]
         self.busy = True
         try:
-            self._start(head, target, path, buf[start:start + length])
+            if length:
+                self._parser.feed_body(body)
+            self._start(head, target, path, body)
         except Exception:
             self._internal_error()
+
+    def _read_head(self) -> tuple[RequestHead, str, str, int] | None:
+        """The next head in ``buf`` once it is whole, fed to llhttp as it comes; None when it
+        is not whole yet, or the request was refused or handed off."""
+        buf = self.buf
+        fed = self._fed
+        if not fed and buf[:1] in (b"\r", b"\n"):
+            # llhttp skips empty lines before a request line (RFC 9112 section 2.2); so does
+            # the search for the end of the head, which starts at the request line.
+            buf = self.buf = buf.lstrip(b"\r\n")
+            if not buf:
+                return None
+        end = buf.find(b"\r\n\r\n", fed - 3 if fed > 3 else 0)
+        try:
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    self._hand_off()
+                    return None
+                # A head in pieces: llhttp refuses a bad byte as soon as it sees it.
+                self._parser.feed_head(buf[fed:])
+                self._fed = len(buf)
+                return None
+            self._fed = 0
+            # llhttp refuses bare CR and LF, so the first empty line ends the head it reads.
+            if not self._parser.feed_head(buf[fed:end + 4]):
+                raise Malformed("the head did not end at its empty line")
+            head = self._parser.head(buf[:end + 2])
+        except Malformed as error:
+            self._refuse(str(error))
+            return None
+        if head == HAND_OFF:
+            self._hand_off()
+            return None
+        assert isinstance(head, RequestHead)
+        if head.content_length > SMALL_BODY:
+            self._hand_off()
+            return None
+        target = head.target.decode("utf-8", "surrogateescape")
+        path = _path_of(target)
+        if is_reserved_target(target) or path in self.lane.hand_off:
+            self._hand_off()
+            return None
+        return head, target, path, end + 4
 
     def _start(self, head: RequestHead, target: str, path: str, body: bytes) -> None:
         self._started = time.perf_counter()
@@ -302,6 +392,14 @@ class _Client(asyncio.Protocol):
         self._body = body
         first = head.first
         enforcer = self.lane.enforcer
+        authz = self.lane.authz
+        if authz is not None:
+            prepared = authz.prepare(_Check(head, target))
+            if isinstance(prepared, Reply):
+                self._answer(prepared.status, prepared.headers, prepared.body)
+                return
+            self._begin(enforcer, prepared)
+            return
         session_header = enforcer.session_header
         proto = first.get(b"x-forwarded-proto")
         cookie = first.get(b"cookie")
@@ -316,6 +414,9 @@ class _Client(asyncio.Protocol):
             fetch_mode=_text(first.get(b"sec-fetch-mode")),
             secure=proto is not None and proto.split(b",")[0].strip() == b"https",
         )
+        self._begin(enforcer, facts)
+
+    def _begin(self, enforcer: Enforcer, facts: RequestFacts) -> None:
         ask = enforcer.begin(facts)
         if isinstance(ask, Outcome):
             self._decided(ask)
@@ -353,6 +454,11 @@ class _Client(asyncio.Protocol):
         lane = self.lane
         head = self._head
         assert head is not None
+        if lane.authz is not None:
+            lane.enforcer.metrics.added_latency.observe(time.perf_counter() - self._started)
+            reply = lane.authz.reply(outcome, _NGINX_URI in head.first)
+            self._answer(reply.status, reply.headers, reply.body)
+            return
         if not outcome.allowed:
             lane.enforcer.metrics.added_latency.observe(time.perf_counter() - self._started)
             self._answer(outcome.status, outcome.headers, outcome.body)
@@ -362,13 +468,15 @@ class _Client(asyncio.Protocol):
         self._added = header_block(added) if added else b""
         self._added_names = _names(tuple(added))
         request = build_upstream_head(
-            head.method, head.target, head.block, plain=head.plain, peer=self.peer, secure=False,
+            head.method, head.target, head.fields, block=head.block, plain=head.plain,
+            peer=self.peer, secure=False,
             forwarded_host=head.first[b"host"], default_host=lane.upstream_host,
             added=self._added,
         )
         lane.enforcer.metrics.added_latency.observe(time.perf_counter() - self._started)
         if self._body:
             request += self._body
+        assert lane.pool is not None
         conn = lane.pool.take()
         if conn is None:
             self._spawn(self._connect(request))
@@ -376,6 +484,7 @@ class _Client(asyncio.Protocol):
             self._send(conn, request, resend=not self._body)
 
     async def _connect(self, request: bytes) -> None:
+        assert self.lane.pool is not None
         try:
             conn = await self.lane.pool.open()
         except UpstreamError as error:
@@ -386,7 +495,10 @@ class _Client(asyncio.Protocol):
     def _send(self, conn: Connection, request: bytes, *, resend: bool) -> None:
         head = self._head
         assert head is not None
-        self.exchange = exchange = _Exchange(self, conn, request, head.method == b"HEAD", resend)
+        pool = self.lane.pool
+        assert pool is not None
+        self.exchange = exchange = _Exchange(
+            self, pool, conn, request, head.method == b"HEAD", resend)
         conn.sink = exchange
         try:
             conn.write(request)
@@ -398,11 +510,11 @@ class _Client(asyncio.Protocol):
     def _issued(self, head: ResponseHead) -> None:
         """Hand the answer's ``Set-Cookie`` values to the enforcer (sessions the app issues)."""
         enforcer = self.lane.enforcer
-        # A substring test of the lower-cased block is the cheapest exact pre-check (a
-        # case-insensitive regex costs five times as much on every answer).
-        if enforcer.registers and b"set-cookie:" in head.block.lower():
-            enforcer.issued(self._known, [v.decode("latin-1") for _, n, v in head.fields
-                                          if n == b"set-cookie"])
+        if enforcer.registers:
+            # llhttp's fields come with their lower-cased names already.
+            cookies = [v.decode("latin-1") for _, n, v in head.fields if n == b"set-cookie"]
+            if cookies:
+                enforcer.issued(self._known, cookies)
 
     def relay(self, head: ResponseHead, body: bytes) -> None:
         """The app's whole answer, in one write."""
@@ -441,7 +553,7 @@ class _Client(asyncio.Protocol):
                 transport.write(b"0\r\n\r\n")
         except (UpstreamError, ConnectionError) as error:
             # Part of the answer is out: only a cut connection tells the client it is short.
-            _log.warning("upstream %s failed mid-response: %s", self.lane.proxy.upstream, error)
+            _log.warning("upstream %s failed mid-response: %s", self.lane.upstream, error)
             transport.abort()
             return
         finally:
@@ -462,7 +574,7 @@ class _Client(asyncio.Protocol):
         if timeout:
             self._answer(504, _JSON, gateway_body("upstream_timeout"))
         else:
-            _log.warning("upstream %s unreachable: %s", self.lane.proxy.upstream, error)
+            _log.warning("upstream %s unreachable: %s", self.lane.upstream, error)
             self._answer(502, _JSON, gateway_body("upstream_unavailable"))
 
     def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
@@ -521,7 +633,7 @@ class _Client(asyncio.Protocol):
 
     def _refuse(self, why: str) -> None:
         """Answer 400 to a head that is not strictly HTTP/1.1, and close."""
-        self.closing = True
+        self.closing = self._refused = True
         self.buf = b""
         self._answer(400, {"Content-Type": "text/plain"}, f"bad request: {why}\n".encode())
 
@@ -547,8 +659,17 @@ class _Client(asyncio.Protocol):
 
     def close(self) -> None:
         self.closing = True
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        if self._refused and not self._lingering and transport.can_write_eof():
+            # A lingering close (RFC 9112 section 9.6): closed with the client's bytes unread,
+            # the socket would be reset and the client could lose the 400 before reading it.
+            self._lingering = True
+            transport.write_eof()
+            self.loop.call_later(LINGER_SECONDS, transport.close)
+            return
+        transport.close()
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -559,88 +680,67 @@ class _Exchange:
     """One request on a connection to the app, fed its bytes as they arrive (a ``Sink``)."""
 
     __slots__ = (
-        "_head_only",
         "_received",
-        "buf",
         "client",
         "conn",
-        "head",
         "last",
-        "length",
+        "pool",
+        "reader",
         "request",
         "resend",
     )
 
     def __init__(
-        self, client: _Client, conn: Connection, request: bytes, head_only: bool, resend: bool
+        self,
+        client: _Client,
+        pool: UpstreamPool,
+        conn: Connection,
+        request: bytes,
+        head_only: bool,
+        resend: bool,
     ) -> None:
         self.client = client
+        self.pool = pool
         self.conn = conn
         self.request = request
         self.resend = resend
         """Bodiless on a reused connection: if the app closes it unanswered, send it anew."""
-        self.buf = b""
-        self.head: ResponseHead | None = None
-        self.length = 0
+        self.reader = conn.expect(head_only=head_only)
         self.last = conn.loop.time()
-        self._head_only = head_only
         self._received = False
 
     def upstream_data(self, data: bytes) -> None:
         self._received = True
         self.last = self.conn.loop.time()
+        reader = self.reader
         try:
-            self._feed(self.buf + data if self.buf else data)
-        except UpstreamError as error:
-            self._fail(error)
+            reader.feed(data)
+        except Malformed as error:
+            self._fail(UpstreamError(str(error)))
+            return
+        head = reader.head
+        if head is None:
+            return
+        try:
+            if not reader.complete:
+                if head.content_length is None or head.content_length > SMALL_BODY:
+                    self._stream(head)
+                return  # the rest of a small body is on its way
+            conn = self.conn
+            conn.sink = None
+            if head.keep_alive and not reader.leftover:
+                conn.reader = None
+                self.pool.put(conn)
+            else:
+                conn.close()  # the app said close, or sent bytes past its answer's framing
+            self.client.relay(head, bytes(reader.body))
         except Exception:
             self.conn.sink = None
             self.conn.close()
             self.client._internal_error()
 
-    def _feed(self, buf: bytes) -> None:
-        head = self.head
-        while head is None:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > _MAX_RESPONSE_HEAD:
-                    raise UpstreamError("the app sent an oversized response head")
-                self.buf = buf
-                return
-            try:
-                parsed = parse_response_head(buf[:end + 2])
-            except Malformed as error:
-                raise UpstreamError(str(error)) from None
-            buf = buf[end + 4:]
-            if parsed.status < 200:
-                if parsed.status == 101:
-                    raise UpstreamError("the app switched protocols on a plain request")
-                continue  # 100 Continue, 103 Early Hints: the final answer follows
-            self.head = head = parsed
-            if self._head_only or parsed.status in _NO_BODY_STATUS:
-                self.length = 0
-            elif parsed.content_length is not None and parsed.content_length <= SMALL_BODY:
-                self.length = parsed.content_length
-            else:
-                self._stream(parsed, buf)
-                return
-        if len(buf) < self.length:
-            self.buf = buf
-            return
-        conn = self.conn
-        conn.sink = None
-        if head.keep_alive and len(buf) == self.length:
-            self.client.lane.pool.put(conn)
-        else:
-            conn.close()  # the app said close, or sent more than its answer
-        self.client.relay(head, buf)
-
-    def _stream(self, head: ResponseHead, rest: bytes) -> None:
-        conn = self.conn
-        conn.sink = None
-        conn.buffer += rest
-        response = self.client.lane.pool.response(conn, head, "GET")
-        assert response is not None
+    def _stream(self, head: ResponseHead) -> None:
+        response = self.pool.response(self.conn, self.reader)
         self.client.stream(response, head)
 
     def upstream_lost(self) -> None:

@@ -28,7 +28,6 @@ from curfew.sidecar.http1 import (
     HOP_BY_HOP,
     REQUEST_DROP,
     build_upstream_head,
-    fields_block,
     header_block,
 )
 from curfew.sidecar.upstream import UpstreamError, UpstreamPool, UpstreamResponse, UpstreamTimeout
@@ -169,7 +168,7 @@ class ReverseProxy:
         head = build_upstream_head(
             request.method.encode("latin-1"),
             request.raw_path.encode("utf-8", "surrogateescape"),
-            fields_block(request.raw_headers), plain=False,
+            [(name, name.lower(), value) for name, value in request.raw_headers], plain=False,
             peer=request.remote, secure=request.secure,
             forwarded_host=host.encode("utf-8", "surrogateescape") if host else None,
             default_host=self.upstream_host, added=header_block(added), chunked=chunked,
@@ -184,7 +183,8 @@ class ReverseProxy:
         drop = REQUEST_DROP | _connection_tokens(src) if "Connection" in src else REQUEST_DROP
         out: CIMultiDict[str] = CIMultiDict()
         for name, value in src.items():
-            if name.lower() not in drop:
+            lname = name.lower()
+            if lname not in drop and not lname.startswith("curfew-"):
                 out.add(name, value)
         peer = request.remote
         if peer:

@@ -32,8 +32,11 @@ class ConfigError(Exception):
     """A config file that cannot be used; the message is one line naming the file and field."""
 
 
-def load_policy(path: Path, text: bytes | None = None) -> SidecarPolicy:
-    """Read (unless ``text`` is given), validate and compile a ``policy.json``."""
+def load_policy(
+    path: Path, text: bytes | None = None, *, app_secrets: tuple[bytes, ...] = ()
+) -> SidecarPolicy:
+    """Read (unless ``text`` is given), validate and compile a ``policy.json`` (``app_secrets``:
+    the app's cookie secrets, see :func:`build_policy`)."""
     try:
         raw = path.read_bytes() if text is None else text
     except OSError as err:
@@ -42,7 +45,10 @@ def load_policy(path: Path, text: bytes | None = None) -> SidecarPolicy:
         config = UnifiedConfig.model_validate_json(raw)
     except ValidationError as err:
         raise ConfigError(f"{path}: {'; '.join(describe_errors(err.errors()))}") from None
-    return build_policy(config)
+    try:
+        return build_policy(config, app_secrets)
+    except ValueError as err:
+        raise ConfigError(f"{path}: {err}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +77,10 @@ class ConfigWatcher:
         policy: SidecarPolicy,
         *,
         on_change: Callable[[SidecarPolicy, str | None], None] = lambda p, e: None,
+        app_secrets: tuple[bytes, ...] = (),
     ) -> None:
         self.path = path
+        self._app_secrets = app_secrets
         self.policy = policy
         self.error: str | None = None
         """Why the newest file on disk was rejected; None while it is the one in force."""
@@ -100,7 +108,7 @@ class ConfigWatcher:
         self._digest = digest
         old = self.policy.hash
         try:
-            policy = load_policy(self.path, text)
+            policy = load_policy(self.path, text, app_secrets=self._app_secrets)
         except ConfigError as err:
             self.error = str(err)
             _log.error("rejected the new config, keeping %s: %s", old, err)

@@ -83,8 +83,15 @@ class SidecarPolicy:
         return self.config.hash or self.config.compute_hash()
 
 
-def build_policy(config: UnifiedConfig) -> SidecarPolicy:
-    """Compile a validated unified config for the request path."""
+def build_policy(config: UnifiedConfig, app_secrets: tuple[bytes, ...] = ()) -> SidecarPolicy:
+    """Compile a validated unified config for the request path. ``app_secrets``: the app's
+    cookie secrets (``CURFEW_APP_SECRET``), which a config with ``store.appSecretRef`` needs;
+    raises ValueError without them."""
+    if config.store.app_secret_ref is not None and not app_secrets:
+        raise ValueError(
+            "store.appSecretRef is set but CURFEW_APP_SECRET is not: the sidecar needs the "
+            "app's cookie secret(s) from that Secret to verify cookie signatures")
+    verify = app_secrets if config.store.app_secret_ref is not None else ()
     globs = config.activity.exclude_paths
     excluded = re.compile("|".join(fnmatch.translate(g) for g in globs)) if globs else None
     t = config.timeouts
@@ -110,7 +117,7 @@ def build_policy(config: UnifiedConfig) -> SidecarPolicy:
         store_format=config.store.format,
         key_prefix=config.store.key_prefix,
         codec=build_codec(config.store.format, config.store.key_prefix, config.store.id_pattern,
-                          config.session.id_encoding),
+                          verify, config.session.id_encoding),
         policy=",".join(config.sources),
         workload=str(config.workload),
     )

@@ -1,11 +1,11 @@
 """The sidecar process: listeners, the sidecar's own endpoints, readiness, graceful shutdown.
 
-In proxy mode the main port is the fast lane (:mod:`curfew.sidecar.fastlane`), which hands
-what it does not serve itself to a low-level aiohttp server; every other listener is such a
-server (no router: a single dispatch on the path). Paths under ``/.curfew/`` belong to the
-sidecar and are never forwarded: the session status, keepalive, and its static assets,
-registered in :attr:`Sidecar.reserved`. Which targets are reserved is decided by
-:func:`curfew.sidecar.reserved.is_reserved_target` alone.
+The main port is the fast lane (:mod:`curfew.sidecar.fastlane`), in proxy mode and in authz
+mode, which hands what it does not serve itself to a low-level aiohttp server; every other
+listener is such a server (no router: a single dispatch on the path). Paths under
+``/.curfew/`` belong to the sidecar and are never forwarded: the session status, keepalive,
+and its static assets, registered in :attr:`Sidecar.reserved`. Which targets are reserved is
+decided by :func:`curfew.sidecar.reserved.is_reserved_target` alone.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from curfew.sidecar.authz import AuthzService
 from curfew.sidecar.client import ClientEndpoints
 from curfew.sidecar.enforce import JSON, Enforcer
 from curfew.sidecar.fastlane import FastLane
+from curfew.sidecar.http1 import request_refusal
 from curfew.sidecar.metrics import CONTENT_TYPE, SidecarMetrics
 from curfew.sidecar.proxy import ReverseProxy, answer, facts_of
 from curfew.sidecar.redact import QuietServer
@@ -53,7 +54,8 @@ class Sidecar:
     ) -> None:
         self.settings = settings
         self.metrics = SidecarMetrics()
-        self.watcher = ConfigWatcher(settings.config, policy, on_change=self._config_changed)
+        self.watcher = ConfigWatcher(settings.config, policy, on_change=self._config_changed,
+                                     app_secrets=settings.app_secrets)
         self.store = store
         self.enforcer = Enforcer(self.watcher, store, settings.key_bytes, self.metrics,
                                  sees_responses=settings.mode == "proxy")
@@ -84,7 +86,7 @@ class Sidecar:
         }
         self._runners: list[web.BaseRunner] = []
         self.fast_lane: FastLane | None = None
-        """Proxy mode's main listener (the other listeners are aiohttp's)."""
+        """The main listener (the other listeners are aiohttp's)."""
         self._watch: asyncio.Task[None] | None = None
         self.stopping = False
         self.metrics.set_config(policy.hash, policy.workload, policy.policy, valid=True)
@@ -95,10 +97,15 @@ class Sidecar:
         """Start listening; returns the bound (host, port) of the main and ops listeners."""
         if self.proxy is not None:
             await self.proxy.start()
-            self.fast_lane = FastLane(self.proxy, self._main, self.settings.shutdown_grace_seconds)
-            bound = [await self.fast_lane.start(*parse_host_port(self.settings.listen))]
+            self.fast_lane = FastLane(self.enforcer, self._main,
+                                      self.settings.shutdown_grace_seconds, proxy=self.proxy)
         else:
-            bound = [await self._listen(self.settings.listen, self._main)]
+            # Authz checks are served like proxied requests; the probes of the main port are
+            # aiohttp's.
+            self.fast_lane = FastLane(self.enforcer, self._main,
+                                      self.settings.shutdown_grace_seconds, authz=self.authz,
+                                      hand_off=frozenset(self._ops))
+        bound = [await self.fast_lane.start(*parse_host_port(self.settings.listen))]
         if self.settings.ops_listen:
             bound.append(await self._listen(self.settings.ops_listen, self._ops_only))
         self._watch = asyncio.create_task(self.watcher.run(self.settings.config_poll_seconds))
@@ -150,6 +157,13 @@ class Sidecar:
     # --- dispatch ---------------------------------------------------------------------------
 
     async def _main(self, request: web.BaseRequest) -> web.StreamResponse:
+        # aiohttp read this request with llhttp too (handed off by the fast lane, or in authz
+        # mode); the checks llhttp leaves to the server are the fast lane's.
+        why = request_refusal(request.raw_headers)
+        if why is not None:
+            refused = web.Response(status=400, text=f"bad request: {why}\n")
+            refused.force_close()
+            return refused
         path = request.path
         if is_reserved_target(request.raw_path):
             # Reserved targets are spelled canonically: the decoded path is the raw one.

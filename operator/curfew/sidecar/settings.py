@@ -1,8 +1,9 @@
 """The sidecar's settings: one typed object, from command-line flags and the environment.
 
-Flags win over the environment. ``REDIS_URL`` and ``CURFEW_SESSION_KEY`` are read under those
-plain names (they come from the Secrets the policy references); every other setting also has a
-``CURFEW_SIDECAR_*`` variable.
+Flags win over the environment. ``REDIS_URL``, ``CURFEW_SESSION_KEY`` and ``CURFEW_APP_SECRET``
+are read under those plain names (they come from the Secrets the policy references; the app's
+cookie secrets have no flag, so they never show in a process list); every other setting also has
+a ``CURFEW_SIDECAR_*`` variable.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Final, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from curfew.sessions.codec import InvalidAppSecrets, parse_app_secrets
 
 MIN_KEY_BYTES: Final = 16
 INSECURE_DEV_KEY: Final = b"curfew-insecure-development-key-never-use-in-production"
@@ -69,6 +72,12 @@ class SidecarSettings(BaseSettings):
         validation_alias=AliasChoices("session_key", "CURFEW_SESSION_KEY"),
         description="Key of the keyed hash (HMAC-SHA-256) under which session ids are stored "
         "and logged; the same for every sidecar and purge job sharing a store.",
+    )
+    app_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("app_secret", "CURFEW_APP_SECRET"),
+        description="The app's cookie secret(s) (store.appSecretRef: one a line or a JSON list "
+        "of strings), which express-session cookie signatures are verified with.",
     )
     insecure_dev_key: bool = Field(
         default=False,
@@ -150,7 +159,19 @@ class SidecarSettings(BaseSettings):
         if self.session_key is not None and len(self.key_bytes) < MIN_KEY_BYTES:
             raise ValueError(f"session_key: CURFEW_SESSION_KEY must be at least "
                              f"{MIN_KEY_BYTES} bytes long")
+        if self.app_secret is not None:
+            try:
+                parse_app_secrets(self.app_secret.get_secret_value())
+            except InvalidAppSecrets as error:
+                raise ValueError(f"app_secret: CURFEW_APP_SECRET {error}") from None
         return self
+
+    @property
+    def app_secrets(self) -> tuple[bytes, ...]:
+        """The app's cookie secrets, none when ``CURFEW_APP_SECRET`` is unset."""
+        if self.app_secret is None:
+            return ()
+        return parse_app_secrets(self.app_secret.get_secret_value())
 
     @property
     def key_bytes(self) -> bytes:

@@ -3,13 +3,14 @@
 aiohttp's ClientSession costs about 50 µs of CPU per request (URL objects, a cookie jar, tracing
 hooks, timers, a response object with parsed headers). The proxy talks to one app over plain
 HTTP/1.1 on loopback, so this client does only that: the request head is written as bytes
-built from the client's raw headers, the response head is split by hand, and the body is read
-with the framing RFC 9112 section 6.3 prescribes (no body for HEAD, 1xx, 204 and 304;
-``Transfer-Encoding: chunked``; ``Content-Length``; otherwise until the app closes). Bodies
-stream both ways with flow control (reading from the app pauses while the client is slow).
+built from the client's raw headers, and the answer is read by llhttp
+(:class:`curfew.sidecar.http1.ResponseReader`), which frames its body as RFC 9112 section 6.3
+prescribes. Bodies stream both ways with flow control (reading from the app pauses while the
+client is slow).
 
-A connection goes back to the pool only after its response was read completely and the app
-allowed keep-alive. A request without a body that finds a pooled connection closed by the app
+A connection goes back to the pool only after its answer was read completely by its framing,
+with not one byte past it, and the app allowed keep-alive; bytes that arrive on an idle
+connection close it. A request without a body that finds a pooled connection closed by the app
 before any byte of the answer arrived is sent once more on a fresh connection (the app never
 saw it); anything else that goes wrong is an :class:`UpstreamError` (502) or, when the app
 stops sending for the read timeout, :class:`UpstreamTimeout` (504). Websockets do not use this
@@ -24,14 +25,10 @@ import ssl
 from collections.abc import AsyncIterator
 from typing import Final, Protocol, cast
 
-from curfew.sidecar.http1 import Malformed, ResponseHead, parse_response_head
+from curfew.sidecar.http1 import Malformed, ResponseReader
 
-_MAX_HEAD: Final = 64 * 1024
 _HIGH_WATER: Final = 256 * 1024
-_LOW_WATER: Final = 64 * 1024
-_READ_SIZE: Final = 64 * 1024
 _MAX_IDLE: Final = 256
-_NO_BODY_STATUS: Final = frozenset({204, 304})
 
 
 class UpstreamError(Exception):
@@ -47,7 +44,7 @@ class _Closed(UpstreamError):
 
 
 class Sink(Protocol):
-    """Takes a connection's bytes as they arrive, instead of its buffer (the fast lane)."""
+    """Takes a connection's bytes as they arrive, instead of its reader (the fast lane)."""
 
     def upstream_data(self, data: bytes) -> None: ...
 
@@ -55,15 +52,23 @@ class Sink(Protocol):
 
 
 class Connection(asyncio.Protocol):
-    """One connection to the app: a receive buffer with flow control, and write draining."""
+    """One connection to the app: the reader of the answer in flight, with flow control, and
+    write draining."""
 
     def __init__(self, read_timeout: float) -> None:
         self.loop = self._loop = asyncio.get_running_loop()
         self.sink: Sink | None = None
-        """While set, bytes go to it, not to the buffer (see :class:`Sink`)."""
+        """While set, bytes go to it, not to :attr:`reader` (see :class:`Sink`)."""
+        self.reader: ResponseReader | None = None
+        """The answer being read; None while the connection is idle."""
+        self._spare: ResponseReader | None = None
+        """The last answer's reader: llhttp reads the next answer with it when it can."""
+        self.error: str | None = None
+        """Why the answer could not be read (the connection is then closed)."""
         self._read_timeout = read_timeout
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        self.received = False
+        """Some byte of the answer in flight arrived."""
         self.closed = False
         self._eof = False
         self._waiter: asyncio.Future[None] | None = None
@@ -74,19 +79,45 @@ class Connection(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
 
+    def expect(self, *, head_only: bool) -> ResponseReader:
+        """The reader of the answer to the request about to be written (``head_only``: to
+        ``HEAD``)."""
+        reader = self._spare
+        if reader is not None and reader.reusable and not head_only:
+            reader.reset(head_only=False)
+        else:
+            reader = ResponseReader(head_only=head_only)
+        self.reader = self._spare = reader
+        self.received = False
+        return reader
+
     def data_received(self, data: bytes) -> None:
         sink = self.sink
         if sink is not None:
             sink.upstream_data(data)
             return
-        self.buffer += data
-        if len(self.buffer) > _HIGH_WATER and not self._reading_paused and self.transport:
+        self.received = True
+        reader = self.reader
+        if reader is None or reader.complete:
+            # Past the framing of the last answer: never relayed, and the connection could
+            # not be trusted to frame the next answer.
+            self.close()
+            self._wake()
+            return
+        try:
+            reader.feed(data)
+        except Malformed as error:
+            self.error = str(error)
+            self.close()
+        if len(reader.body) > _HIGH_WATER and not self._reading_paused and self.transport:
             self._reading_paused = True
             self.transport.pause_reading()
         self._wake()
 
     def eof_received(self) -> bool | None:
         self._eof = True
+        if self.reader is not None:
+            self.reader.finish()
         self._wake()
         return None
 
@@ -119,11 +150,13 @@ class Connection(asyncio.Protocol):
         if self._drain is not None:
             await self._drain
 
-    def consumed(self, n: int) -> bytes:
-        """Take ``n`` bytes off the front of the buffer (resuming reads below the low mark)."""
-        data = bytes(self.buffer[:n])
-        del self.buffer[:n]
-        if self._reading_paused and len(self.buffer) < _LOW_WATER and self.transport:
+    def take_body(self) -> bytes:
+        """The body bytes read so far (resuming reads that were paused)."""
+        reader = self.reader
+        assert reader is not None
+        data = bytes(reader.body)
+        reader.body.clear()
+        if self._reading_paused and self.transport:
             self._reading_paused = False
             self.transport.resume_reading()
         return data
@@ -156,12 +189,10 @@ class UpstreamResponse:
     """The head of the app's answer, and its body to read once."""
 
     __slots__ = (
-        "_chunked",
         "_conn",
         "_done",
-        "_keep_alive",
         "_pool",
-        "_remaining",
+        "_reader",
         "connection_tokens",
         "content_length",
         "headers",
@@ -169,24 +200,20 @@ class UpstreamResponse:
         "status",
     )
 
-    def __init__(
-        self, pool: UpstreamPool, conn: Connection, head: ResponseHead, *, bodiless: bool
-    ) -> None:
+    def __init__(self, pool: UpstreamPool, conn: Connection, reader: ResponseReader) -> None:
+        head = reader.head
+        assert head is not None
         self.status = head.status
         self.reason = head.reason.decode("latin-1")
         self.headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, _, v in head.fields]
         """(name, value) pairs in the app's order and spelling, hop-by-hop ones included."""
-        self.content_length = content_length = head.content_length
+        self.content_length = head.content_length
         self.connection_tokens = frozenset(t.decode("latin-1") for t in head.tokens)
         """Header names the app's ``Connection`` header lists (hop-by-hop for this leg)."""
         self._conn = conn
         self._pool = pool
-        self._chunked = chunked = head.chunked
-        self._remaining = 0 if bodiless else content_length
-        # Without chunking or a length, the body runs until the app closes the connection.
-        self._keep_alive = head.keep_alive and (
-            bodiless or chunked or content_length is not None)
-        self._done = bodiless or content_length == 0
+        self._reader = reader
+        self._done = reader.complete and not reader.body
         if self._done:
             self.release()
 
@@ -199,76 +226,40 @@ class UpstreamResponse:
         if self._done:
             return
         conn = self._conn
+        reader = self._reader
         try:
-            if self._chunked:
-                async for chunk in self._chunks(conn):
-                    yield chunk
-            elif self._remaining is not None:
-                remaining = self._remaining
-                while remaining:
-                    if not conn.buffer and not await conn.more():
+            while True:
+                if reader.body:
+                    yield conn.take_body()
+                elif reader.complete:
+                    break
+                elif conn.error is not None:
+                    raise UpstreamError(conn.error)
+                elif not await conn.more():
+                    reader.finish()
+                    if not reader.complete:
                         raise UpstreamError("the app closed the connection mid-body")
-                    chunk = conn.consumed(min(remaining, len(conn.buffer)))
-                    remaining -= len(chunk)
-                    if chunk:
-                        yield chunk
-            else:
-                while True:
-                    if conn.buffer:
-                        yield conn.consumed(len(conn.buffer))
-                    elif not await conn.more():
-                        break
         except BaseException:
-            self._keep_alive = False
             self.release()
             raise
         self._done = True
         self.release()
 
-    async def _chunks(self, conn: Connection) -> AsyncIterator[bytes]:
-        while True:
-            line = await _line(conn)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise UpstreamError("the app sent a malformed chunk size") from None
-            if size == 0:
-                # Trailers (dropped: hop-by-hop for this leg) up to an empty line.
-                while await _line(conn):
-                    pass
-                return
-            while size:
-                if not conn.buffer and not await conn.more():
-                    raise UpstreamError("the app closed the connection mid-chunk")
-                chunk = conn.consumed(min(size, len(conn.buffer)))
-                size -= len(chunk)
-                if chunk:
-                    yield chunk
-            if await _line(conn):
-                raise UpstreamError("the app sent a chunk longer than its size")
-
     def release(self) -> None:
-        """Return the connection to the pool when its answer is complete, else close it."""
+        """Return the connection to the pool when its answer was read to the end of its
+        framing and nothing came past it, else close it."""
         conn, self._conn = self._conn, None  # type: ignore[assignment]
         if conn is None:
             return
-        if self._done and self._keep_alive and not conn.buffer:
+        reader = self._reader
+        head = reader.head
+        assert head is not None
+        if (self._done and reader.complete and not reader.leftover and head.keep_alive
+                and not conn.closed):
+            conn.reader = None
             self._pool.put(conn)
         else:
             conn.close()
-
-
-async def _line(conn: Connection) -> bytes:
-    start = 0
-    while True:
-        end = conn.buffer.find(b"\r\n", start)
-        if end >= 0:
-            return conn.consumed(end + 2)[:-2]
-        if len(conn.buffer) > _MAX_HEAD:
-            raise UpstreamError("the app sent an overlong line")
-        start = max(0, len(conn.buffer) - 1)
-        if not await conn.more():
-            raise UpstreamError("the app closed the connection mid-body")
 
 
 class UpstreamPool:
@@ -367,51 +358,28 @@ class UpstreamPool:
         body: AsyncIterator[bytes] | None,
         chunked: bool,
     ) -> UpstreamResponse:
+        reader = conn.expect(head_only=method == "HEAD")
         try:
             conn.write(head)
             if body is not None:
                 await _send_body(conn, body, chunked)
-            while True:
-                response = await self._read_head(conn, method)
-                if response is not None:
-                    return response
+            while reader.head is None:
+                if conn.error is not None:
+                    raise UpstreamError(conn.error)
+                if not await conn.more():
+                    if not conn.received:
+                        raise _Closed("the app closed the connection without answering")
+                    raise UpstreamError("the app closed the connection mid-head")
         except BaseException:
             conn.close()
             raise
+        return self.response(conn, reader)
 
-    async def _read_head(self, conn: Connection, method: str) -> UpstreamResponse | None:
-        buffer = conn.buffer
-        start = 0
-        while True:
-            end = buffer.find(b"\r\n\r\n", start)
-            if end >= 0:
-                break
-            if len(buffer) > _MAX_HEAD:
-                raise UpstreamError("the app sent an oversized response head")
-            start = max(0, len(buffer) - 3)
-            if not await conn.more():
-                if not buffer:
-                    raise _Closed("the app closed the connection without answering")
-                raise UpstreamError("the app closed the connection mid-head")
-        try:
-            parsed = parse_response_head(conn.consumed(end + 4)[:-2])
-        except Malformed as error:
-            raise UpstreamError(str(error)) from None
-        return self.response(conn, parsed, method)
-
-    def response(
-        self, conn: Connection, head: ResponseHead, method: str
-    ) -> UpstreamResponse | None:
-        """The answer ``head`` read on ``conn`` to a ``method`` request; None for an interim
-        (1xx) answer, after which the final one follows."""
-        status = head.status
-        if status < 200:
-            if status == 101:
-                raise UpstreamError("the app switched protocols on a plain request")
-            return None  # 100 Continue, 103 Early Hints: the final answer follows
-        return UpstreamResponse(
-            self, conn, head, bodiless=method == "HEAD" or status in _NO_BODY_STATUS
-        )
+    def response(self, conn: Connection, reader: ResponseReader) -> UpstreamResponse:
+        """The answer whose head ``reader`` read on ``conn``; its body is read from there on."""
+        conn.sink = None
+        conn.reader = reader
+        return UpstreamResponse(self, conn, reader)
 
     async def aclose(self) -> None:
         while self._idle:
@@ -429,5 +397,5 @@ async def _send_body(conn: Connection, body: AsyncIterator[bytes], chunked: bool
             conn.write(b"0\r\n\r\n")
     except UpstreamError:
         # The app stopped reading the body (it may have answered already, e.g. 413): read on.
-        if conn.closed and not conn.buffer:
+        if conn.closed and not conn.received:
             raise

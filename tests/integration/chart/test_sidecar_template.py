@@ -84,6 +84,17 @@ def test_the_redis_url_and_session_key_come_from_secret_references_only(app_char
     }
 
 
+def test_the_app_cookie_secret_comes_from_its_secret_reference_only_when_given(
+    app_chart: Path,
+) -> None:
+    without = {item["name"] for item in _sidecar(_render_app(app_chart))["env"]}
+    assert "CURFEW_APP_SECRET" not in without
+    sidecar = _sidecar(_render_app(app_chart, "appSecret=shop-cookies"))
+    env = {item["name"]: item for item in sidecar["env"]}
+    assert env["CURFEW_APP_SECRET"] == {"name": "CURFEW_APP_SECRET", "valueFrom": {
+        "secretKeyRef": {"name": "shop-cookies", "key": "cookie-secret"}}}
+
+
 def test_the_config_volume_is_the_configmap_the_operator_writes_for_the_workload(
     app_chart: Path,
 ) -> None:

@@ -253,7 +253,7 @@ async def start_sidecar(
             values["upstream"] = upstream
         values.update(settings)
         config = SidecarSettings(**values)
-        policy = load_policy(config.config)
+        policy = load_policy(config.config, app_secrets=config.app_secrets)
         assert config.redis_url is not None
         # The store as the process opens it: the lean connection for plain redis:// URLs.
         store = open_store(config, policy)

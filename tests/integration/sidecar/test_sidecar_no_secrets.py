@@ -135,7 +135,10 @@ def proxy_attacks() -> list[tuple[bytes, bool]]:
         (get(b"/cart", cookie + s(10), b" folded"), True),          # obs-fold
         (get(b"/cart", cookie + s(11) + b"\nX: y"), True),          # bare LF
         (get(b"/cart", b"Cookie : session=" + s(12)), True),        # space before colon
-        (get(b"/cart", cookie + s(13) + b"\x7f", version=b"1.0"), True),  # aiohttp parser error
+        # aiohttp's parser error: llhttp in the fast lane refuses such a head itself, so it
+        # follows a request that hands the connection off.
+        (get(b"/first", b"Connection: keep-alive", version=b"1.0")
+         + get(b"/cart", cookie + s(13) + b"\x7f", version=b"1.0"), True),
         (get(b"/cart", cookie + s(14) + b"a" * 9000, version=b"1.0"), True),  # line too long
         # A long head the fast lane reads whole is forwarded: the app answers it.
         (get(b"/cart", cookie + s(15) + b"a" * 20000), False),
@@ -175,7 +178,7 @@ async def test_a_proxy_process_prints_and_answers_no_session_value(
         if own:
             assert MARKER.lower() not in answer.lower(), (i, answer)
     assert answers[1].startswith(b"HTTP/1.1 401"), answers[1][:80]
-    assert answers[10].startswith(b"HTTP/1.0 400"), answers[10][:80]
+    assert answers[5].endswith(b"bad request: Invalid header value char\n"), "llhttp's reason"
     assert answers[10].endswith(b"bad request: BadHttpMessage\n"), "aiohttp's parser answered"
     assert answers[11].endswith(b"bad request: LineTooLong\n")
     own_redis.kill()  # the store goes away: 503s, store_unavailable audit events
@@ -209,7 +212,8 @@ async def test_an_authz_process_with_bearer_tokens_prints_and_answers_no_token(
         get(b"/authz/api/orders", bearer + secret(3), bearer + secret(4)),
         get(b"/auth", bearer + secret(5), *nginx),
         get(b"/auth", bearer + secret(6) + b"\x01", *nginx),
-        get(b"/auth", bearer + secret(7) + b"\x7f", *nginx, version=b"1.0"),
+        get(b"/auth", b"Connection: keep-alive", *nginx, version=b"1.0")  # handed off
+        + get(b"/auth", bearer + secret(7) + b"\x7f", *nginx, version=b"1.0"),
         get(b"/auth", bearer + secret(8) + b"a" * 9000, *nginx),
         get(b"/auth", b"X-Original-URI: /.curfew/../admin", bearer + secret(10)),
         get(b"/authz/.curfew/%2E%2E/admin", bearer + secret(11)),
