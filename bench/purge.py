@@ -7,8 +7,11 @@ Starts its own redis-server on a free loopback port, then measures:
 2. `curfew purge` over N Curfew sessions of which 10% are idle-expired (expired per second),
    written as check_and_touch writes them (owner field, due index member and score);
 3. `curfew purge` over N Curfew sessions none of which expired (seconds: must not grow with N);
-4. `curfew purge` walking N Spring Session sessions (JDK-serialized, with their expiry keys) by
-   SCAN (sessions per second);
+4. `curfew purge` walking N Spring Session sessions (JDK-serialized, with their expiry keys,
+   expirations members and principal index members; a tenth idle-expired and removed whole) by
+   SCAN (sessions per second), once without Curfew records and once with a record joined to
+   each: an app format is always walked by SCAN, since the app keeps sessions the sidecar never
+   saw;
 5. `curfew purge` walking N connect-redis sessions (express-session JSON, each key's TTL read
    with it) by SCAN, 10% of them idle, without and then with a Curfew record for every session
    (sessions walked per second). This format must SCAN: sessions signed in straight at the app
@@ -23,8 +26,9 @@ shared machine), and, per removed session, the run's time and Redis's own time i
 purge_shard (INFO commandstats). It ends with
 
     RESULT expired_per_s=… ratio_to_raw_del=… none_expired_seconds=… spring_keys_per_s=…
-    connect_per_s=… connect_with_records_per_s=… max_slowlog_ms=… django_walked_per_s=…
-    django_records_walked_per_s=… flask_session_walked_per_s=… flask_session_records_walked_per_s=…
+    spring_joined_per_s=… connect_per_s=… connect_with_records_per_s=… max_slowlog_ms=…
+    django_walked_per_s=… django_records_walked_per_s=… flask_session_walked_per_s=…
+    flask_session_records_walked_per_s=…
 
 Usage: python bench/purge.py [--sessions N] [--spring N] [--connect N] [--python-apps N]
 (defaults 1000000 each)
@@ -45,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import redis
@@ -60,6 +64,7 @@ from curfew.api.config import (
 )
 from curfew.sessions import keys
 from curfew.sessions.identity import SessionHasher, session_hash
+from curfew.sessions.rules import SessionRecord
 
 SESSION_KEY = "bench-session-key-0123456789abcdef"
 OWNER = keys.owner_id("bench/policy", "Deployment/bench/web")
@@ -95,23 +100,67 @@ return n
 """
 
 # Spring Session's RedisIndexedSessionRepository layout, JDK-serialized values: the session
-# hash (TTL maxInactiveInterval + 5 min) and its sessions:expires:<id> key.
+# hash (TTL maxInactiveInterval + 5 min) with a principal attribute (a thousand users), its
+# sessions:expires:<id> key, its expirations:<minute> member and its principal index member.
+# Every ARGV[6]th session is idle past the policy (20 minutes), so the walk removes a tenth whole.
 SPRING_SESSIONS = """
 local prefix, first, n, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local long_head, int_head = ARGV[5], ARGV[6]
+local long_head, int_head, every = ARGV[5], ARGV[6], tonumber(ARGV[7])
+local index = prefix .. 'index:org.springframework.session.FindByIndexNameSessionRepository'
+  .. '.PRINCIPAL_NAME_INDEX_NAME:'
+local function jdk_string(s) return '\\172\\237\\0\\5t' .. struct.pack('>H', #s) .. s end
 for i = first, first + n - 1 do
   local h = redis.sha1hex(tostring(i))
   local id = string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-' .. string.sub(h, 13, 16)
     .. '-' .. string.sub(h, 17, 20) .. '-' .. string.sub(h, 21, 32)
   local key = prefix .. 'sessions:' .. id
+  local last = now - 60000
+  if every > 0 and i % every == 0 then last = now - 1200000 end
+  local user = 'user' .. (i % 1000)
   redis.call('HSET', key, 'creationTime', long_head .. struct.pack('>l', now - 3600000),
-    'lastAccessedTime', long_head .. struct.pack('>l', now - 60000),
-    'maxInactiveInterval', int_head .. struct.pack('>i', 1800))
+    'lastAccessedTime', long_head .. struct.pack('>l', last),
+    'maxInactiveInterval', int_head .. struct.pack('>i', 1800),
+    'sessionAttr:org.springframework.session.FindByIndexNameSessionRepository'
+      .. '.PRINCIPAL_NAME_INDEX_NAME', jdk_string(user))
   redis.call('PEXPIRE', key, 2100000)
   redis.call('SET', prefix .. 'sessions:expires:' .. id, '', 'PX', 1800000)
+  local minute = math.floor((last + 1800000) / 60000 + 1) * 60000
+  redis.call('SADD', prefix .. 'expirations:' .. string.format('%d', minute),
+    jdk_string('expires:' .. id))
+  redis.call('SADD', index .. user, jdk_string(id))
 end
 return n
 """
+
+
+def spring_id(i: int) -> str:
+    """The id the generator above gives session ``i``."""
+    h = hashlib.sha1(str(i).encode(), usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def populate_records(
+    client: redis.Redis, fmt: str, prefix: str, sessions: Iterable[tuple[str, int]]
+) -> None:
+    """A live Curfew record per (app session id, ms since its last activity), as check_and_touch
+    writes it: the record decides, so it says what the app's session says."""
+    namespace = keys.curfew_namespace(fmt, prefix)
+    now_s, now_us = client.time()
+    now = now_s * 1000 + now_us // 1000
+    pipe = client.pipeline(transaction=False)
+    for count, (raw_id, last_ago) in enumerate(sessions, 1):
+        rec = SessionRecord(created_ms=now - 3_600_000, last_activity_ms=now - last_ago,
+                            idle_ms=900_000, absolute_ms=28_800_000,
+                            authenticated_ms=now - 3_600_000, policy="bench/policy",
+                            workload="Deployment/bench/web")
+        sid = session_hash(SESSION_KEY.encode(), raw_id)
+        record, due, _ = keys.session_keys(namespace, sid)
+        pipe.hset(record, mapping=rec.to_fields())
+        pipe.zadd(due, {keys.due_member(rec.owner, sid): rec.due_score})
+        pipe.pexpireat(record, rec.due_ms + RETAIN_MS)
+        if count % CHUNK == 0:
+            pipe.execute()
+    pipe.execute()
 
 # connect-redis's layout: one JSON string per session, express-session's cookie in it, the key's
 # TTL set by connect-redis. Saved an hour ago with a day's maxAge; touched (EXPIRE) a second ago,
@@ -437,20 +486,30 @@ def main() -> None:
         print(f"purge, {n:,} sessions, none expired: {none_run}", flush=True)
         client.flushall()
 
-        populate(client, SPRING_SESSIONS, spring_n, "spring:session:", JDK_LONG_HEAD,
-                 JDK_INTEGER_HEAD)
-        client.slowlog_reset()
-        machine_load("before the spring walk")
-        spring_run = run_purge(
-            purge_config(workdir / "spring.json", "spring-session", "spring:session:"), port
-        )
-        machine_load("after it")
-        slow = max(slow, slowest_ms(client, "spring walk"))
-        spring_per_s = float(spring_run["scanned"]) / float(  # type: ignore[arg-type]
-            spring_run["durationSeconds"]  # type: ignore[arg-type]
-        )
-        print(f"purge, {spring_n:,} spring sessions: {spring_run}", flush=True)
-        client.flushall()
+        spring_config = purge_config(workdir / "spring.json", "spring-session", "spring:session:")
+        spring_per_s: dict[str, float] = {}
+        for joined in (False, True):
+            # The app's sessions are walked by SCAN whether or not Curfew records join them:
+            # the app keeps sessions the sidecar never saw, which only the walk finds.
+            populate(client, SPRING_SESSIONS, spring_n, "spring:session:", JDK_LONG_HEAD,
+                     JDK_INTEGER_HEAD, 10)
+            what = "each joined to its Curfew record" if joined else "no Curfew records"
+            if joined:
+                populate_records(client, "spring-session", "spring:session:",
+                                 ((spring_id(i), 20 * MIN if i % 10 == 0 else MIN)
+                                  for i in range(spring_n)))
+            client.slowlog_reset()
+            machine_load(f"before the spring walk ({what})")
+            spring_run = run_purge(spring_config, port)
+            machine_load("after it")
+            slow = max(slow, slowest_ms(client, f"spring walk ({what})"))
+            spring_per_s[what] = float(spring_run["scanned"]) / float(  # type: ignore[arg-type]
+                spring_run["durationSeconds"]  # type: ignore[arg-type]
+            )
+            print(f"purge, {spring_n:,} spring-session sessions (SCAN walk, {what}, a tenth "
+                  f"expired and removed whole): {spring_per_s[what]:,.0f} sessions walked/s; "
+                  f"{spring_run}", flush=True)
+            client.flushall()
 
         connect_config = purge_config(workdir / "connect.json", "connect-redis", "sess:")
         populate(client, OS_DATE + CONNECT_SESSIONS, connect_n, "sess:")
@@ -482,7 +541,9 @@ def main() -> None:
     print(
         f"RESULT expired_per_s={expired_per_s:.0f} ratio_to_raw_del={expired_per_s / raw:.3f} "
         f"none_expired_seconds={float(none_run['durationSeconds']):.3f} "  # type: ignore[arg-type]
-        f"spring_keys_per_s={spring_per_s:.0f} connect_per_s={walk_rate(connect_run):.0f} "
+        f"spring_keys_per_s={spring_per_s['no Curfew records']:.0f} "
+        f"spring_joined_per_s={spring_per_s['each joined to its Curfew record']:.0f} "
+        f"connect_per_s={walk_rate(connect_run):.0f} "
         f"connect_with_records_per_s={walk_rate(recorded_run):.0f} max_slowlog_ms={slow:.2f} "
         + " ".join(f"{label.replace('-', '_')}_walked_per_s={rate:.0f}"
                    for label, rate in app_rates.items())

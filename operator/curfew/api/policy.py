@@ -45,6 +45,7 @@ ComplianceProfileName = Literal[
     "pci-dss-4.0", "nist-800-63b-aal2", "nist-800-63b-aal3", "owasp-high-value"
 ]
 SelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
+IdEncoding = Literal["base64", "raw"]
 
 DEFAULT_KEY_PREFIX: dict[str, str] = {
     "curfew": "curfew:",
@@ -167,6 +168,13 @@ class SessionSource(Model):
     )
     header_prefix: str | None = Field(
         default=None, description='Scheme stripped from the header value, e.g. "Bearer ".'
+    )
+    id_encoding: IdEncoding | None = Field(
+        default=None,
+        description="How the cookie or header carries the session id: base64 (Spring "
+        "Session's DefaultCookieSerializer) or raw. Unset, base64 for a spring-session cookie "
+        "and raw otherwise (Spring's X-Auth-Token header, every other format); base64 needs "
+        "store.format spring-session.",
     )
 
     @model_validator(mode="after")
@@ -430,6 +438,23 @@ class SessionPolicySpec(Model):
         default_factory=Client,
         description="The browser client script the sidecar serves at /.curfew/client.js.",
     )
+
+    @model_validator(mode="after")
+    def _id_encoding_fits_format(self) -> SessionPolicySpec:
+        if self.session.id_encoding == "base64" and self.store.format != "spring-session":
+            raise ValueError(
+                "session.idEncoding: base64 is Spring Session's cookie encoding; store.format "
+                f"{self.store.format} carries raw ids"
+            )
+        return self
+
+    @property
+    def effective_id_encoding(self) -> IdEncoding:
+        """How the sidecar reads the id from the cookie or header (``session.idEncoding``)."""
+        if self.session.id_encoding is not None:
+            return self.session.id_encoding
+        spring_cookie = self.store.format == "spring-session" and self.session.cookie_name
+        return "base64" if spring_cookie else "raw"
 
 
 class ObjectMeta(BaseModel):

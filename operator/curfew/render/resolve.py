@@ -111,6 +111,7 @@ def build_unified_config(workload: WorkloadId, policies: Sequence[SessionPolicy]
             cookie_name=spec.session.cookie_name,
             header=spec.session.header,
             header_prefix=spec.session.header_prefix,
+            id_encoding=spec.effective_id_encoding,
         ),
         activity=ConfigActivity(
             exclude_paths=tuple(spec.activity.exclude_paths),

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from redis import exceptions as rexc
+from redis.asyncio.cluster import RedisCluster
 
-from curfew.sessions import keys
+from curfew.sessions import keys, spring
 from curfew.sessions.codec import DEFAULT_ID_PATTERNS, build_codec
 from curfew.sessions.errors import StoreDataError, redacted
 from curfew.sessions.formats import (
@@ -27,7 +28,6 @@ from curfew.sessions.formats import (
     SpringSession,
     read_connect_session,
     read_spring_session,
-    write_spring_string,
 )
 from curfew.sessions.formats_python import TtlClock, read_django_session, read_flask_session
 from curfew.sessions.store import APP_SESSION_REMOVERS, DELETE_IF_UNCHANGED, translate_errors
@@ -35,12 +35,6 @@ from curfew.sessions.store import APP_SESSION_REMOVERS, DELETE_IF_UNCHANGED, tra
 MIN_SCAN_COUNT: Final = 1000
 TTL_FORMATS: Final = ("django", "flask-session")
 """Formats read by their key's TTL alone (``curfew.sessions.formats_python``)."""
-_SPRING_FIELDS: Final = (
-    "creationTime",
-    "lastAccessedTime",
-    "maxInactiveInterval",
-    keys.SPRING_PRINCIPAL_ATTR,
-)
 
 
 @dataclass(frozen=True)
@@ -100,6 +94,7 @@ class AppSessions:
             if format in TTL_FORMATS else None
         )
         self.curfew_namespace = keys.curfew_namespace(format, prefix)
+        self.cluster = isinstance(client, RedisCluster)
 
     async def walk(self, *, count: int = MIN_SCAN_COUNT) -> AsyncIterator[AppBatch]:
         """The app's sessions, in batches of about ``count`` keys."""
@@ -136,7 +131,7 @@ class AppSessions:
         pipe = self._client.pipeline(transaction=False)
         for key, _ in found:
             if self.format == "spring-session":
-                pipe.hmget(key, *_SPRING_FIELDS)
+                pipe.hmget(key, *spring.FIELDS[:3])  # the times: the principal waits for removal
             else:
                 pipe.get(key)
                 if connect:
@@ -165,10 +160,10 @@ class AppSessions:
                 continue  # another type under the prefix (WRONGTYPE), or gone since SCAN
             try:
                 if self.format == "spring-session":
-                    spring = read_spring_session(*reply)
-                    if spring is not None:
-                        sessions.append(
-                            AppSession(key, raw_id, "lastAccessedTime", reply[1], spring))
+                    found_spring = read_spring_session(*reply)
+                    if found_spring is not None:
+                        sessions.append(AppSession(key, raw_id, "lastAccessedTime", reply[1],
+                                                   found_spring))
                 else:
                     ttl_ms = ttl if isinstance(ttl, int) else None
                     read = read_connect_session(reply, remaining_ms=ttl_ms,
@@ -211,16 +206,28 @@ class AppSessions:
     async def remove(self, sessions: Sequence[AppSession]) -> list[bool]:
         """Delete each session unless it changed since it was read; True where deleted.
 
-        A removed Spring session also loses its ``sessions:expires:<id>`` key, its member of
-        the ``expirations:<minute>`` set (or of the ``sessions:expirations`` sorted set) and of
-        its principal index set.
+        A Spring session goes whole, by the sidecar's script (``delete_spring_session.lua``):
+        its hash, its ``sessions:expires:<id>`` key, its member of the ``expirations:<minute>``
+        set or of the ``sessions:expirations`` sorted set, and of its principal index set. The
+        fields that name the principal are read here, for the sessions to remove only (a
+        ``SPRING_SECURITY_CONTEXT`` is often a kilobyte: the walk does not carry it).
         """
         if not sessions:
             return []
         with translate_errors():
+            fields = await self._spring_fields([s for s in sessions if s.spring is not None])
             pipe = self._client.pipeline(transaction=False)
-            for s in sessions:
-                if s.guard_field is None:
+            sent: list[int] = []
+            for i, s in enumerate(sessions):
+                read = fields.get(s.key)
+                if s.spring is not None and (read is None or read[1] != s.guard_value):
+                    continue  # touched or gone since the walk judged it: it stays
+                sent.append(i)
+                if read is not None and not self.cluster:
+                    removal = spring.build_removal(self.prefix, s.raw_id, read)
+                    pipe.execute_command("EVALSHA", self.remover.sha,
+                                         len(removal.keys), *removal.keys, *removal.args)
+                elif s.guard_field is None:
                     pipe.delete(s.key)
                 elif s.connect is not None or s.ttl is not None:
                     if s.ttl is not None:
@@ -234,39 +241,52 @@ class AppSessions:
                         "EVALSHA", DELETE_IF_UNCHANGED.sha, 1, s.key, s.guard_field, s.guard_value
                     )
             try:
-                replies = await pipe.execute()
+                replies = await pipe.execute() if sent else []
             except rexc.NoScriptError:
                 await self._client.script_load(DELETE_IF_UNCHANGED.source)
                 await self._client.script_load(self.remover.source)
                 return await self.remove(sessions)
-            deleted = [int(r) == 1 for r in replies]
-            spring = [s for s, d in zip(sessions, deleted, strict=True) if d and s.spring]
-            if spring:
-                await self._clean_spring(spring)
+            deleted = [False] * len(sessions)
+            for i, reply in zip(sent, replies, strict=True):
+                deleted[i] = int(reply) == 1
+            if self.cluster:
+                await self._clean_spring_cluster(
+                    [(s, fields[s.key]) for s, d in zip(sessions, deleted, strict=True)
+                     if d and s.spring])
         return deleted
 
-    async def _clean_spring(self, sessions: Sequence[AppSession]) -> None:
-        """Remove removed sessions from Spring's side keys. Best effort: the session is gone
-        already, and a side key of another type than Spring writes (a ``sessions:expirations``
-        that is no sorted set, say) only fails its own command, whose error (it would name the
-        member, so the session id) is dropped."""
+    async def _spring_fields(
+        self, sessions: Sequence[AppSession]
+    ) -> dict[str, tuple[bytes | None, ...] | None]:
+        """Each Spring session's ``spring.FIELDS`` as they are now (None: no longer a hash)."""
+        if not sessions:
+            return {}
         pipe = self._client.pipeline(transaction=False)
         for s in sessions:
-            assert s.spring is not None
-            pipe.delete(keys.spring_expires_key(self.prefix, s.raw_id))
-            minute = s.spring.expirations_minute_ms
-            if minute is not None:
-                member = write_spring_string("expires:" + s.raw_id, s.spring.serializer)
-                pipe.srem(keys.spring_expirations_key(self.prefix, minute), member)
-            # Spring Session 3.4+ can keep expiries in one sorted set instead of the minute
-            # sets: an id absent from it costs one ZREM that removes nothing.
-            pipe.zrem(keys.spring_expirations_zset_key(self.prefix),
-                      write_spring_string(s.raw_id, s.spring.serializer))
-            if s.spring.principal:
-                pipe.srem(
-                    keys.spring_principal_index_key(self.prefix, s.spring.principal),
-                    write_spring_string(s.raw_id, s.spring.serializer),
-                )
+            pipe.hmget(s.key, *spring.FIELDS)
+        replies = await pipe.execute(raise_on_error=False)
+        return {s.key: None if isinstance(r, Exception) else tuple(r)
+                for s, r in zip(sessions, replies, strict=True)}
+
+    async def _clean_spring_cluster(
+        self, sessions: Sequence[tuple[AppSession, tuple[bytes | None, ...] | None]]
+    ) -> None:
+        """On a Cluster, Spring's companion keys lie in other slots than the hash: after the
+        guarded delete of the hash, each goes by a command of its own. Best effort: the session
+        is gone already, and a key of another type than Spring writes only fails its own
+        command, whose error (it would name the member, so the session id) is dropped."""
+        if not sessions:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for s, read in sessions:
+            assert read is not None
+            removal = spring.build_removal(self.prefix, s.raw_id, read)
+            expires, zset, *sets = removal.keys[1:]
+            members = removal.args[2 * len(spring.FIELDS) + 1:]
+            pipe.delete(expires)
+            pipe.zrem(zset, members[0])
+            for key, member in zip(sets, members[1:], strict=True):
+                pipe.srem(key, member)
         for reply in await pipe.execute(raise_on_error=False):
             if isinstance(reply, rexc.ResponseError) and not str(reply).startswith("WRONGTYPE"):
                 raise StoreDataError(f"Redis refused a command: {redacted(reply)}")

@@ -54,6 +54,8 @@ SPRING_PRINCIPAL_ATTR: Final = (
     "sessionAttr:org.springframework.session.FindByIndexNameSessionRepository"
     ".PRINCIPAL_NAME_INDEX_NAME"
 )
+SPRING_SECURITY_CONTEXT_ATTR: Final = "sessionAttr:SPRING_SECURITY_CONTEXT"
+"""Spring Security's context; ``PrincipalNameIndexResolver`` indexes its principal's name."""
 
 
 class RecordField(StrEnum):
@@ -212,6 +214,10 @@ def app_raw_id(format: str, prefix: str, key: str) -> str | None:
     return rest
 
 
+def spring_session_key(prefix: str, raw_id: str) -> str:
+    return f"{prefix}{SPRING_SESSIONS}{raw_id}"
+
+
 def spring_expires_key(prefix: str, raw_id: str) -> str:
     return f"{prefix}{SPRING_EXPIRES}{raw_id}"
 
@@ -226,3 +232,9 @@ def spring_expirations_zset_key(prefix: str) -> str:
 
 def spring_principal_index_key(prefix: str, principal: str) -> str:
     return f"{prefix}{SPRING_PRINCIPAL_INDEX}{principal}"
+
+
+def spring_principal_index_key_bytes(prefix: str, principal: str) -> bytes:
+    """The principal index key as Spring's ``StringRedisSerializer`` writes it: UTF-8 of the
+    Java string, a lone surrogate (which no UTF-8 holds) replaced by ``?`` as Java does."""
+    return prefix.encode() + SPRING_PRINCIPAL_INDEX.encode() + principal.encode("utf-8", "replace")
