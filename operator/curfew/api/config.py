@@ -79,6 +79,10 @@ class ConfigStore(_Doc):
     session_key_secret_ref: ConfigSecretRef
     id_pattern: Annotated[str, AfterValidator(check_id_pattern)] | None = None
     """The id grammar (``curfew.sessions.codec``); rendered explicitly, None: the format's."""
+    app_ttl_seconds: Seconds | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The lifetime the app gives its session keys (``store.appTtl``), for formats whose clock
+    is the key's TTL (php-redis); None for the others, and then left out of the document, so
+    the other formats' configs and hashes are what they were."""
 
 
 class ConfigPurge(_Doc):

@@ -38,7 +38,7 @@ PLURAL: Final = "sessionpolicies"
 
 Enforcement = Literal["Enforce", "Audit"]
 FailurePolicy = Literal["Fail", "Ignore"]
-StoreFormat = Literal["curfew", "spring-session", "connect-redis", "generic"]
+StoreFormat = Literal["curfew", "spring-session", "connect-redis", "generic", "php-redis"]
 ComplianceProfileName = Literal[
     "pci-dss-4.0", "nist-800-63b-aal2", "nist-800-63b-aal3", "owasp-high-value"
 ]
@@ -49,8 +49,15 @@ DEFAULT_KEY_PREFIX: dict[str, str] = {
     "spring-session": "spring:session:",
     "connect-redis": "sess:",
     "generic": "session:",
+    "php-redis": "PHPREDIS_SESSION:",
 }
 """The key prefix each store format's own library uses unless configured otherwise."""
+
+APP_TTL_FORMATS: Final = ("php-redis",)
+"""The formats whose clock is the app key's TTL, so ``store.appTtl`` means something."""
+DEFAULT_APP_TTL_SECONDS: Final = 1440
+"""PHP's default ``session.gc_maxlifetime``."""
+_MAX_APP_TTL: Final = 8784 * 3600 * SECOND
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _COOKIE_NAME = _HEADER_NAME
@@ -277,13 +284,39 @@ class Store(Model):
         description="Regular expression (Python syntax) every session id must match in full; "
         "a cookie or header value outside it is no session (nothing is created or deleted for "
         "it). Unset, the format's own grammar: a lower-case UUID for spring-session, 32 "
-        "base64url characters for connect-redis, [A-Za-z0-9_-]{16,128} for generic, 1 to 4096 "
-        "cookie characters for curfew.",
+        "base64url characters for connect-redis, [A-Za-z0-9_-]{16,128} for generic, "
+        "[0-9A-Za-z,-]{22,256} for php-redis, 1 to 4096 cookie characters for curfew.",
     )
+
+    app_ttl: Duration | None = Field(
+        default=None,
+        description="Lifetime the app gives its session keys in the store, renewed on every "
+        "request that starts the session: php-redis reads a session's last activity from its "
+        "key's remaining TTL against it (PHP's session.gc_maxlifetime; unset, 1440s, PHP's "
+        "default). State it exactly: a longer value than the app's would judge sessions older "
+        "than they are.",
+    )
+
+    @model_validator(mode="after")
+    def _app_ttl_fits(self) -> Store:
+        if self.app_ttl is None:
+            return self
+        if self.format not in APP_TTL_FORMATS:
+            raise ValueError(f"appTtl: the {self.format} format does not read it")
+        if not SECOND <= self.app_ttl.nanoseconds <= _MAX_APP_TTL:
+            raise ValueError(f"appTtl: must be between 1s and 8784h, got {self.app_ttl}")
+        return self
 
     @property
     def effective_key_prefix(self) -> str:
         return self.key_prefix if self.key_prefix is not None else DEFAULT_KEY_PREFIX[self.format]
+
+    @property
+    def effective_app_ttl_seconds(self) -> float | None:
+        """The app keys' lifetime the purge judges by (None: the format has no TTL clock)."""
+        if self.format not in APP_TTL_FORMATS:
+            return None
+        return self.app_ttl.seconds if self.app_ttl is not None else DEFAULT_APP_TTL_SECONDS
 
     @property
     def effective_id_pattern(self) -> str:

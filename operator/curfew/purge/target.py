@@ -30,6 +30,10 @@ class PurgeTarget:
     workloads: dict[str, Limits] = field(default_factory=dict)
     """Current limits by workload (``Kind/namespace/name``), the ids records carry."""
     max_purge_fraction: float = 0.5
+    id_pattern: str | None = None
+    """The app's id grammar (``store.idPattern`` as rendered; None: the format's default)."""
+    app_ttl_ms: int | None = None
+    """The lifetime the app gives its session keys (php-redis's clock), in ms."""
 
     @property
     def audit_only(self) -> bool:
@@ -66,6 +70,9 @@ def build_target(doc: PurgeConfig | UnifiedConfig) -> PurgeTarget:
         limits=limits,
         workloads=workloads,
         max_purge_fraction=doc.purge.max_purge_fraction,
+        id_pattern=doc.store.id_pattern,
+        app_ttl_ms=(None if doc.store.app_ttl_seconds is None
+                    else round(doc.store.app_ttl_seconds * 1000)),
     )
 
 

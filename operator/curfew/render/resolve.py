@@ -81,6 +81,7 @@ def build_config_store(store: Store) -> ConfigStore:
         redis_secret_ref=_ref(store.redis_secret_ref),
         session_key_secret_ref=_ref(store.effective_session_key_ref),
         id_pattern=store.effective_id_pattern,
+        app_ttl_seconds=store.effective_app_ttl_seconds,
     )
 
 

@@ -1,13 +1,15 @@
-"""The apps' own sessions in the shared store (spring-session, connect-redis, generic): walked by
-SCAN in batches and removed with a guard, for the purge job.
+"""The apps' own sessions in the shared store (spring-session, connect-redis, generic,
+php-redis): walked by SCAN in batches and removed with a guard, for the purge job.
 
 A walk never uses KEYS or another blocking command: SCAN with COUNT >= 1000, and one pipeline
 per batch to read what was found. A removal deletes the session only if the field the purge job
-judged still holds the bytes it read, so a session the app touched meanwhile survives.
+judged still holds the bytes it read (php-redis: if its TTL was not renewed since), so a session
+the app touched meanwhile survives.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -15,6 +17,7 @@ from typing import Any, Final
 from redis import exceptions as rexc
 
 from curfew.sessions import keys
+from curfew.sessions.codec import APP_KEY_TYPES
 from curfew.sessions.errors import StoreDataError, redacted
 from curfew.sessions.formats import (
     ConnectSession,
@@ -24,9 +27,11 @@ from curfew.sessions.formats import (
     read_spring_session,
     write_spring_string,
 )
-from curfew.sessions.store import DELETE_IF_UNCHANGED, translate_errors
+from curfew.sessions.formats_php import PhpSession, read_php_session
+from curfew.sessions.store import DELETE_IF_UNCHANGED, DELETE_PHP_SESSION, translate_errors
 
 MIN_SCAN_COUNT: Final = 1000
+_PHP_TYPES: Final = ",".join(APP_KEY_TYPES["php-redis"])
 _SPRING_FIELDS: Final = (
     "creationTime",
     "lastAccessedTime",
@@ -46,6 +51,7 @@ class AppSession:
     guard_value: bytes | None
     spring: SpringSession | None = None
     connect: ConnectSession | None = None
+    php: PhpSession | None = None
 
 
 @dataclass(frozen=True)
@@ -62,13 +68,27 @@ class AppBatch:
 class AppSessions:
     """The sessions an app of ``format`` keeps under ``prefix``, on the store's client."""
 
-    def __init__(self, client: Any, *, format: str, prefix: str) -> None:
-        if format not in ("spring-session", "connect-redis", "generic"):
+    def __init__(
+        self,
+        client: Any,
+        *,
+        format: str,
+        prefix: str,
+        id_pattern: str | None = None,
+        app_ttl_ms: int | None = None,
+    ) -> None:
+        if format not in ("spring-session", "connect-redis", "generic", "php-redis"):
             raise ValueError(f"no app sessions for format {format!r}")
+        if format == "php-redis" and (id_pattern is None or app_ttl_ms is None):
+            raise ValueError("php-redis sessions need the id grammar and the app's TTL")
         self._client = client
         self.format = format
         self.prefix = prefix
         self.curfew_namespace = keys.curfew_namespace(format, prefix)
+        self._ids = re.compile(id_pattern) if id_pattern is not None else None
+        """Only ids of the grammar are sessions (php-redis: phpredis's ``<id>_LOCK`` keys are
+        not, nor is anything else the app keeps under its prefix)."""
+        self._app_ttl_ms = app_ttl_ms
 
     async def walk(self, *, count: int = MIN_SCAN_COUNT) -> AsyncIterator[AppBatch]:
         """The app's sessions, in batches of about ``count`` keys."""
@@ -77,12 +97,16 @@ class AppSessions:
         expires_head = self.prefix + keys.SPRING_EXPIRES
         batch: list[tuple[str, str]] = []
         expiry_keys: list[str] = []
+        # A PHP session is a string: SCAN's TYPE filter (Redis 6+) leaves the rest on the server.
+        only = "string" if self.format == "php-redis" else None
         with translate_errors():
-            async for raw_key in self._client.scan_iter(match=pattern, count=count):
+            async for raw_key in self._client.scan_iter(match=pattern, count=count, _type=only):
                 key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
                 if key.startswith(self.curfew_namespace):
                     continue  # an empty app prefix matches Curfew's own keys too
                 raw_id = keys.app_raw_id(self.format, self.prefix, key)
+                if raw_id is not None and self._ids is not None and not self._ids.fullmatch(raw_id):
+                    continue
                 if raw_id is not None:
                     batch.append((key, raw_id))
                 elif self.format == "spring-session" and key.startswith(expires_head):
@@ -96,6 +120,8 @@ class AppSessions:
     async def _read(self, found: Sequence[tuple[str, str]], expiry_keys: Sequence[str]) -> AppBatch:
         if self.format == "generic":
             return AppBatch([AppSession(key, raw_id, None, None) for key, raw_id in found], [])
+        if self.format == "php-redis":
+            return await self._read_php(found)
         pipe = self._client.pipeline(transaction=False)
         for key, _ in found:
             if self.format == "spring-session":
@@ -128,6 +154,30 @@ class AppSessions:
                 malformed += 1  # the reason names a field, never the key: not reported
         return AppBatch(sessions, orphans, malformed)
 
+    async def _read_php(self, found: Sequence[tuple[str, str]]) -> AppBatch:
+        """Each session's TTL, then the server's clock in the same pipeline (read after every
+        TTL, so a session can only look younger than it is)."""
+        assert self._app_ttl_ms is not None
+        pipe = self._client.pipeline(transaction=False)
+        for key, _ in found:
+            pipe.pttl(key)
+        # On a Cluster, TIME goes to one node: the masters' clocks are taken to agree within
+        # the purge's precision, as the index walk takes them to.
+        pipe.time()
+        replies = await pipe.execute(raise_on_error=False)
+        if isinstance(replies[-1], Exception):
+            raise StoreDataError(f"Redis refused TIME: {redacted(replies[-1])}")
+        seconds, micros = replies[-1]
+        now = int(seconds) * 1000 + int(micros) // 1000
+        sessions = []
+        for (key, raw_id), ttl in zip(found, replies[:-1], strict=True):
+            if isinstance(ttl, Exception):
+                continue
+            php = read_php_session(int(ttl), now, self._app_ttl_ms)
+            if php is not None:
+                sessions.append(AppSession(key, raw_id, None, None, php=php))
+        return AppBatch(sessions, [])
+
     async def remove(self, sessions: Sequence[AppSession]) -> list[bool]:
         """Delete each session unless it changed since it was read; True where deleted.
 
@@ -140,7 +190,10 @@ class AppSessions:
         with translate_errors():
             pipe = self._client.pipeline(transaction=False)
             for s in sessions:
-                if s.guard_field is None:
+                if s.php is not None:
+                    pipe.execute_command("EVALSHA", DELETE_PHP_SESSION.sha, 1, s.key,
+                                         _PHP_TYPES, s.php.ttl_ms)
+                elif s.guard_field is None:
                     pipe.delete(s.key)
                 else:
                     pipe.execute_command(

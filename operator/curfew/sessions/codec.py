@@ -12,6 +12,10 @@ Id grammars (``DEFAULT_ID_PATTERNS``; ``store.idPattern`` replaces one, always a
   without padding, exactly 32 characters.
 - ``generic``: 16 to 128 characters of ``A-Z a-z 0-9 _ -`` (PHP, Django, Flask-Session and
   Rails ids fit; no ``:`` or ``.``, so no id reaches another namespace of the app's keys).
+- ``php-redis``: every id PHP generates, whatever ``session.sid_length`` (22 to 256) and
+  ``session.sid_bits_per_character`` (4: ``0-9a-f``, 5: ``0-9a-v``, 6: ``0-9a-zA-Z,-``) say;
+  PHP 8.2 makes 32 of ``0-9a-f`` by default, 26 of ``0-9a-v`` under Debian's php.ini. No ``_``,
+  so phpredis's lock keys (``<id>_LOCK``) are no ids.
 - ``curfew``: the app keeps nothing in the store, so the id names no Redis key (only its keyed
   hash does): 1 to 4096 characters of RFC 6265 cookie-octets (opaque ids, base64, JWTs).
 
@@ -43,6 +47,7 @@ MAX_PATTERN_LENGTH: Final = 256
 UUID_PATTERN: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 UID_SAFE_24_PATTERN: Final = r"[A-Za-z0-9_-]{32}"
 GENERIC_ID_PATTERN: Final = r"[A-Za-z0-9_-]{16,128}"
+PHP_ID_PATTERN: Final = r"[0-9A-Za-z,-]{22,256}"
 CURFEW_ID_PATTERN: Final = r"[!#-+\--:<-\[\]-~]{1,4096}"
 """RFC 6265 section 4.1.1 cookie-octets: printable ASCII but space, ``"``, ``,``, ``;``, ``\\``."""
 
@@ -50,6 +55,7 @@ DEFAULT_ID_PATTERNS: Final[dict[str, str]] = {
     "spring-session": UUID_PATTERN,
     "connect-redis": UID_SAFE_24_PATTERN,
     "generic": GENERIC_ID_PATTERN,
+    "php-redis": PHP_ID_PATTERN,
     keys.CURFEW_FORMAT: CURFEW_ID_PATTERN,
 }
 
@@ -57,9 +63,15 @@ APP_KEY_TYPES: Final[dict[str, tuple[str, ...]]] = {
     "spring-session": ("hash",),
     "connect-redis": ("string",),
     "generic": ("string", "hash"),
+    "php-redis": ("string",),
 }
 """The Redis types (``TYPE``) an app's session key has in each format: a key of another type
 (Spring's ``sessions:expirations`` sorted set, say) is never taken for a session, nor deleted."""
+
+APP_REMOVERS: Final[dict[str, str]] = {"php-redis": "delete_php_session"}
+"""The script (``lua/<name>.lua``) that removes a format's whole session, for the sidecar's
+expiry and the purge alike; ``delete_app_session`` for the formats not named here."""
+DEFAULT_REMOVER: Final = "delete_app_session"
 
 _EXPRESS_SIGNED: Final = "s:"
 
@@ -93,6 +105,8 @@ class AppKey:
 
     key: str
     types: tuple[str, ...]
+    remover: str = DEFAULT_REMOVER
+    """The script that removes the whole session (``APP_REMOVERS``)."""
 
     @property
     def types_arg(self) -> str:
@@ -130,7 +144,8 @@ class SessionCodec:
         key = keys.app_session_key(self.format, self.prefix, app_id)
         if key is None:
             return None
-        return AppKey(key, APP_KEY_TYPES[self.format])
+        return AppKey(key, APP_KEY_TYPES[self.format],
+                      APP_REMOVERS.get(self.format, DEFAULT_REMOVER))
 
 
 def build_codec(format: str, prefix: str, id_pattern: str | None = None) -> SessionCodec:

@@ -165,12 +165,13 @@ def session_keys(namespace: str, sid: str) -> tuple[str, str, str]:
 def app_session_key(format: str, prefix: str, raw_id: str) -> str | None:
     """The key of the app's own session for a raw session id, or None if the app keeps none.
 
-    spring-session: ``<prefix>sessions:<id>``; connect-redis and generic: ``<prefix><id>``;
+    spring-session: ``<prefix>sessions:<id>``; connect-redis, generic and php-redis:
+    ``<prefix><id>``;
     curfew: None (the app keeps no session in the store).
     """
     if format == "spring-session":
         return f"{prefix}{SPRING_SESSIONS}{raw_id}"
-    if format in ("connect-redis", "generic"):
+    if format in ("connect-redis", "generic", "php-redis"):
         return f"{prefix}{raw_id}"
     return None
 

@@ -104,8 +104,13 @@ PURGE_RECORD: Final = _Script.load("purge_record")
 DELETE_IF_UNCHANGED: Final = _Script.load("delete_if_unchanged")
 DELETE_APP_SESSION: Final = _Script.load("delete_app_session")
 PURGE_SHARD: Final = _Script.load("purge_shard")
+DELETE_PHP_SESSION: Final = _Script.load("delete_php_session")
 SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, DELETE_APP_SESSION,
-                  PURGE_SHARD)
+                  PURGE_SHARD, DELETE_PHP_SESSION)
+APP_REMOVERS: Final = {"delete_app_session": DELETE_APP_SESSION,
+                       "delete_php_session": DELETE_PHP_SESSION}
+"""The scripts that remove an app's whole session, by the name its codec gives
+(``AppKey.remover``): each takes the app key and its types, and removes unconditionally then."""
 
 _REASONS: Final = {r.value.encode(): r for r in Reason}
 
@@ -556,7 +561,8 @@ class SessionStore:
     ) -> None:
         """End a session: its record becomes a tombstone (keeping the reason it already has, or
         ``reason``), its index entry goes, and the app's own session key is deleted if it holds
-        its format's type (``delete_app_session.lua``)."""
+        its format's type, by the format's own removal script (``AppKey.remover``), the one the
+        purge job removes it with."""
         record, due, _ = keys.session_keys(self.namespace, sid)
         args = (sid, reason.value, self.retain_ms)
         with translate_errors(self.where):
@@ -568,13 +574,13 @@ class SessionStore:
             # execute_command, not evalsha(): redis-py's Cluster pipeline blocks the method, yet
             # routes the command by its keys like any other.
             pipe.execute_command("EVALSHA", EXPIRE.sha, 2, record, due, *args)
-            pipe.execute_command("EVALSHA", DELETE_APP_SESSION.sha, 1, app_key.key,
-                                 app_key.types_arg)
+            remover = APP_REMOVERS[app_key.remover]
+            pipe.execute_command("EVALSHA", remover.sha, 1, app_key.key, app_key.types_arg)
             try:
                 await pipe.execute()
             except rexc.NoScriptError:
                 await self._eval(EXPIRE, (record, due), args)
-                await self._eval(DELETE_APP_SESSION, (app_key.key,), (app_key.types_arg,))
+                await self._eval(remover, (app_key.key,), (app_key.types_arg,))
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers (every master, on a Cluster)."""
