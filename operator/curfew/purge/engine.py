@@ -18,14 +18,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from curfew.api.policy import DEFAULT_APP_TTL_SECONDS
 from curfew.purge.report import Audit, Progress, Summary
 from curfew.purge.target import PurgeTarget
 from curfew.sessions import keys
 from curfew.sessions.apps import AppSession, AppSessions
-from curfew.sessions.codec import DEFAULT_ID_PATTERNS
 from curfew.sessions.errors import StoreError
 from curfew.sessions.identity import session_hash
 from curfew.sessions.rules import Decision, Reason, SessionRecord, judge
@@ -67,17 +65,6 @@ class Plan:
 T = TypeVar("T")
 
 
-def _php_clock(target: PurgeTarget) -> dict[str, Any]:
-    """What a php-redis walk needs besides the prefix: the id grammar (phpredis keeps lock keys
-    under the same prefix) and the app keys' lifetime, its clock."""
-    if target.format != "php-redis":
-        return {}
-    return {
-        "id_pattern": target.id_pattern or DEFAULT_ID_PATTERNS["php-redis"],
-        "app_ttl_ms": target.app_ttl_ms or DEFAULT_APP_TTL_SECONDS * 1000,
-    }
-
-
 def _batches(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -114,7 +101,8 @@ class Purge:
                 store.client,
                 format=target.format,
                 prefix=target.key_prefix,
-                **_php_clock(target),
+                id_pattern=target.id_pattern,
+                app_ttl_ms=target.app_ttl_ms,
             )
             if target.format != keys.CURFEW_FORMAT
             else None

@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from curfew.api.config import PurgeConfig, UnifiedConfig
+from curfew.api.policy import APP_TTL_FORMATS, DEFAULT_APP_TTL_SECONDS
+from curfew.sessions.codec import DEFAULT_ID_PATTERNS
 from curfew.sessions.rules import Limits
 
 
@@ -31,9 +33,11 @@ class PurgeTarget:
     """Current limits by workload (``Kind/namespace/name``), the ids records carry."""
     max_purge_fraction: float = 0.5
     id_pattern: str | None = None
-    """The app's id grammar (``store.idPattern`` as rendered; None: the format's default)."""
+    """The app's id grammar (``store.idPattern``, else the format's): phpredis keeps its lock
+    keys under the sessions' prefix, so a php-redis walk takes only ids of the grammar."""
     app_ttl_ms: int | None = None
-    """The lifetime the app gives its session keys (php-redis's clock), in ms."""
+    """The lifetime the app gives its session keys, in ms: php-redis's clock (``store.appTtl``,
+    else PHP's default); None for the formats that have no TTL clock."""
 
     @property
     def audit_only(self) -> bool:
@@ -70,10 +74,15 @@ def build_target(doc: PurgeConfig | UnifiedConfig) -> PurgeTarget:
         limits=limits,
         workloads=workloads,
         max_purge_fraction=doc.purge.max_purge_fraction,
-        id_pattern=doc.store.id_pattern,
-        app_ttl_ms=(None if doc.store.app_ttl_seconds is None
-                    else round(doc.store.app_ttl_seconds * 1000)),
+        id_pattern=doc.store.id_pattern or DEFAULT_ID_PATTERNS.get(doc.store.format),
+        app_ttl_ms=_app_ttl_ms(doc.store.format, doc.store.app_ttl_seconds),
     )
+
+
+def _app_ttl_ms(format: str, seconds: float | None) -> int | None:
+    if format not in APP_TTL_FORMATS:
+        return None
+    return round((DEFAULT_APP_TTL_SECONDS if seconds is None else seconds) * 1000)
 
 
 def _field_path(error: ValidationError) -> str:

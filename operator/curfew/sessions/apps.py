@@ -66,7 +66,11 @@ class AppBatch:
 
 
 class AppSessions:
-    """The sessions an app of ``format`` keeps under ``prefix``, on the store's client."""
+    """The sessions an app of ``format`` keeps under ``prefix``, on the store's client.
+
+    php-redis needs ``id_pattern`` (its id grammar: the walk takes only such ids) and
+    ``app_ttl_ms`` (``session.gc_maxlifetime``: the clock); the other formats ignore both.
+    """
 
     def __init__(
         self,
@@ -85,8 +89,8 @@ class AppSessions:
         self.format = format
         self.prefix = prefix
         self.curfew_namespace = keys.curfew_namespace(format, prefix)
-        self._ids = re.compile(id_pattern) if id_pattern is not None else None
-        """Only ids of the grammar are sessions (php-redis: phpredis's ``<id>_LOCK`` keys are
+        self._ids = re.compile(id_pattern) if format == "php-redis" and id_pattern else None
+        """php-redis: only ids of the grammar are sessions (phpredis's ``<id>_LOCK`` keys are
         not, nor is anything else the app keeps under its prefix)."""
         self._app_ttl_ms = app_ttl_ms
 
@@ -155,22 +159,20 @@ class AppSessions:
         return AppBatch(sessions, orphans, malformed)
 
     async def _read_php(self, found: Sequence[tuple[str, str]]) -> AppBatch:
-        """Each session's TTL, then the server's clock in the same pipeline (read after every
-        TTL, so a session can only look younger than it is)."""
+        """Each session's TTL, then the server's clock (read after every TTL, so a session can
+        only look younger than it is)."""
         assert self._app_ttl_ms is not None
         pipe = self._client.pipeline(transaction=False)
         for key, _ in found:
             pipe.pttl(key)
-        # On a Cluster, TIME goes to one node: the masters' clocks are taken to agree within
-        # the purge's precision, as the index walk takes them to.
-        pipe.time()
         replies = await pipe.execute(raise_on_error=False)
-        if isinstance(replies[-1], Exception):
-            raise StoreDataError(f"Redis refused TIME: {redacted(replies[-1])}")
-        seconds, micros = replies[-1]
+        # A call of its own (a Cluster pipeline refuses keyless commands), after every TTL. On
+        # a Cluster it asks one node: the masters' clocks are taken to agree within the purge's
+        # precision, as the index walk takes them to.
+        seconds, micros = await self._client.time()
         now = int(seconds) * 1000 + int(micros) // 1000
         sessions = []
-        for (key, raw_id), ttl in zip(found, replies[:-1], strict=True):
+        for (key, raw_id), ttl in zip(found, replies, strict=True):
             if isinstance(ttl, Exception):
                 continue
             php = read_php_session(int(ttl), now, self._app_ttl_ms)
