@@ -9,6 +9,9 @@ Starts its own redis-server on a free loopback port, then measures:
 3. `curfew purge` over N Curfew sessions none of which expired (seconds: must not grow with N);
 4. `curfew purge` walking N Spring Session sessions (JDK-serialized, with their expiry keys) by
    SCAN (sessions per second);
+5. `curfew purge` walking N php-redis sessions (phpredis's strings, 10% idle by their TTL) by
+   SCAN, once without Curfew records and once with one per session (sessions per second: the
+   TTL clock has no index, so this format always walks);
 
 and the slowest command Redis logged during the three purges (SLOWLOG). It prints the machine's
 load average before and after each measurement (every figure here is wall-clock time on a
@@ -16,15 +19,16 @@ shared machine), and, per removed session, the run's time and Redis's own time i
 purge_shard (INFO commandstats). It ends with
 
     RESULT expired_per_s=… ratio_to_raw_del=… none_expired_seconds=… spring_keys_per_s=…
-    max_slowlog_ms=…
+    php_walk_per_s=… php_walk_with_records_per_s=… max_slowlog_ms=…
 
-Usage: python bench/purge.py [--sessions N] [--spring N]   (defaults 1000000 each)
+Usage: python bench/purge.py [--sessions N] [--spring N] [--php N]   (defaults 1000000 each)
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
@@ -47,6 +51,7 @@ from curfew.api.config import (
     PurgeWorkload,
 )
 from curfew.sessions import keys
+from curfew.sessions.identity import session_hash
 
 SESSION_KEY = "bench-session-key-0123456789abcdef"
 OWNER = keys.owner_id("bench/policy", "Deployment/bench/web")
@@ -98,6 +103,41 @@ for i = first, first + n - 1 do
   redis.call('SET', prefix .. 'sessions:expires:' .. id, '', 'PX', 1800000)
 end
 return n
+"""
+
+# phpredis's layout: one string per session, SETEX <prefix><id> <gc_maxlifetime> <data> (PHP's
+# `php` serializer), ids of 32 hex characters (PHP 8.2's default). With gc_maxlifetime 1440 s,
+# every tenth has 300 s left, so 1140 s used: idle past the policy's 15 minutes; the others
+# were renewed a minute ago.
+PHP_SESSIONS = """
+local prefix, first, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = first, first + n - 1 do
+  local ttl = 1380000
+  if i % 10 == 0 then ttl = 300000 end
+  redis.call('SET', prefix .. string.sub(redis.sha1hex(tostring(i)), 1, 32),
+    'user|s:5:"alice";', 'PX', ttl)
+end
+return n
+"""
+PHP_LIFETIME = 1440
+
+# Curfew's records of given session hashes, as check_and_touch writes them (idle ones alike).
+PHP_RECORDS = """
+local ns, now, owner, retain = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local function s(v) return string.format('%d', v) end
+local created, idle, abs = now - 3600000, 900000, 28800000
+for j = 5, #ARGV, 2 do
+  local sid, last = ARGV[j], now - tonumber(ARGV[j + 1])
+  local tag = string.format('{%02x}', tonumber(string.sub(sid, 1, 4), 16) % 64)
+  local rec = ns .. tag .. ':r:' .. sid
+  redis.call('HSET', rec, 'c', s(created), 'l', s(last), 'i', s(idle), 'a', s(abs),
+    'u', s(created), 'p', 'bench/policy', 'w', 'Deployment/bench/web', 'k', '1', 'o', owner)
+  local di, da = last + idle, created + abs
+  redis.call('ZADD', ns .. tag .. ':due', s(math.min(di, da)), owner .. sid)
+  redis.call('ZADD', ns .. tag .. ':limits', 'GT', s(da), s(idle) .. ':' .. s(abs))
+  redis.call('PEXPIREAT', rec, s(math.min(di, da) + retain))
+end
+return (#ARGV - 4) / 2
 """
 
 _NUMBER_TAIL = "787200106a6176612e6c616e672e4e756d62657286ac951d0b94e08b0200007870"
@@ -168,6 +208,20 @@ def populate(client: redis.Redis, script: str, total: int, *args: object) -> Non
         client.evalsha(sha, 0, args[0], first, n, now, *args[1:])
 
 
+def php_records(client: redis.Redis, total: int) -> None:
+    """A Curfew record for each session PHP_SESSIONS wrote (the keyed hash of its id)."""
+    sha = client.script_load(PHP_RECORDS)
+    now_s, now_us = client.time()
+    now = now_s * 1000 + now_us // 1000
+    namespace = keys.curfew_namespace("php-redis", "PHPREDIS_SESSION:")
+    for first in range(0, total, CHUNK // 4):
+        args: list[str | int] = []
+        for i in range(first, min(first + CHUNK // 4, total)):
+            raw = hashlib.sha1(str(i).encode(), usedforsecurity=False).hexdigest()[:32]
+            args += [session_hash(SESSION_KEY.encode(), raw), 1_200_000 if i % 10 == 0 else 60_000]
+        client.evalsha(sha, 0, namespace, now, OWNER, RETAIN_MS, *args)
+
+
 def purge_config(path: Path, fmt: str, prefix: str) -> Path:
     doc = PurgeConfig(
         policy="policy",
@@ -178,6 +232,7 @@ def purge_config(path: Path, fmt: str, prefix: str) -> Path:
             key_prefix=prefix,
             redis_secret_ref=ConfigSecretRef(name="r", key="url"),
             session_key_secret_ref=ConfigSecretRef(name="r", key="session-key"),
+            app_ttl_seconds=PHP_LIFETIME if fmt == "php-redis" else None,
         ),
         timeouts=ConfigTimeouts(idle_seconds=900, absolute_seconds=28800),
         purge=ConfigPurge(max_purge_fraction=0.5),
@@ -218,8 +273,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=1_000_000, help="Curfew sessions per run")
     parser.add_argument("--spring", type=int, default=None, help="Spring sessions (default N)")
+    parser.add_argument("--php", type=int, default=None, help="php-redis sessions (default N)")
     args = parser.parse_args()
-    n, spring_n = args.sessions, args.spring or args.sessions
+    n, spring_n, php_n = args.sessions, args.spring or args.sessions, args.php or args.sessions
     if shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None:
         raise SystemExit("needs redis-server and redis-benchmark (make system-deps)")
     workdir = Path(tempfile.mkdtemp(prefix="curfew-bench-"))
@@ -268,6 +324,25 @@ def main() -> None:
             spring_run["durationSeconds"]  # type: ignore[arg-type]
         )
         print(f"purge, {spring_n:,} spring sessions: {spring_run}", flush=True)
+        client.flushall()
+
+        php_per_s = {}
+        php_config = purge_config(workdir / "php.json", "php-redis", "PHPREDIS_SESSION:")
+        for records in (False, True):
+            populate(client, PHP_SESSIONS, php_n, "PHPREDIS_SESSION:")
+            if records:
+                php_records(client, php_n)
+            client.slowlog_reset()
+            label = "with Curfew records" if records else "no Curfew records"
+            machine_load(f"before the php-redis walk, {label}")
+            php_run = run_purge(php_config, port)
+            machine_load("after it")
+            slow = max(slow, slowest_ms(client, f"php-redis walk, {label}"))
+            php_per_s[records] = float(php_run["scanned"]) / float(  # type: ignore[arg-type]
+                php_run["durationSeconds"]  # type: ignore[arg-type]
+            )
+            print(f"purge, {php_n:,} php-redis sessions (SCAN), {label}: {php_run}", flush=True)
+            client.flushall()
     finally:
         proc.terminate()
         proc.wait()
@@ -275,7 +350,8 @@ def main() -> None:
     print(
         f"RESULT expired_per_s={expired_per_s:.0f} ratio_to_raw_del={expired_per_s / raw:.3f} "
         f"none_expired_seconds={float(none_run['durationSeconds']):.3f} "  # type: ignore[arg-type]
-        f"spring_keys_per_s={spring_per_s:.0f} max_slowlog_ms={slow:.2f}"
+        f"spring_keys_per_s={spring_per_s:.0f} php_walk_per_s={php_per_s[False]:.0f} "
+        f"php_walk_with_records_per_s={php_per_s[True]:.0f} max_slowlog_ms={slow:.2f}"
     )
 
 
