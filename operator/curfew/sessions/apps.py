@@ -180,8 +180,15 @@ class AppSessions:
                 sessions.append(AppSession(key, raw_id, None, None, php=php))
         return AppBatch(sessions, [])
 
-    async def remove(self, sessions: Sequence[AppSession]) -> list[bool]:
+    async def remove(
+        self, sessions: Sequence[AppSession], *, app_clock: Sequence[bool] | None = None
+    ) -> list[bool]:
         """Delete each session unless it changed since it was read; True where deleted.
+
+        ``app_clock``, per session: whether it was judged by the app's own clock rather than by
+        Curfew's record. A php-redis session is removed only if its TTL was not renewed since
+        when so judged, and whatever its TTL when the record decided (its own guard,
+        ``purge_record.lua``, ran first). The other formats guard every removal alike.
 
         A removed Spring session also loses its ``sessions:expires:<id>`` key, its member of
         the ``expirations:<minute>`` set (or of the ``sessions:expirations`` sorted set) and of
@@ -191,10 +198,11 @@ class AppSessions:
             return []
         with translate_errors():
             pipe = self._client.pipeline(transaction=False)
-            for s in sessions:
+            clocks = app_clock if app_clock is not None else [True] * len(sessions)
+            for s, by_ttl in zip(sessions, clocks, strict=True):
                 if s.php is not None:
                     pipe.execute_command("EVALSHA", DELETE_PHP_SESSION.sha, 1, s.key,
-                                         _PHP_TYPES, s.php.ttl_ms)
+                                         _PHP_TYPES, s.php.ttl_ms if by_ttl else "")
                 elif s.guard_field is None:
                     pipe.delete(s.key)
                 else:
@@ -205,7 +213,8 @@ class AppSessions:
                 replies = await pipe.execute()
             except rexc.NoScriptError:
                 await self._client.script_load(DELETE_IF_UNCHANGED.source)
-                return await self.remove(sessions)
+                await self._client.script_load(DELETE_PHP_SESSION.source)
+                return await self.remove(sessions, app_clock=app_clock)
             deleted = [int(r) == 1 for r in replies]
             spring = [s for s, d in zip(sessions, deleted, strict=True) if d and s.spring]
             if spring:

@@ -151,7 +151,7 @@ async def test_a_curfew_record_decides_for_the_php_session_it_joins(
         assert await signed_in_as(http, php_app, sessions[user]) == user
 
 
-async def test_a_session_php_renews_after_it_was_judged_stays(
+async def test_a_session_php_renews_after_its_ttl_was_judged_stays_unless_a_record_decided(
     php_app: PhpApp, php_store: SessionStore, http: aiohttp.ClientSession,
 ) -> None:
     session = await sign_in(http, php_app, "alice")
@@ -169,6 +169,9 @@ async def test_a_session_php_renews_after_it_was_judged_stays(
     assert await signed_in_as(http, php_app, session) == "alice"
     assert await apps.remove(found) == [False]
     assert await signed_in_as(http, php_app, session) == "alice"
+    # When Curfew's record decided (its own guard ran first), PHP's renewal does not save it.
+    assert await apps.remove(found, app_clock=[False]) == [True]
+    assert await signed_in_as(http, php_app, session) is None
 
 
 async def test_only_phps_own_sessions_are_walked(store_url: str, tmp_path: Path) -> None:
