@@ -165,7 +165,7 @@ class AppSessions:
         pipe = self._client.pipeline(transaction=False)
         for key, _ in found:
             pipe.pttl(key)
-        replies = await pipe.execute(raise_on_error=False)
+        replies = await pipe.execute()
         # A call of its own (a Cluster pipeline refuses keyless commands), after every TTL. On
         # a Cluster it asks one node: the masters' clocks are taken to agree within the purge's
         # precision, as the index walk takes them to.
@@ -173,8 +173,6 @@ class AppSessions:
         now = int(seconds) * 1000 + int(micros) // 1000
         sessions = []
         for (key, raw_id), ttl in zip(found, replies, strict=True):
-            if isinstance(ttl, Exception):
-                continue
             php = read_php_session(int(ttl), now, self._app_ttl_ms)
             if php is not None:
                 sessions.append(AppSession(key, raw_id, None, None, php=php))
