@@ -148,3 +148,28 @@ async def test_a_value_outside_phps_id_grammar_reaches_no_key(
         assert "Curfew-Idle-Remaining" not in r.headers
     assert await running.record(value) == {}
     assert sorted(await client.keys("*")) == before, "no record, nothing written or deleted"
+
+
+@pytest.mark.parametrize("strict", [True, False])
+async def test_only_phps_strict_mode_keeps_a_client_chosen_id_out_of_reach(
+    start_sidecar: StartSidecar, redis_url: str, http: aiohttp.ClientSession, strict: bool
+) -> None:
+    # Why docs/store.md asks for session.use_strict_mode: without it PHP adopts any id a client
+    # sends, one outside the grammar too, which the sidecar passes as no session at all.
+    port = urlsplit(redis_url).port
+    assert port is not None
+    php = start_php_app(port, lifetime=60, strict=strict)
+    try:
+        running = await start_sidecar(php_policy(1, 3600), upstream=php.url)
+        chosen = "chosen.by.the.client.0123456789"
+        async with http.get(running.url + "/signin", params={"user": "alice"},
+                            headers={"Cookie": f"PHPSESSID={chosen}", **API}) as r:
+            assert r.status == 200
+            assert "Curfew-Idle-Remaining" not in r.headers
+        adopted = await running.store.client.exists(PREFIX + chosen) == 1
+        assert adopted is not strict
+        r = await page(http, running.url, chosen)
+        assert "Curfew-Idle-Remaining" not in r.headers, "never judged by the sidecar"
+        assert r.status == (401 if strict else 200)
+    finally:
+        php.stop()
