@@ -102,12 +102,12 @@ async def test_an_idle_php_session_is_ended_in_php_too(
 async def test_a_php_session_past_its_absolute_limit_is_ended_in_php_too(
     start_sidecar: StartSidecar, php_app: PhpApp, http: aiohttp.ClientSession
 ) -> None:
-    running = await start_sidecar(php_policy(60, 2), upstream=php_app.url)
+    running = await start_sidecar(php_policy(60, 3), upstream=php_app.url)
     session = await sign_in(http, running.url)
-    for _ in range(4):  # active all along: only the absolute limit can end it
+    for _ in range(3):  # active all along: only the absolute limit can end it
         assert (await page(http, running.url, session)).status == 200
         await asyncio.sleep(0.4)
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(2.0)
     await expire_and_check(running, http, php_app, session, "absolute")
 
 
