@@ -19,6 +19,9 @@ Starts its own redis-server on a free loopback port, then measures:
 6. `curfew purge` walking N Django (django-redis, pickled) and N Flask-Session sessions by SCAN,
    each without and with a live Curfew record per session (sessions per second; none expired):
    these formats keep no index, the key's TTL is their clock, so the walk must SCAN;
+7. `curfew purge` walking N php-redis sessions (phpredis's strings, 10% idle by their TTL) by
+   SCAN, once without Curfew records and once with one per session (sessions per second: the
+   TTL clock has no index, so this format always walks);
 
 and the slowest command Redis logged during the three purges (SLOWLOG). It prints the machine's
 load average before and after each measurement (every figure here is wall-clock time on a
@@ -28,10 +31,10 @@ purge_shard (INFO commandstats). It ends with
     RESULT expired_per_s=… ratio_to_raw_del=… none_expired_seconds=… spring_keys_per_s=…
     spring_joined_per_s=… connect_per_s=… connect_with_records_per_s=… max_slowlog_ms=…
     django_walked_per_s=… django_records_walked_per_s=… flask_session_walked_per_s=…
-    flask_session_records_walked_per_s=…
+    flask_session_records_walked_per_s=… php_walk_per_s=… php_walk_with_records_per_s=…
 
 Usage: python bench/purge.py [--sessions N] [--spring N] [--connect N] [--python-apps N]
-(defaults 1000000 each)
+[--php N] (defaults 1000000 each)
 """
 
 from __future__ import annotations
@@ -208,6 +211,41 @@ end
 return #ARGV - 5
 """
 
+# phpredis's layout: one string per session, SETEX <prefix><id> <gc_maxlifetime> <data> (PHP's
+# `php` serializer), ids of 32 hex characters (PHP 8.2's default). With gc_maxlifetime 1440 s,
+# every tenth has 300 s left, so 1140 s used: idle past the policy's 15 minutes; the others
+# were renewed a minute ago.
+PHP_SESSIONS = """
+local prefix, first, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = first, first + n - 1 do
+  local ttl = 1380000
+  if i % 10 == 0 then ttl = 300000 end
+  redis.call('SET', prefix .. string.sub(redis.sha1hex(tostring(i)), 1, 32),
+    'user|s:5:"alice";', 'PX', ttl)
+end
+return n
+"""
+PHP_LIFETIME = 1440
+
+# Curfew's records of given session hashes, as check_and_touch writes them (idle ones alike).
+PHP_RECORDS = """
+local ns, now, owner, retain = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local function s(v) return string.format('%d', v) end
+local created, idle, abs = now - 3600000, 900000, 28800000
+for j = 5, #ARGV, 2 do
+  local sid, last = ARGV[j], now - tonumber(ARGV[j + 1])
+  local tag = string.format('{%02x}', tonumber(string.sub(sid, 1, 4), 16) % 64)
+  local rec = ns .. tag .. ':r:' .. sid
+  redis.call('HSET', rec, 'c', s(created), 'l', s(last), 'i', s(idle), 'a', s(abs),
+    'u', s(created), 'p', 'bench/policy', 'w', 'Deployment/bench/web', 'k', '1', 'o', owner)
+  local di, da = last + idle, created + abs
+  redis.call('ZADD', ns .. tag .. ':due', s(math.min(di, da)), owner .. sid)
+  redis.call('ZADD', ns .. tag .. ':limits', 'GT', s(da), s(idle) .. ':' .. s(abs))
+  redis.call('PEXPIREAT', rec, s(math.min(di, da) + retain))
+end
+return (#ARGV - 4) / 2
+"""
+
 # Lua in Redis has no os.date: a civil-from-days conversion (Howard Hinnant's) for the ISO 8601
 # cookie.expires express-session writes, prepended to CONNECT_SESSIONS.
 OS_DATE = """
@@ -373,6 +411,20 @@ def populate(client: redis.Redis, script: str, total: int, *args: object) -> Non
         client.evalsha(sha, 0, args[0], first, n, now, *args[1:])
 
 
+def php_records(client: redis.Redis, total: int) -> None:
+    """A Curfew record for each session PHP_SESSIONS wrote (the keyed hash of its id)."""
+    sha = client.script_load(PHP_RECORDS)
+    now_s, now_us = client.time()
+    now = now_s * 1000 + now_us // 1000
+    namespace = keys.curfew_namespace("php-redis", "PHPREDIS_SESSION:")
+    for first in range(0, total, CHUNK // 4):
+        args: list[str | int] = []
+        for i in range(first, min(first + CHUNK // 4, total)):
+            raw = hashlib.sha1(str(i).encode(), usedforsecurity=False).hexdigest()[:32]
+            args += [session_hash(SESSION_KEY.encode(), raw), 1_200_000 if i % 10 == 0 else 60_000]
+        client.evalsha(sha, 0, namespace, now, OWNER, RETAIN_MS, *args)
+
+
 def purge_config(
     path: Path, fmt: str, prefix: str, app_ttl: float | None = None
 ) -> Path:
@@ -448,9 +500,11 @@ def main() -> None:
                         help="connect-redis sessions (default N)")
     parser.add_argument("--python-apps", type=int, default=None,
                         help="Django and Flask-Session sessions (default N)")
+    parser.add_argument("--php", type=int, default=None, help="php-redis sessions (default N)")
     args = parser.parse_args()
     n, spring_n = args.sessions, args.spring or args.sessions
     connect_n = args.connect or args.sessions
+    php_n = args.php or args.sessions
     if shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None:
         raise SystemExit("needs redis-server and redis-benchmark (make system-deps)")
     workdir = Path(tempfile.mkdtemp(prefix="curfew-bench-"))
@@ -534,6 +588,25 @@ def main() -> None:
         client.flushall()
 
         app_rates = python_app_walks(client, port, workdir, args.python_apps or n)
+
+        php_per_s = {}
+        php_config = purge_config(workdir / "php.json", "php-redis", "PHPREDIS_SESSION:",
+                                  app_ttl=PHP_LIFETIME)
+        for records in (False, True):
+            populate(client, PHP_SESSIONS, php_n, "PHPREDIS_SESSION:")
+            if records:
+                php_records(client, php_n)
+            client.slowlog_reset()
+            label = "with Curfew records" if records else "no Curfew records"
+            machine_load(f"before the php-redis walk, {label}")
+            php_run = run_purge(php_config, port)
+            machine_load("after it")
+            slow = max(slow, slowest_ms(client, f"php-redis walk, {label}"))
+            php_per_s[records] = float(php_run["scanned"]) / float(  # type: ignore[arg-type]
+                php_run["durationSeconds"]  # type: ignore[arg-type]
+            )
+            print(f"purge, {php_n:,} php-redis sessions (SCAN), {label}: {php_run}", flush=True)
+            client.flushall()
     finally:
         proc.terminate()
         proc.wait()
@@ -545,6 +618,7 @@ def main() -> None:
         f"spring_joined_per_s={spring_per_s['each joined to its Curfew record']:.0f} "
         f"connect_per_s={walk_rate(connect_run):.0f} "
         f"connect_with_records_per_s={walk_rate(recorded_run):.0f} max_slowlog_ms={slow:.2f} "
+        f"php_walk_per_s={php_per_s[False]:.0f} php_walk_with_records_per_s={php_per_s[True]:.0f} "
         + " ".join(f"{label.replace('-', '_')}_walked_per_s={rate:.0f}"
                    for label, rate in app_rates.items())
     )

@@ -82,7 +82,7 @@ def build_config_store(store: Store) -> ConfigStore:
         session_key_secret_ref=_ref(store.effective_session_key_ref),
         id_pattern=store.effective_id_pattern,
         app_secret_ref=_ref(store.app_secret_ref) if store.app_secret_ref else None,
-        app_ttl_seconds=store.app_ttl.seconds if store.app_ttl else None,
+        app_ttl_seconds=store.effective_app_ttl_seconds,
     )
 
 

@@ -1,12 +1,14 @@
 """The apps' own sessions in the shared store (spring-session, connect-redis, django,
-flask-session, generic): walked by SCAN in batches and removed with a guard, for the purge job.
+flask-session, php-redis, generic): walked by SCAN in batches and removed with a guard, for the
+purge job.
 
 A walk never uses KEYS or another blocking command: SCAN with COUNT >= 1000, and one pipeline
 per batch to read what was found. A removal deletes the session only if the field the purge job
 judged still holds the bytes it read, so a session the app touched meanwhile survives; where the
-key's TTL is the app's clock (connect-redis, django, flask-session) also only while that TTL has
-not grown (the app's touch or save renews it). A whole session is removed by its format's script
-(``AppKey.remover``, ``store.APP_SESSION_REMOVERS``), the one the sidecar's expiry uses too.
+key's TTL is the app's clock (connect-redis, django, flask-session, php-redis) also only while
+that TTL has not grown (the app's touch or save renews it). A whole session is removed by its
+format's script (``AppKey.remover``, ``store.APP_SESSION_REMOVERS``), the one the sidecar's
+expiry uses too.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from redis import exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
 
 from curfew.sessions import keys, spring
-from curfew.sessions.codec import DEFAULT_ID_PATTERNS, build_codec
+from curfew.sessions.codec import APP_KEY_TYPES, DEFAULT_ID_PATTERNS, build_codec
 from curfew.sessions.errors import StoreDataError, redacted
 from curfew.sessions.formats import (
     ConnectSession,
@@ -29,12 +31,16 @@ from curfew.sessions.formats import (
     read_connect_session,
     read_spring_session,
 )
+from curfew.sessions.formats_php import PhpSession, read_php_session
 from curfew.sessions.formats_python import TtlClock, read_django_session, read_flask_session
 from curfew.sessions.store import APP_SESSION_REMOVERS, DELETE_IF_UNCHANGED, translate_errors
 
 MIN_SCAN_COUNT: Final = 1000
 TTL_FORMATS: Final = ("django", "flask-session")
 """Formats read by their key's TTL alone (``curfew.sessions.formats_python``)."""
+_GRAMMAR_WALKED: Final = (*TTL_FORMATS, "php-redis")
+"""Formats whose walk takes only keys whose tail is an id of the grammar."""
+_PHP_TYPES: Final = ",".join(APP_KEY_TYPES["php-redis"])
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class AppSession:
     remaining_ms: int | None = None
     """connect-redis: the key's PTTL read with its value (-1: no TTL), which guards removal."""
     ttl: TtlClock | None = None
+    php: PhpSession | None = None
 
 
 @dataclass(frozen=True)
@@ -66,10 +73,11 @@ class AppBatch:
 
 class AppSessions:
     """The sessions an app of ``format`` keeps under ``prefix``, on the store's client.
-    ``lifetime_ms``: the TTL the app gives a session key on each save (``TTL_FORMATS``).
-    ``id_pattern``: the id grammar (unset, the format's); for ``TTL_FORMATS`` a key whose tail is
-    outside it is none of the app's sessions (Django's ``...sessions.cache`` prefix is also the
-    head of every ``...sessions.cached_db`` key)."""
+    ``app_ttl_ms``: the lifetime the app gives a session key (``store.appTTL``; php-redis needs
+    it: ``session.gc_maxlifetime``, the clock). ``id_pattern``: the id grammar (unset, the
+    format's); for ``TTL_FORMATS`` and php-redis a key whose tail is outside it is none of the
+    app's sessions (Django's ``...sessions.cache`` prefix is also the head of every
+    ``...sessions.cached_db`` key; phpredis keeps ``<id>_LOCK`` keys beside its sessions)."""
 
     def __init__(
         self,
@@ -80,8 +88,11 @@ class AppSessions:
         app_ttl_ms: int | None = None,
         id_pattern: str | None = None,
     ) -> None:
-        if format not in ("spring-session", "connect-redis", "generic", *TTL_FORMATS):
+        if format not in ("spring-session", "connect-redis", "generic", "php-redis",
+                          *TTL_FORMATS):
             raise ValueError(f"no app sessions for format {format!r}")
+        if format == "php-redis" and app_ttl_ms is None:
+            raise ValueError("php-redis sessions need the app's TTL")
         self._client = client
         self.format = format
         self.prefix = prefix
@@ -91,7 +102,7 @@ class AppSessions:
         """The format's whole-session script (``AppKey.remover``), guarded by what was read."""
         self.id_pattern = (
             re.compile(DEFAULT_ID_PATTERNS[format] if id_pattern is None else id_pattern)
-            if format in TTL_FORMATS else None
+            if format in _GRAMMAR_WALKED else None
         )
         self.curfew_namespace = keys.curfew_namespace(format, prefix)
         self.cluster = isinstance(client, RedisCluster)
@@ -103,8 +114,10 @@ class AppSessions:
         expires_head = self.prefix + keys.SPRING_EXPIRES
         batch: list[tuple[str, str]] = []
         expiry_keys: list[str] = []
+        # A PHP session is a string: SCAN's TYPE filter (Redis 6+) leaves the rest on the server.
+        only = "string" if self.format == "php-redis" else None
         with translate_errors():
-            async for raw_key in self._client.scan_iter(match=pattern, count=count):
+            async for raw_key in self._client.scan_iter(match=pattern, count=count, _type=only):
                 key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
                 if key.startswith(self.curfew_namespace):
                     continue  # an empty app prefix matches Curfew's own keys too
@@ -127,6 +140,8 @@ class AppSessions:
             return AppBatch([AppSession(key, raw_id, None, None) for key, raw_id in found], [])
         if self.format in TTL_FORMATS:
             return await self._read_ttl(found)
+        if self.format == "php-redis":
+            return await self._read_php(found)
         connect = self.format == "connect-redis"
         pipe = self._client.pipeline(transaction=False)
         for key, _ in found:
@@ -203,8 +218,35 @@ class AppSessions:
             sessions.append(AppSession(key, raw_id, "", value, ttl=clock))
         return AppBatch(sessions, [], malformed)
 
-    async def remove(self, sessions: Sequence[AppSession]) -> list[bool]:
+    async def _read_php(self, found: Sequence[tuple[str, str]]) -> AppBatch:
+        """Each session's TTL, then the server's clock (read after every TTL, so a session can
+        only look younger than it is)."""
+        assert self.app_ttl_ms is not None
+        pipe = self._client.pipeline(transaction=False)
+        for key, _ in found:
+            pipe.pttl(key)
+        replies = await pipe.execute()
+        # A call of its own (a Cluster pipeline refuses keyless commands), after every TTL. On
+        # a Cluster it asks one node: the masters' clocks are taken to agree within the purge's
+        # precision, as the index walk takes them to.
+        seconds, micros = await self._client.time()
+        now = int(seconds) * 1000 + int(micros) // 1000
+        sessions = []
+        for (key, raw_id), ttl in zip(found, replies, strict=True):
+            php = read_php_session(int(ttl), now, self.app_ttl_ms)
+            if php is not None:
+                sessions.append(AppSession(key, raw_id, None, None, php=php))
+        return AppBatch(sessions, [])
+
+    async def remove(
+        self, sessions: Sequence[AppSession], *, app_clock: Sequence[bool] | None = None
+    ) -> list[bool]:
         """Delete each session unless it changed since it was read; True where deleted.
+
+        ``app_clock``, per session: whether it was judged by the app's own clock rather than by
+        Curfew's record. A php-redis session is removed only if its TTL was not renewed since
+        when so judged, and whatever its TTL when the record decided (its own guard,
+        ``purge_record.lua``, ran first). The other formats guard every removal alike.
 
         A Spring session goes whole, by the sidecar's script (``delete_spring_session.lua``):
         its hash, its ``sessions:expires:<id>`` key, its member of the ``expirations:<minute>``
@@ -217,8 +259,9 @@ class AppSessions:
         with translate_errors():
             fields = await self._spring_fields([s for s in sessions if s.spring is not None])
             pipe = self._client.pipeline(transaction=False)
+            clocks = app_clock if app_clock is not None else [True] * len(sessions)
             sent: list[int] = []
-            for i, s in enumerate(sessions):
+            for i, (s, by_ttl) in enumerate(zip(sessions, clocks, strict=True)):
                 read = fields.get(s.key)
                 if s.spring is not None and (read is None or read[1] != s.guard_value):
                     continue  # touched or gone since the walk judged it: it stays
@@ -227,6 +270,9 @@ class AppSessions:
                     removal = spring.build_removal(self.prefix, s.raw_id, read)
                     pipe.execute_command("EVALSHA", self.remover.sha,
                                          len(removal.keys), *removal.keys, *removal.args)
+                elif s.php is not None:
+                    pipe.execute_command("EVALSHA", self.remover.sha, 1, s.key,
+                                         _PHP_TYPES, s.php.ttl_ms if by_ttl else "")
                 elif s.guard_field is None:
                     pipe.delete(s.key)
                 elif s.connect is not None or s.ttl is not None:
@@ -245,7 +291,7 @@ class AppSessions:
             except rexc.NoScriptError:
                 await self._client.script_load(DELETE_IF_UNCHANGED.source)
                 await self._client.script_load(self.remover.source)
-                return await self.remove(sessions)
+                return await self.remove(sessions, app_clock=app_clock)
             deleted = [False] * len(sessions)
             for i, reply in zip(sent, replies, strict=True):
                 deleted[i] = int(reply) == 1

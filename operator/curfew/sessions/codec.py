@@ -14,6 +14,10 @@ Id grammars (``DEFAULT_ID_PATTERNS``; ``store.idPattern`` replaces one, always a
 - ``flask-session``: Flask-Session's ``secrets.token_urlsafe(32)``: 43 base64url characters.
 - ``generic``: 16 to 128 characters of ``A-Z a-z 0-9 _ -`` (PHP, Django, Flask-Session and
   Rails ids fit; no ``:`` or ``.``, so no id reaches another namespace of the app's keys).
+- ``php-redis``: every id PHP generates, whatever ``session.sid_length`` (22 to 256) and
+  ``session.sid_bits_per_character`` (4: ``0-9a-f``, 5: ``0-9a-v``, 6: ``0-9a-zA-Z,-``) say;
+  PHP 8.2 makes 32 of ``0-9a-f`` by default, 26 of ``0-9a-v`` under Debian's php.ini. No ``_``,
+  so phpredis's lock keys (``<id>_LOCK``) are no ids.
 - ``curfew``: the app keeps nothing in the store, so the id names no Redis key (only its keyed
   hash does): 1 to 4096 characters of RFC 6265 cookie-octets (opaque ids, base64, JWTs).
 
@@ -55,6 +59,7 @@ UID_SAFE_24_PATTERN: Final = r"[A-Za-z0-9_-]{32}"
 GENERIC_ID_PATTERN: Final = r"[A-Za-z0-9_-]{16,128}"
 DJANGO_ID_PATTERN: Final = r"[a-z0-9]{32}"
 FLASK_SESSION_ID_PATTERN: Final = r"[A-Za-z0-9_-]{43}"
+PHP_ID_PATTERN: Final = r"[0-9A-Za-z,-]{22,256}"
 CURFEW_ID_PATTERN: Final = r"[!#-+\--:<-\[\]-~]{1,4096}"
 """RFC 6265 section 4.1.1 cookie-octets: printable ASCII but space, ``"``, ``,``, ``;``, ``\\``."""
 
@@ -64,6 +69,7 @@ DEFAULT_ID_PATTERNS: Final[dict[str, str]] = {
     "generic": GENERIC_ID_PATTERN,
     "django": DJANGO_ID_PATTERN,
     "flask-session": FLASK_SESSION_ID_PATTERN,
+    "php-redis": PHP_ID_PATTERN,
     keys.CURFEW_FORMAT: CURFEW_ID_PATTERN,
 }
 
@@ -73,6 +79,7 @@ APP_KEY_TYPES: Final[dict[str, tuple[str, ...]]] = {
     "generic": ("string", "hash"),
     "django": ("string",),
     "flask-session": ("string",),
+    "php-redis": ("string",),
 }
 """The Redis types (``TYPE``) an app's session key has in each format: a key of another type
 (Spring's ``sessions:expirations`` sorted set, say) is never taken for a session, nor deleted."""
@@ -82,6 +89,7 @@ FORMAT_REMOVERS: Final[dict[str, str]] = {
     "connect-redis": "remove_connect_session",
     "django": "delete_if_unrenewed",
     "flask-session": "delete_if_unrenewed",
+    "php-redis": "delete_php_session",
 }
 """Formats whose whole session is removed by a script of their own (``sessions/lua/``), for the
 sidecar's expiry and the purge alike; the others by ``delete_app_session``. A Django

@@ -167,14 +167,14 @@ def session_keys(namespace: str, sid: str) -> tuple[str, str, str]:
 def app_session_key(format: str, prefix: str, raw_id: str) -> str | None:
     """The key of the app's own session for a raw session id, or None if the app keeps none.
 
-    spring-session: ``<prefix>sessions:<id>``; connect-redis, django, flask-session and generic:
-    ``<prefix><id>`` (django's prefix is django-redis's ``<KEY_PREFIX>:<VERSION>:`` and the
-    session backend's ``django.contrib.sessions.cache`` or ``...cached_db``);
+    spring-session: ``<prefix>sessions:<id>``; connect-redis, django, flask-session, php-redis
+    and generic: ``<prefix><id>`` (django's prefix is django-redis's ``<KEY_PREFIX>:<VERSION>:``
+    and the session backend's ``django.contrib.sessions.cache`` or ``...cached_db``);
     curfew: None (the app keeps no session in the store).
     """
     if format == "spring-session":
         return f"{prefix}{SPRING_SESSIONS}{raw_id}"
-    if format in ("connect-redis", "generic", "django", "flask-session"):
+    if format in ("connect-redis", "generic", "django", "flask-session", "php-redis"):
         return f"{prefix}{raw_id}"
     return None
 

@@ -62,7 +62,7 @@ def test_the_purge_job_never_gets_the_app_secret_but_knows_the_store_ttl() -> No
         ("a store ttl for another format", {"appTTL": "1h"},
          "appTTL: only for formats connect-redis"),
         ("a store ttl under a second", {"format": "connect-redis", "appTTL": "500ms"},
-         "appTTL: must be at least 1s"),
+         "appTTL: must be between 1s and 8784h"),
         ("an app secret with an invalid Secret name",
          {"format": "connect-redis", "appSecretRef": {"name": "Not_A_Name"}},
          "invalid Secret name"),
