@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from curfew.api.policy import Enforcement, FailurePolicy, StoreFormat
+from curfew.api.policy import Enforcement, FailurePolicy, IdEncoding, StoreFormat
 from curfew.sessions.codec import check_id_pattern
 
 SCHEMA_VERSION: Final = 1
@@ -55,6 +55,8 @@ class ConfigSession(_Doc):
     cookie_name: str | None = None
     header: str | None = None
     header_prefix: str | None = None
+    id_encoding: IdEncoding | None = None
+    """How the cookie or header carries the id; rendered explicitly, None: the format's own."""
 
 
 class ConfigActivity(_Doc):
@@ -89,7 +91,9 @@ class ConfigStore(_Doc):
     were, hashes included."""
     app_ttl_seconds: Seconds | None = Field(
         default=None, alias="appTTLSeconds", exclude_if=_unset)
-    """connect-redis: the store's ``ttl`` option, for sessions whose cookie has no maxAge."""
+    """The lifetime the app gives its session key (``store.appTTL``): connect-redis's ``ttl``
+    option, for sessions whose cookie has no maxAge; the TTL django and flask-session give their
+    key on every save."""
 
 
 class ConfigPurge(_Doc):

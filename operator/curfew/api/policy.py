@@ -38,19 +38,32 @@ PLURAL: Final = "sessionpolicies"
 
 Enforcement = Literal["Enforce", "Audit"]
 FailurePolicy = Literal["Fail", "Ignore"]
-StoreFormat = Literal["curfew", "spring-session", "connect-redis", "generic"]
+StoreFormat = Literal[
+    "curfew", "spring-session", "connect-redis", "generic", "django", "flask-session",
+    "php-redis",
+]
 ComplianceProfileName = Literal[
     "pci-dss-4.0", "nist-800-63b-aal2", "nist-800-63b-aal3", "owasp-high-value"
 ]
 SelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
+IdEncoding = Literal["base64", "raw"]
 
 DEFAULT_KEY_PREFIX: dict[str, str] = {
     "curfew": "curfew:",
     "spring-session": "spring:session:",
     "connect-redis": "sess:",
     "generic": "session:",
+    "django": ":1:django.contrib.sessions.cache",
+    "flask-session": "session:",
+    "php-redis": "PHPREDIS_SESSION:",
 }
 """The key prefix each store format's own library uses unless configured otherwise."""
+APP_TTL_FORMATS: Final = ("connect-redis", "django", "flask-session", "php-redis")
+"""The formats whose session key's TTL is the app's clock (``store.appTTL``)."""
+DEFAULT_APP_TTL_SECONDS: Final[dict[str, int]] = {"php-redis": 1440}
+"""``store.appTTL`` when unset, for the formats whose app has a default: PHP's
+``session.gc_maxlifetime``."""
+_MAX_APP_TTL: Final = 8784 * 3600 * SECOND
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _COOKIE_NAME = _HEADER_NAME
@@ -161,6 +174,13 @@ class SessionSource(Model):
     )
     header_prefix: str | None = Field(
         default=None, description='Scheme stripped from the header value, e.g. "Bearer ".'
+    )
+    id_encoding: IdEncoding | None = Field(
+        default=None,
+        description="How the cookie or header carries the session id: base64 (Spring "
+        "Session's DefaultCookieSerializer) or raw. Unset, base64 for a spring-session cookie "
+        "and raw otherwise (Spring's X-Auth-Token header, every other format); base64 needs "
+        "store.format spring-session.",
     )
 
     @model_validator(mode="after")
@@ -283,8 +303,9 @@ class Store(Model):
         description="Regular expression (Python syntax) every session id must match in full; "
         "a cookie or header value outside it is no session (nothing is created or deleted for "
         "it). Unset, the format's own grammar: a lower-case UUID for spring-session, 32 "
-        "base64url characters for connect-redis, [A-Za-z0-9_-]{16,128} for generic, 1 to 4096 "
-        "cookie characters for curfew.",
+        "base64url characters for connect-redis, [A-Za-z0-9_-]{16,128} for generic, 32 "
+        "characters of [a-z0-9] for django, 43 base64url characters for flask-session, "
+        "[0-9A-Za-z,-]{22,256} for php-redis, 1 to 4096 cookie characters for curfew.",
     )
     app_secret_ref: AppSecretRef | None = Field(
         default=None,
@@ -296,25 +317,41 @@ class Store(Model):
     app_ttl: Duration | None = Field(
         default=None,
         alias="appTTL",
-        description="connect-redis only: the store's ttl option (connect-redis's default is "
-        "86400s), the lifetime it gives sessions whose cookie has no maxAge. Set, the purge "
-        "reads such a session's last activity from its key's remaining TTL; unset, it judges "
-        "them by their Curfew record alone. Sessions with a cookie maxAge need no setting.",
+        description="The lifetime the application gives its session key, so the purge can read "
+        "a session's last activity from the key's remaining TTL (connect-redis, django, "
+        "flask-session and php-redis only; 1s to 8784h). connect-redis: the store's ttl option "
+        "(its default is 86400s), for sessions whose cookie has no maxAge (sessions with one "
+        "need no setting). django: SESSION_COOKIE_AGE; flask-session: "
+        "PERMANENT_SESSION_LIFETIME; php-redis: session.gc_maxlifetime (unset, 1440s, PHP's "
+        "default). Unset (but for php-redis), such a session is judged by its Curfew record "
+        "alone. State it exactly: a longer value than the app's would judge sessions older "
+        "than they are.",
     )
 
     @model_validator(mode="after")
     def _app_options(self) -> Store:
-        if self.format != "connect-redis":
-            for name, value in (("appSecretRef", self.app_secret_ref), ("appTTL", self.app_ttl)):
-                if value is not None:
-                    raise ValueError(f"{name}: only for format connect-redis, not {self.format}")
-        if self.app_ttl is not None and self.app_ttl.nanoseconds < SECOND:
-            raise ValueError(f"appTTL: must be at least 1s, got {self.app_ttl}")
+        if self.format != "connect-redis" and self.app_secret_ref is not None:
+            raise ValueError(f"appSecretRef: only for format connect-redis, not {self.format}")
+        if self.app_ttl is None:
+            return self
+        if self.format not in APP_TTL_FORMATS:
+            raise ValueError(f"appTTL: only for formats {', '.join(APP_TTL_FORMATS)}, "
+                             f"not {self.format}")
+        if not SECOND <= self.app_ttl.nanoseconds <= _MAX_APP_TTL:
+            raise ValueError(f"appTTL: must be between 1s and 8784h, got {self.app_ttl}")
         return self
 
     @property
     def effective_key_prefix(self) -> str:
         return self.key_prefix if self.key_prefix is not None else DEFAULT_KEY_PREFIX[self.format]
+
+    @property
+    def effective_app_ttl_seconds(self) -> float | None:
+        """The app keys' lifetime the purge judges by: ``appTTL``, else the format's default
+        (None: no default, or the format has no TTL clock)."""
+        if self.app_ttl is not None:
+            return self.app_ttl.seconds
+        return DEFAULT_APP_TTL_SECONDS.get(self.format)
 
     @property
     def effective_id_pattern(self) -> str:
@@ -420,6 +457,23 @@ class SessionPolicySpec(Model):
         default_factory=Client,
         description="The browser client script the sidecar serves at /.curfew/client.js.",
     )
+
+    @model_validator(mode="after")
+    def _id_encoding_fits_format(self) -> SessionPolicySpec:
+        if self.session.id_encoding == "base64" and self.store.format != "spring-session":
+            raise ValueError(
+                "session.idEncoding: base64 is Spring Session's cookie encoding; store.format "
+                f"{self.store.format} carries raw ids"
+            )
+        return self
+
+    @property
+    def effective_id_encoding(self) -> IdEncoding:
+        """How the sidecar reads the id from the cookie or header (``session.idEncoding``)."""
+        if self.session.id_encoding is not None:
+            return self.session.id_encoding
+        spring_cookie = self.store.format == "spring-session" and self.session.cookie_name
+        return "base64" if spring_cookie else "raw"
 
 
 class ObjectMeta(BaseModel):

@@ -41,6 +41,9 @@ class AppCandidate:
     record_last_ms: int | None
     policy: str
     workload: str
+    by_app_clock: bool = False
+    """Judged by the app's own clock, no Curfew record deciding: its removal re-checks that
+    clock (a php-redis TTL renewed since keeps the session)."""
 
 
 @dataclass
@@ -98,7 +101,7 @@ class Purge:
         self.pipelines = pipelines
         self.apps = (
             AppSessions(store.client, format=target.format, prefix=target.key_prefix,
-                        app_ttl_ms=target.app_ttl_ms)
+                        app_ttl_ms=target.app_ttl_ms, id_pattern=target.id_pattern)
             if target.format != keys.CURFEW_FORMAT
             else None
         )
@@ -308,6 +311,10 @@ class Purge:
             last, created = session.spring.last_accessed_ms, session.spring.created_ms
         elif session.connect is not None:
             last = session.connect.last_activity_ms
+        elif session.ttl is not None:
+            last = session.ttl.last_save_ms(now)
+        elif session.php is not None:
+            last = session.php.last_activity_ms
         idle_due = last + idle_ms if last is not None else None
         abs_due = created + self.target.limits.absolute_ms if created is not None else None
         dues = [(d, r) for d, r in ((idle_due, Reason.IDLE), (abs_due, Reason.ABSOLUTE)) if d]
@@ -316,7 +323,8 @@ class Purge:
         due, reason = min(dues, key=lambda d: d[0])
         if now < due:
             return None
-        return AppCandidate(session, sid, reason, Decision(reason.value), None, policy, "")
+        return AppCandidate(session, sid, reason, Decision(reason.value), None, policy, "",
+                            by_app_clock=True)
 
     async def _report_dry_run(self, plan: Plan, now: int, until: int) -> None:
         for app in plan.apps:
@@ -344,7 +352,8 @@ class Purge:
             )
             touched = {c.sid for c, o in zip(live, outcomes, strict=True) if o == "touched"}
             go = [c for c in batch if c.sid not in touched]
-            deleted = await apps.remove([c.session for c in go])
+            deleted = await apps.remove([c.session for c in go],
+                                        app_clock=[c.by_app_clock for c in go])
             for candidate, gone in zip(go, deleted, strict=True):
                 if gone:
                     self.summary.expired[candidate.reason] += 1

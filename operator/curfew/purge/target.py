@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from curfew.api.config import PurgeConfig, UnifiedConfig
+from curfew.api.policy import APP_TTL_FORMATS, DEFAULT_APP_TTL_SECONDS
+from curfew.sessions.codec import DEFAULT_ID_PATTERNS
 from curfew.sessions.rules import Limits
 
 
@@ -31,7 +33,11 @@ class PurgeTarget:
     """Current limits by workload (``Kind/namespace/name``), the ids records carry."""
     max_purge_fraction: float = 0.5
     app_ttl_ms: int | None = None
-    """connect-redis: the store's ``ttl`` option (``store.appTTL``), when the policy states it."""
+    """The lifetime the app gives its session key (``store.appTTL``), when the policy states it
+    (php-redis: else PHP's default); None for the formats that have no TTL clock."""
+    id_pattern: str | None = None
+    """The app's id grammar (``store.idPattern``, else the format's): phpredis keeps its lock
+    keys under the sessions' prefix, so a walk takes only ids of the grammar."""
 
     @property
     def audit_only(self) -> bool:
@@ -68,9 +74,17 @@ def build_target(doc: PurgeConfig | UnifiedConfig) -> PurgeTarget:
         limits=limits,
         workloads=workloads,
         max_purge_fraction=doc.purge.max_purge_fraction,
-        app_ttl_ms=(round(doc.store.app_ttl_seconds * 1000)
-                    if doc.store.app_ttl_seconds is not None else None),
+        id_pattern=doc.store.id_pattern or DEFAULT_ID_PATTERNS.get(doc.store.format),
+        app_ttl_ms=_app_ttl_ms(doc.store.format, doc.store.app_ttl_seconds),
     )
+
+
+def _app_ttl_ms(format: str, seconds: float | None) -> int | None:
+    if format not in APP_TTL_FORMATS:
+        return None
+    if seconds is None:
+        seconds = DEFAULT_APP_TTL_SECONDS.get(format)
+    return round(seconds * 1000) if seconds is not None else None
 
 
 def _field_path(error: ValidationError) -> str:

@@ -82,7 +82,7 @@ def build_config_store(store: Store) -> ConfigStore:
         session_key_secret_ref=_ref(store.effective_session_key_ref),
         id_pattern=store.effective_id_pattern,
         app_secret_ref=_ref(store.app_secret_ref) if store.app_secret_ref else None,
-        app_ttl_seconds=store.app_ttl.seconds if store.app_ttl else None,
+        app_ttl_seconds=store.effective_app_ttl_seconds,
     )
 
 
@@ -111,6 +111,7 @@ def build_unified_config(workload: WorkloadId, policies: Sequence[SessionPolicy]
             cookie_name=spec.session.cookie_name,
             header=spec.session.header,
             header_prefix=spec.session.header_prefix,
+            id_encoding=spec.effective_id_encoding,
         ),
         activity=ConfigActivity(
             exclude_paths=tuple(spec.activity.exclude_paths),

@@ -1,22 +1,28 @@
-"""The apps' own sessions in the shared store (spring-session, connect-redis, generic): walked by
-SCAN in batches and removed with a guard, for the purge job.
+"""The apps' own sessions in the shared store (spring-session, connect-redis, django,
+flask-session, php-redis, generic): walked by SCAN in batches and removed with a guard, for the
+purge job.
 
 A walk never uses KEYS or another blocking command: SCAN with COUNT >= 1000, and one pipeline
 per batch to read what was found. A removal deletes the session only if the field the purge job
-judged still holds the bytes it read, so a session the app touched meanwhile survives; a
-connect-redis session also only while its TTL has not grown (the app's ``touch`` renews the TTL
-alone), by ``remove_connect_session.lua``, the script the sidecar's expiry uses too.
+judged still holds the bytes it read, so a session the app touched meanwhile survives; where the
+key's TTL is the app's clock (connect-redis, django, flask-session, php-redis) also only while
+that TTL has not grown (the app's touch or save renews it). A whole session is removed by its
+format's script (``AppKey.remover``, ``store.APP_SESSION_REMOVERS``), the one the sidecar's
+expiry uses too.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from redis import exceptions as rexc
+from redis.asyncio.cluster import RedisCluster
 
-from curfew.sessions import keys
+from curfew.sessions import keys, spring
+from curfew.sessions.codec import APP_KEY_TYPES, DEFAULT_ID_PATTERNS, build_codec
 from curfew.sessions.errors import StoreDataError, redacted
 from curfew.sessions.formats import (
     ConnectSession,
@@ -24,17 +30,17 @@ from curfew.sessions.formats import (
     SpringSession,
     read_connect_session,
     read_spring_session,
-    write_spring_string,
 )
-from curfew.sessions.store import DELETE_IF_UNCHANGED, REMOVE_CONNECT_SESSION, translate_errors
+from curfew.sessions.formats_php import PhpSession, read_php_session
+from curfew.sessions.formats_python import TtlClock, read_django_session, read_flask_session
+from curfew.sessions.store import APP_SESSION_REMOVERS, DELETE_IF_UNCHANGED, translate_errors
 
 MIN_SCAN_COUNT: Final = 1000
-_SPRING_FIELDS: Final = (
-    "creationTime",
-    "lastAccessedTime",
-    "maxInactiveInterval",
-    keys.SPRING_PRINCIPAL_ATTR,
-)
+TTL_FORMATS: Final = ("django", "flask-session")
+"""Formats read by their key's TTL alone (``curfew.sessions.formats_python``)."""
+_GRAMMAR_WALKED: Final = (*TTL_FORMATS, "php-redis")
+"""Formats whose walk takes only keys whose tail is an id of the grammar."""
+_PHP_TYPES: Final = ",".join(APP_KEY_TYPES["php-redis"])
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,8 @@ class AppSession:
     connect: ConnectSession | None = None
     remaining_ms: int | None = None
     """connect-redis: the key's PTTL read with its value (-1: no TTL), which guards removal."""
+    ttl: TtlClock | None = None
+    php: PhpSession | None = None
 
 
 @dataclass(frozen=True)
@@ -64,19 +72,40 @@ class AppBatch:
 
 
 class AppSessions:
-    """The sessions an app of ``format`` keeps under ``prefix``, on the store's client."""
+    """The sessions an app of ``format`` keeps under ``prefix``, on the store's client.
+    ``app_ttl_ms``: the lifetime the app gives a session key (``store.appTTL``; php-redis needs
+    it: ``session.gc_maxlifetime``, the clock). ``id_pattern``: the id grammar (unset, the
+    format's); for ``TTL_FORMATS`` and php-redis a key whose tail is outside it is none of the
+    app's sessions (Django's ``...sessions.cache`` prefix is also the head of every
+    ``...sessions.cached_db`` key; phpredis keeps ``<id>_LOCK`` keys beside its sessions)."""
 
     def __init__(
-        self, client: Any, *, format: str, prefix: str, app_ttl_ms: int | None = None
+        self,
+        client: Any,
+        *,
+        format: str,
+        prefix: str,
+        app_ttl_ms: int | None = None,
+        id_pattern: str | None = None,
     ) -> None:
-        if format not in ("spring-session", "connect-redis", "generic"):
+        if format not in ("spring-session", "connect-redis", "generic", "php-redis",
+                          *TTL_FORMATS):
             raise ValueError(f"no app sessions for format {format!r}")
+        if format == "php-redis" and app_ttl_ms is None:
+            raise ValueError("php-redis sessions need the app's TTL")
         self._client = client
         self.format = format
         self.prefix = prefix
         self.app_ttl_ms = app_ttl_ms
-        """connect-redis: the store's ``ttl`` option, when the policy states it."""
+        """The lifetime the app gives its session key (``store.appTTL``), when stated."""
+        self.remover = APP_SESSION_REMOVERS[build_codec(format, prefix).remover]
+        """The format's whole-session script (``AppKey.remover``), guarded by what was read."""
+        self.id_pattern = (
+            re.compile(DEFAULT_ID_PATTERNS[format] if id_pattern is None else id_pattern)
+            if format in _GRAMMAR_WALKED else None
+        )
         self.curfew_namespace = keys.curfew_namespace(format, prefix)
+        self.cluster = isinstance(client, RedisCluster)
 
     async def walk(self, *, count: int = MIN_SCAN_COUNT) -> AsyncIterator[AppBatch]:
         """The app's sessions, in batches of about ``count`` keys."""
@@ -85,12 +114,17 @@ class AppSessions:
         expires_head = self.prefix + keys.SPRING_EXPIRES
         batch: list[tuple[str, str]] = []
         expiry_keys: list[str] = []
+        # A PHP session is a string: SCAN's TYPE filter (Redis 6+) leaves the rest on the server.
+        only = "string" if self.format == "php-redis" else None
         with translate_errors():
-            async for raw_key in self._client.scan_iter(match=pattern, count=count):
+            async for raw_key in self._client.scan_iter(match=pattern, count=count, _type=only):
                 key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
                 if key.startswith(self.curfew_namespace):
                     continue  # an empty app prefix matches Curfew's own keys too
                 raw_id = keys.app_raw_id(self.format, self.prefix, key)
+                if raw_id is not None and self.id_pattern is not None and (
+                        self.id_pattern.fullmatch(raw_id) is None):
+                    continue
                 if raw_id is not None:
                     batch.append((key, raw_id))
                 elif self.format == "spring-session" and key.startswith(expires_head):
@@ -104,11 +138,15 @@ class AppSessions:
     async def _read(self, found: Sequence[tuple[str, str]], expiry_keys: Sequence[str]) -> AppBatch:
         if self.format == "generic":
             return AppBatch([AppSession(key, raw_id, None, None) for key, raw_id in found], [])
+        if self.format in TTL_FORMATS:
+            return await self._read_ttl(found)
+        if self.format == "php-redis":
+            return await self._read_php(found)
         connect = self.format == "connect-redis"
         pipe = self._client.pipeline(transaction=False)
         for key, _ in found:
             if self.format == "spring-session":
-                pipe.hmget(key, *_SPRING_FIELDS)
+                pipe.hmget(key, *spring.FIELDS[:3])  # the times: the principal waits for removal
             else:
                 pipe.get(key)
                 if connect:
@@ -137,10 +175,10 @@ class AppSessions:
                 continue  # another type under the prefix (WRONGTYPE), or gone since SCAN
             try:
                 if self.format == "spring-session":
-                    spring = read_spring_session(*reply)
-                    if spring is not None:
-                        sessions.append(
-                            AppSession(key, raw_id, "lastAccessedTime", reply[1], spring))
+                    found_spring = read_spring_session(*reply)
+                    if found_spring is not None:
+                        sessions.append(AppSession(key, raw_id, "lastAccessedTime", reply[1],
+                                                   found_spring))
                 else:
                     ttl_ms = ttl if isinstance(ttl, int) else None
                     read = read_connect_session(reply, remaining_ms=ttl_ms,
@@ -152,62 +190,149 @@ class AppSessions:
                 malformed += 1  # the reason names a field, never the key: not reported
         return AppBatch(sessions, orphans, malformed)
 
-    async def remove(self, sessions: Sequence[AppSession]) -> list[bool]:
+    async def _read_ttl(self, found: Sequence[tuple[str, str]]) -> AppBatch:
+        """A batch of a format whose clock is the key's TTL: each value and its PTTL."""
+        pipe = self._client.pipeline(transaction=False)
+        for key, _ in found:
+            pipe.get(key)
+            pipe.pttl(key)
+        replies = await pipe.execute(raise_on_error=False)
+        sessions = []
+        malformed = 0
+        for i, (key, raw_id) in enumerate(found):
+            value, remaining = replies[2 * i], replies[2 * i + 1]
+            if isinstance(value, Exception) or value is None or isinstance(remaining, Exception):
+                continue  # another type under the prefix (WRONGTYPE), or gone since SCAN
+            if int(remaining) < 0:
+                continue  # no TTL: not a session these libraries wrote (they always set one)
+            try:
+                if self.format == "django":
+                    clock = read_django_session(value, int(remaining), self.app_ttl_ms)
+                else:
+                    clock = read_flask_session(int(remaining), self.app_ttl_ms)
+            except MalformedSession:
+                malformed += 1
+                continue
+            if clock is None:
+                continue  # an empty (anonymous) session: nothing to end
+            sessions.append(AppSession(key, raw_id, "", value, ttl=clock))
+        return AppBatch(sessions, [], malformed)
+
+    async def _read_php(self, found: Sequence[tuple[str, str]]) -> AppBatch:
+        """Each session's TTL, then the server's clock (read after every TTL, so a session can
+        only look younger than it is)."""
+        assert self.app_ttl_ms is not None
+        pipe = self._client.pipeline(transaction=False)
+        for key, _ in found:
+            pipe.pttl(key)
+        replies = await pipe.execute()
+        # A call of its own (a Cluster pipeline refuses keyless commands), after every TTL. On
+        # a Cluster it asks one node: the masters' clocks are taken to agree within the purge's
+        # precision, as the index walk takes them to.
+        seconds, micros = await self._client.time()
+        now = int(seconds) * 1000 + int(micros) // 1000
+        sessions = []
+        for (key, raw_id), ttl in zip(found, replies, strict=True):
+            php = read_php_session(int(ttl), now, self.app_ttl_ms)
+            if php is not None:
+                sessions.append(AppSession(key, raw_id, None, None, php=php))
+        return AppBatch(sessions, [])
+
+    async def remove(
+        self, sessions: Sequence[AppSession], *, app_clock: Sequence[bool] | None = None
+    ) -> list[bool]:
         """Delete each session unless it changed since it was read; True where deleted.
 
-        A removed Spring session also loses its ``sessions:expires:<id>`` key, its member of
-        the ``expirations:<minute>`` set (or of the ``sessions:expirations`` sorted set) and of
-        its principal index set.
+        ``app_clock``, per session: whether it was judged by the app's own clock rather than by
+        Curfew's record. A php-redis session is removed only if its TTL was not renewed since
+        when so judged, and whatever its TTL when the record decided (its own guard,
+        ``purge_record.lua``, ran first). The other formats guard every removal alike.
+
+        A Spring session goes whole, by the sidecar's script (``delete_spring_session.lua``):
+        its hash, its ``sessions:expires:<id>`` key, its member of the ``expirations:<minute>``
+        set or of the ``sessions:expirations`` sorted set, and of its principal index set. The
+        fields that name the principal are read here, for the sessions to remove only (a
+        ``SPRING_SECURITY_CONTEXT`` is often a kilobyte: the walk does not carry it).
         """
         if not sessions:
             return []
         with translate_errors():
+            fields = await self._spring_fields([s for s in sessions if s.spring is not None])
             pipe = self._client.pipeline(transaction=False)
-            for s in sessions:
-                if s.guard_field is None:
+            clocks = app_clock if app_clock is not None else [True] * len(sessions)
+            sent: list[int] = []
+            for i, (s, by_ttl) in enumerate(zip(sessions, clocks, strict=True)):
+                read = fields.get(s.key)
+                if s.spring is not None and (read is None or read[1] != s.guard_value):
+                    continue  # touched or gone since the walk judged it: it stays
+                sent.append(i)
+                if read is not None and not self.cluster:
+                    removal = spring.build_removal(self.prefix, s.raw_id, read)
+                    pipe.execute_command("EVALSHA", self.remover.sha,
+                                         len(removal.keys), *removal.keys, *removal.args)
+                elif s.php is not None:
+                    pipe.execute_command("EVALSHA", self.remover.sha, 1, s.key,
+                                         _PHP_TYPES, s.php.ttl_ms if by_ttl else "")
+                elif s.guard_field is None:
                     pipe.delete(s.key)
-                elif s.connect is not None:
-                    ttl = -1 if s.remaining_ms is None else s.remaining_ms
-                    pipe.execute_command("EVALSHA", REMOVE_CONNECT_SESSION.sha, 1, s.key,
+                elif s.connect is not None or s.ttl is not None:
+                    if s.ttl is not None:
+                        ttl = s.ttl.remaining_ms
+                    else:
+                        ttl = -1 if s.remaining_ms is None else s.remaining_ms
+                    pipe.execute_command("EVALSHA", self.remover.sha, 1, s.key,
                                          "string", s.guard_value, ttl)
                 else:
                     pipe.execute_command(
                         "EVALSHA", DELETE_IF_UNCHANGED.sha, 1, s.key, s.guard_field, s.guard_value
                     )
             try:
-                replies = await pipe.execute()
+                replies = await pipe.execute() if sent else []
             except rexc.NoScriptError:
                 await self._client.script_load(DELETE_IF_UNCHANGED.source)
-                await self._client.script_load(REMOVE_CONNECT_SESSION.source)
-                return await self.remove(sessions)
-            deleted = [int(r) == 1 for r in replies]
-            spring = [s for s, d in zip(sessions, deleted, strict=True) if d and s.spring]
-            if spring:
-                await self._clean_spring(spring)
+                await self._client.script_load(self.remover.source)
+                return await self.remove(sessions, app_clock=app_clock)
+            deleted = [False] * len(sessions)
+            for i, reply in zip(sent, replies, strict=True):
+                deleted[i] = int(reply) == 1
+            if self.cluster:
+                await self._clean_spring_cluster(
+                    [(s, fields[s.key]) for s, d in zip(sessions, deleted, strict=True)
+                     if d and s.spring])
         return deleted
 
-    async def _clean_spring(self, sessions: Sequence[AppSession]) -> None:
-        """Remove removed sessions from Spring's side keys. Best effort: the session is gone
-        already, and a side key of another type than Spring writes (a ``sessions:expirations``
-        that is no sorted set, say) only fails its own command, whose error (it would name the
-        member, so the session id) is dropped."""
+    async def _spring_fields(
+        self, sessions: Sequence[AppSession]
+    ) -> dict[str, tuple[bytes | None, ...] | None]:
+        """Each Spring session's ``spring.FIELDS`` as they are now (None: no longer a hash)."""
+        if not sessions:
+            return {}
         pipe = self._client.pipeline(transaction=False)
         for s in sessions:
-            assert s.spring is not None
-            pipe.delete(keys.spring_expires_key(self.prefix, s.raw_id))
-            minute = s.spring.expirations_minute_ms
-            if minute is not None:
-                member = write_spring_string("expires:" + s.raw_id, s.spring.serializer)
-                pipe.srem(keys.spring_expirations_key(self.prefix, minute), member)
-            # Spring Session 3.4+ can keep expiries in one sorted set instead of the minute
-            # sets: an id absent from it costs one ZREM that removes nothing.
-            pipe.zrem(keys.spring_expirations_zset_key(self.prefix),
-                      write_spring_string(s.raw_id, s.spring.serializer))
-            if s.spring.principal:
-                pipe.srem(
-                    keys.spring_principal_index_key(self.prefix, s.spring.principal),
-                    write_spring_string(s.raw_id, s.spring.serializer),
-                )
+            pipe.hmget(s.key, *spring.FIELDS)
+        replies = await pipe.execute(raise_on_error=False)
+        return {s.key: None if isinstance(r, Exception) else tuple(r)
+                for s, r in zip(sessions, replies, strict=True)}
+
+    async def _clean_spring_cluster(
+        self, sessions: Sequence[tuple[AppSession, tuple[bytes | None, ...] | None]]
+    ) -> None:
+        """On a Cluster, Spring's companion keys lie in other slots than the hash: after the
+        guarded delete of the hash, each goes by a command of its own. Best effort: the session
+        is gone already, and a key of another type than Spring writes only fails its own
+        command, whose error (it would name the member, so the session id) is dropped."""
+        if not sessions:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for s, read in sessions:
+            assert read is not None
+            removal = spring.build_removal(self.prefix, s.raw_id, read)
+            expires, zset, *sets = removal.keys[1:]
+            members = removal.args[2 * len(spring.FIELDS) + 1:]
+            pipe.delete(expires)
+            pipe.zrem(zset, members[0])
+            for key, member in zip(sets, members[1:], strict=True):
+                pipe.srem(key, member)
         for reply in await pipe.execute(raise_on_error=False):
             if isinstance(reply, rexc.ResponseError) and not str(reply).startswith("WRONGTYPE"):
                 raise StoreDataError(f"Redis refused a command: {redacted(reply)}")

@@ -10,20 +10,29 @@ Id grammars (``DEFAULT_ID_PATTERNS``; ``store.idPattern`` replaces one, always a
 - ``spring-session``: the canonical lower-case UUID Spring Session writes (36 characters).
 - ``connect-redis``: express-session's ``uid(24)`` (uid-safe): 24 random bytes in base64url
   without padding, exactly 32 characters.
+- ``django``: Django's session key, 32 characters of ``a-z 0-9`` (``get_random_string``).
+- ``flask-session``: Flask-Session's ``secrets.token_urlsafe(32)``: 43 base64url characters.
 - ``generic``: 16 to 128 characters of ``A-Z a-z 0-9 _ -`` (PHP, Django, Flask-Session and
   Rails ids fit; no ``:`` or ``.``, so no id reaches another namespace of the app's keys).
+- ``php-redis``: every id PHP generates, whatever ``session.sid_length`` (22 to 256) and
+  ``session.sid_bits_per_character`` (4: ``0-9a-f``, 5: ``0-9a-v``, 6: ``0-9a-zA-Z,-``) say;
+  PHP 8.2 makes 32 of ``0-9a-f`` by default, 26 of ``0-9a-v`` under Debian's php.ini. No ``_``,
+  so phpredis's lock keys (``<id>_LOCK``) are no ids.
 - ``curfew``: the app keeps nothing in the store, so the id names no Redis key (only its keyed
   hash does): 1 to 4096 characters of RFC 6265 cookie-octets (opaque ids, base64, JWTs).
 
 Cookie and header values are read as the libraries write them (:meth:`SessionCodec.app_id`):
-Spring Session's cookie holds the id in base64 (``DefaultCookieSerializer``), its header the
-id itself; express-session's cookie is ``s:<id>.<signature>`` (sent percent-encoded, which the
-one cookie reading, ``curfew.sessions.cookies``, has already decoded: never twice). Given the
-app's cookie secrets (``store.appSecretRef``), the signature is verified exactly as
-express-session does (:func:`express_unsign`) and a value no secret signed is no session.
-Without them the signature is stripped unread: a forged one only names an id whose app key must
-exist before Curfew keeps a record for it (``check_and_touch.lua``), so guessing ids gains
-nothing, but a stolen id could be replayed under any signature.
+Spring Session's cookie holds the id in base64 (``DefaultCookieSerializer``), its
+``X-Auth-Token`` header the id itself, and ``session.idEncoding`` (``base64`` or ``raw``) says
+otherwise for an app that does (``useBase64Encoding = false``); express-session's cookie is
+``s:<id>.<signature>`` (sent percent-encoded, which the one cookie reading,
+``curfew.sessions.cookies``, has already decoded: never twice); Flask-Session's is the id, or
+``<id>.<signature>`` with ``SESSION_USE_SIGNER``. Given the app's cookie secrets
+(``store.appSecretRef``), an express-session signature is verified exactly as express-session
+does (:func:`express_unsign`) and a value no secret signed is no session. Other signatures (and
+express-session's without secrets) are stripped unread: a forged one only names an id whose app
+key must exist before Curfew keeps a record for it (``check_and_touch.lua``), so guessing ids
+gains nothing, but a stolen id could be replayed under any signature.
 
 Pure: no I/O, importable without redis.
 """
@@ -31,7 +40,6 @@ Pure: no I/O, importable without redis.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -49,6 +57,9 @@ MAX_PATTERN_LENGTH: Final = 256
 UUID_PATTERN: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 UID_SAFE_24_PATTERN: Final = r"[A-Za-z0-9_-]{32}"
 GENERIC_ID_PATTERN: Final = r"[A-Za-z0-9_-]{16,128}"
+DJANGO_ID_PATTERN: Final = r"[a-z0-9]{32}"
+FLASK_SESSION_ID_PATTERN: Final = r"[A-Za-z0-9_-]{43}"
+PHP_ID_PATTERN: Final = r"[0-9A-Za-z,-]{22,256}"
 CURFEW_ID_PATTERN: Final = r"[!#-+\--:<-\[\]-~]{1,4096}"
 """RFC 6265 section 4.1.1 cookie-octets: printable ASCII but space, ``"``, ``,``, ``;``, ``\\``."""
 
@@ -56,6 +67,9 @@ DEFAULT_ID_PATTERNS: Final[dict[str, str]] = {
     "spring-session": UUID_PATTERN,
     "connect-redis": UID_SAFE_24_PATTERN,
     "generic": GENERIC_ID_PATTERN,
+    "django": DJANGO_ID_PATTERN,
+    "flask-session": FLASK_SESSION_ID_PATTERN,
+    "php-redis": PHP_ID_PATTERN,
     keys.CURFEW_FORMAT: CURFEW_ID_PATTERN,
 }
 
@@ -63,17 +77,29 @@ APP_KEY_TYPES: Final[dict[str, tuple[str, ...]]] = {
     "spring-session": ("hash",),
     "connect-redis": ("string",),
     "generic": ("string", "hash"),
+    "django": ("string",),
+    "flask-session": ("string",),
+    "php-redis": ("string",),
 }
 """The Redis types (``TYPE``) an app's session key has in each format: a key of another type
 (Spring's ``sessions:expirations`` sorted set, say) is never taken for a session, nor deleted."""
 
 FORMAT_REMOVERS: Final[dict[str, str]] = {
+    "spring-session": "delete_spring_session",
     "connect-redis": "remove_connect_session",
+    "django": "delete_if_unrenewed",
+    "flask-session": "delete_if_unrenewed",
+    "php-redis": "delete_php_session",
 }
 """Formats whose whole session is removed by a script of their own (``sessions/lua/``), for the
-sidecar's expiry and the purge alike; the others by ``delete_app_session``."""
+sidecar's expiry and the purge alike; the others by ``delete_app_session``. A Django
+``cached_db`` store empties its sessions instead (``empty_django_session``, see
+``keys.empties_sessions``)."""
 
 _EXPRESS_SIGNED: Final = "s:"
+
+ID_ENCODINGS: Final = ("base64", "raw")
+"""How a cookie or header carries the id (``session.idEncoding``); base64 is Spring Session's."""
 
 
 MAX_APP_SECRETS: Final = 16
@@ -110,7 +136,13 @@ class AppKey:
     key: str
     types: tuple[str, ...]
     remover: str = "delete_app_session"
-    """The Lua script that removes the whole session (``store.APP_SESSION_REMOVERS``)."""
+    """The Lua script that removes (or, for Django's ``cached_db``, empties) the whole session
+    (``store.APP_SESSION_REMOVERS``), the same for the sidecar's expiry and the purge; a Spring
+    session goes by ``delete_spring_session``, which takes the keys its fields name."""
+    format: str = ""
+    prefix: str = ""
+    app_id: str = ""
+    """The id the key was built from (Spring's companion keys are named by it); memory only."""
 
     @property
     def types_arg(self) -> str:
@@ -180,22 +212,30 @@ class SessionCodec:
     prefix: str
     pattern: re.Pattern[str]
     app_secrets: tuple[bytes, ...] = ()
+    id_encoding: str | None = None
+    """``base64`` or ``raw``; None: the format's own (base64 for a Spring Session cookie)."""
 
     def app_id(self, value: str, *, cookie: bool) -> str | None:
         """The app's session id in a cookie (``cookie``) or header value, or None when the value
         holds none of this format's grammar: then the request carries no session."""
-        if cookie:
-            value = self._from_cookie(value)
+        if self.encoding(cookie=cookie) == "base64":
+            decoded = _base64_id(value)
+            if decoded is None:
+                return None
+            value = decoded
+        elif cookie and self.format == "connect-redis":
+            value = _express_cookie(value, self.app_secrets)
+        elif cookie and self.format == "flask-session":
+            value = value.partition(".")[0]  # <id>.<signature> with SESSION_USE_SIGNER
         if len(value) > MAX_ID_LENGTH or self.pattern.fullmatch(value) is None:
             return None
         return value
 
-    def _from_cookie(self, value: str) -> str:
-        if self.format == "spring-session":
-            return _spring_cookie(value)
-        if self.format == "connect-redis":
-            return _express_cookie(value, self.app_secrets)
-        return value
+    def encoding(self, *, cookie: bool) -> str:
+        """How a cookie (``cookie``) or header value carries the id here."""
+        if self.id_encoding is not None:
+            return self.id_encoding
+        return "base64" if cookie and self.format == "spring-session" else "raw"
 
     def app_key(self, app_id: str) -> AppKey | None:
         """The app's own session key of an id :meth:`app_id` returned (None for ``curfew``:
@@ -203,8 +243,15 @@ class SessionCodec:
         key = keys.app_session_key(self.format, self.prefix, app_id)
         if key is None:
             return None
-        return AppKey(key, APP_KEY_TYPES[self.format], FORMAT_REMOVERS.get(self.format,
-                                                                           "delete_app_session"))
+        return AppKey(key, APP_KEY_TYPES[self.format], self.remover, self.format, self.prefix,
+                      app_id)
+
+    @property
+    def remover(self) -> str:
+        """The script that removes a whole session of this store (``AppKey.remover``)."""
+        if keys.empties_sessions(self.format, self.prefix):
+            return "empty_django_session"
+        return FORMAT_REMOVERS.get(self.format, "delete_app_session")
 
 
 def build_codec(
@@ -212,23 +259,28 @@ def build_codec(
     prefix: str,
     id_pattern: str | None = None,
     app_secrets: tuple[bytes, ...] = (),
+    id_encoding: str | None = None,
 ) -> SessionCodec:
     """The codec of a store of ``format`` under ``prefix``; ``id_pattern`` replaces the format's
     default grammar (``check_id_pattern`` must accept it); ``app_secrets``: the app's cookie
-    secrets, which connect-redis verifies signatures with."""
+    secrets, which connect-redis verifies signatures with; ``id_encoding`` replaces the format's
+    encoding of the id (``session.idEncoding``)."""
     pattern = DEFAULT_ID_PATTERNS[format] if id_pattern is None else check_id_pattern(id_pattern)
-    return SessionCodec(format, prefix, re.compile(pattern), app_secrets)
+    if id_encoding is not None and id_encoding not in ID_ENCODINGS:
+        raise ValueError(f"idEncoding must be one of {', '.join(ID_ENCODINGS)}")
+    return SessionCodec(format, prefix, re.compile(pattern), app_secrets, id_encoding)
 
 
-def _spring_cookie(value: str) -> str:
-    """Spring Session's ``DefaultCookieSerializer`` writes the id in base64 by default; a
-    cookie that already holds a plain id (``useBase64Encoding = false``) is read as it is."""
-    if len(value) != 48:  # base64 of 36 characters; anything else is read as it is
-        return value
+def _base64_id(value: str) -> str | None:
+    """The id inside a base64 value, as ``DefaultCookieSerializer`` reads it (``Base64.getDecoder``:
+    the standard alphabet, padding optional), or None when it is no base64 of UTF-8 text: then
+    the value names no session, as in Spring."""
+    if len(value) > 2 * MAX_ID_LENGTH:
+        return None
     try:
-        return base64.b64decode(value, validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError):
-        return value
+        return base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error, UnicodeDecodeError, or a value that is not ASCII
+        return None
 
 
 def _express_cookie(value: str, secrets: tuple[bytes, ...]) -> str:

@@ -4,8 +4,9 @@ out).
 - Spring Session Data Redis keeps a hash per session whose values are written by the
   template's value serializer: by default the JDK serializer (``java.lang.Long`` and
   ``java.lang.Integer`` objects, ``TC_STRING`` strings), or a JSON one (plain numbers, or
-  ``["java.lang.Long", n]`` with default typing). Set members (the ``expirations`` sets, the
-  principal index) use the same serializer, so removing them means writing the same bytes back.
+  ``["java.lang.Long", n]`` with default typing), read through ``curfew.sessions.jdk``. Set
+  members (the ``expirations`` sets, the principal index) use the same serializer, so removing
+  them means writing the same bytes back.
 - connect-redis (express-session) keeps one JSON string per session with ``cookie.expires``
   (ISO 8601) and ``cookie.originalMaxAge`` (ms). ``expires - originalMaxAge`` is the last
   *save*; under ``resave: false`` a request that changes nothing only renews the key's TTL
@@ -23,16 +24,12 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-JDK_MAGIC: Final = b"\xac\xed\x00\x05"
-_TC_STRING: Final = 0x74
-_JDK_LONG: Final = b"java.lang.Long"
-_JDK_INTEGER: Final = b"java.lang.Integer"
+from curfew.sessions import jdk
 
 MAX_TIME_MS: Final = 253_402_300_799_999
 """9999-12-31T23:59:59.999Z: the latest time a session field can mean (ISO 8601's 4 digits)."""
@@ -59,17 +56,16 @@ class Serializer(StrEnum):
 
 
 def serializer_of(value: bytes) -> Serializer:
-    return Serializer.JDK if value.startswith(JDK_MAGIC) else Serializer.JSON
+    return Serializer.JDK if value.startswith(jdk.MAGIC) else Serializer.JSON
 
 
 def read_spring_number(value: bytes) -> int | None:
     """A Long or Integer as Spring Session stored it, or None if it is neither."""
-    if value.startswith(JDK_MAGIC):
-        if _JDK_LONG in value and len(value) >= 8:
-            return int(struct.unpack(">q", value[-8:])[0])
-        if _JDK_INTEGER in value and len(value) >= 4:
-            return int(struct.unpack(">i", value[-4:])[0])
-        return None
+    if value.startswith(jdk.MAGIC):
+        try:
+            return jdk.read_number(value)
+        except jdk.NotJdk:
+            return None
     try:
         parsed = json.loads(value)
     except (ValueError, UnicodeDecodeError):
@@ -82,25 +78,40 @@ def read_spring_number(value: bytes) -> int | None:
 
 
 def read_spring_string(value: bytes) -> str | None:
-    """A String as Spring Session stored it (JDK ``TC_STRING`` or JSON), or None."""
-    if value.startswith(JDK_MAGIC):
-        body = value[len(JDK_MAGIC) :]
-        if len(body) >= 3 and body[0] == _TC_STRING:
-            (length,) = struct.unpack(">H", body[1:3])
-            return body[3 : 3 + length].decode("utf-8", "replace")
-        return None
+    """A String as Spring Session stored it (JDK, in modified UTF-8, or JSON), or None."""
+    if value.startswith(jdk.MAGIC):
+        try:
+            return jdk.read_string(value)
+        except jdk.NotJdk:
+            return None
     try:
         parsed = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return parsed if isinstance(parsed, str) else None
+
+
+def read_spring_principal(explicit: bytes | None, security_context: bytes | None) -> str | None:
+    """The principal name Spring indexes a session under, as ``PrincipalNameIndexResolver``
+    resolves it: the ``PRINCIPAL_NAME_INDEX_NAME`` attribute, else the name of
+    ``SPRING_SECURITY_CONTEXT``'s authentication (JDK serializer only); None when neither
+    tells."""
+    if explicit is not None:
+        name = read_spring_string(explicit)
+        if name is not None:
+            return name
+    if security_context is not None and security_context.startswith(jdk.MAGIC):
+        try:
+            return jdk.principal_of_security_context(security_context)
+        except jdk.NotJdk:
+            return None
+    return None
 
 
 def write_spring_string(text: str, serializer: Serializer) -> bytes:
     """A String encoded as Spring Session's serializer writes it (for set members)."""
     if serializer is Serializer.JDK:
-        data = text.encode("utf-8")
-        return JDK_MAGIC + bytes([_TC_STRING]) + struct.pack(">H", len(data)) + data
+        return jdk.write_string(text)
     return json.dumps(text).encode("utf-8")
 
 
@@ -112,25 +123,30 @@ class SpringSession:
     last_accessed_ms: int
     max_inactive_seconds: int | None
     serializer: Serializer
-    principal: str | None = None
 
     @property
     def expirations_minute_ms(self) -> int | None:
-        """The ``expirations:<minute>`` set Spring filed the session under: its expiry rounded
-        up to the next whole minute (Spring's ``roundUpToNextMinute``)."""
-        if self.max_inactive_seconds is None or self.max_inactive_seconds < 0:
+        """The ``expirations:<minute>`` set Spring filed the session under."""
+        if self.max_inactive_seconds is None:
             return None
-        expires = self.last_accessed_ms + self.max_inactive_seconds * 1000
-        return (expires // 60_000 + 1) * 60_000
+        return expirations_minute_ms(self.last_accessed_ms, self.max_inactive_seconds)
+
+
+def expirations_minute_ms(last_accessed_ms: int, max_inactive_seconds: int) -> int:
+    """The minute of Spring's ``expirations:<minute>`` set for a session: its expiry rounded up
+    to the next whole minute (``roundUpToNextMinute``: a minute added, then truncated)."""
+    expires = last_accessed_ms + max_inactive_seconds * 1000
+    return (expires // 60_000 + 1) * 60_000
 
 
 def read_spring_session(
     created: bytes | None,
     last_accessed: bytes | None,
     max_inactive: bytes | None,
-    principal: bytes | None = None,
 ) -> SpringSession | None:
-    """A Spring Session from its hash fields, or None when they are missing or unreadable."""
+    """A Spring Session from its hash fields, or None when they are missing or unreadable. Its
+    principal is read only when it is removed (``curfew.sessions.spring``): a walk judges every
+    session, and parsing a ``SecurityContextImpl`` costs tens of microseconds."""
     if created is None or last_accessed is None:
         return None  # a partial hash (Spring's delta save racing an expiry): no session
     c = _time_ms(read_spring_number(created), "creationTime")
@@ -145,7 +161,6 @@ def read_spring_session(
         last_accessed_ms=la,
         max_inactive_seconds=mi,
         serializer=serializer_of(created),
-        principal=read_spring_string(principal) if principal is not None else None,
     )
 
 

@@ -54,6 +54,8 @@ SPRING_PRINCIPAL_ATTR: Final = (
     "sessionAttr:org.springframework.session.FindByIndexNameSessionRepository"
     ".PRINCIPAL_NAME_INDEX_NAME"
 )
+SPRING_SECURITY_CONTEXT_ATTR: Final = "sessionAttr:SPRING_SECURITY_CONTEXT"
+"""Spring Security's context; ``PrincipalNameIndexResolver`` indexes its principal's name."""
 
 
 class RecordField(StrEnum):
@@ -165,14 +167,26 @@ def session_keys(namespace: str, sid: str) -> tuple[str, str, str]:
 def app_session_key(format: str, prefix: str, raw_id: str) -> str | None:
     """The key of the app's own session for a raw session id, or None if the app keeps none.
 
-    spring-session: ``<prefix>sessions:<id>``; connect-redis and generic: ``<prefix><id>``;
+    spring-session: ``<prefix>sessions:<id>``; connect-redis, django, flask-session, php-redis
+    and generic: ``<prefix><id>`` (django's prefix is django-redis's ``<KEY_PREFIX>:<VERSION>:``
+    and the session backend's ``django.contrib.sessions.cache`` or ``...cached_db``);
     curfew: None (the app keeps no session in the store).
     """
     if format == "spring-session":
         return f"{prefix}{SPRING_SESSIONS}{raw_id}"
-    if format in ("connect-redis", "generic"):
+    if format in ("connect-redis", "generic", "django", "flask-session", "php-redis"):
         return f"{prefix}{raw_id}"
     return None
+
+
+DJANGO_CACHED_DB: Final = "django.contrib.sessions.cached_db"
+"""The key prefix of Django's ``cached_db`` session backend, after django-redis's own."""
+
+
+def empties_sessions(format: str, prefix: str) -> bool:
+    """Whether an app session is ended by emptying it rather than deleting it: Django's
+    ``cached_db`` backend, whose database brings a deleted cache entry back."""
+    return format == "django" and prefix.endswith(DJANGO_CACHED_DB)
 
 
 def app_scan_pattern(format: str, prefix: str) -> str:
@@ -200,6 +214,10 @@ def app_raw_id(format: str, prefix: str, key: str) -> str | None:
     return rest
 
 
+def spring_session_key(prefix: str, raw_id: str) -> str:
+    return f"{prefix}{SPRING_SESSIONS}{raw_id}"
+
+
 def spring_expires_key(prefix: str, raw_id: str) -> str:
     return f"{prefix}{SPRING_EXPIRES}{raw_id}"
 
@@ -214,3 +232,9 @@ def spring_expirations_zset_key(prefix: str) -> str:
 
 def spring_principal_index_key(prefix: str, principal: str) -> str:
     return f"{prefix}{SPRING_PRINCIPAL_INDEX}{principal}"
+
+
+def spring_principal_index_key_bytes(prefix: str, principal: str) -> bytes:
+    """The principal index key as Spring's ``StringRedisSerializer`` writes it: UTF-8 of the
+    Java string, a lone surrogate (which no UTF-8 holds) replaced by ``?`` as Java does."""
+    return prefix.encode() + SPRING_PRINCIPAL_INDEX.encode() + principal.encode("utf-8", "replace")

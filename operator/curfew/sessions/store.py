@@ -36,7 +36,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 
-from curfew.sessions import keys
+from curfew.sessions import keys, spring
 from curfew.sessions.codec import AppKey
 from curfew.sessions.errors import (
     StoreConfigError,
@@ -104,15 +104,26 @@ PURGE_RECORD: Final = _Script.load("purge_record")
 DELETE_IF_UNCHANGED: Final = _Script.load("delete_if_unchanged")
 DELETE_APP_SESSION: Final = _Script.load("delete_app_session")
 REMOVE_CONNECT_SESSION: Final = _Script.load("remove_connect_session")
+DELETE_SPRING_SESSION: Final = _Script.load("delete_spring_session")
 PURGE_SHARD: Final = _Script.load("purge_shard")
+DELETE_IF_UNRENEWED: Final = _Script.load("delete_if_unrenewed")
+EMPTY_DJANGO_SESSION: Final = _Script.load("empty_django_session")
+DELETE_PHP_SESSION: Final = _Script.load("delete_php_session")
 SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, DELETE_APP_SESSION,
-                  PURGE_SHARD, REMOVE_CONNECT_SESSION)
+                  PURGE_SHARD, REMOVE_CONNECT_SESSION, DELETE_IF_UNRENEWED, EMPTY_DJANGO_SESSION,
+                  DELETE_SPRING_SESSION, DELETE_PHP_SESSION)
 APP_SESSION_REMOVERS: Final = {
     "delete_app_session": DELETE_APP_SESSION,
     "remove_connect_session": REMOVE_CONNECT_SESSION,
+    "delete_if_unrenewed": DELETE_IF_UNRENEWED,
+    "empty_django_session": EMPTY_DJANGO_SESSION,
+    "delete_spring_session": DELETE_SPRING_SESSION,
+    "delete_php_session": DELETE_PHP_SESSION,
 }
 """The script that removes a whole app session, by the name its ``AppKey`` gives: one per
-format, the same for the sidecar's expiry and the purge."""
+format, the same for the sidecar's expiry and the purge. Each takes the session key, then the
+types a session key has; the purge adds its guards after them. A Spring session goes by
+``delete_spring_session``, whose keys its hash's fields name (``curfew.sessions.spring``)."""
 
 _REASONS: Final = {r.value.encode(): r for r in Reason}
 
@@ -376,7 +387,9 @@ class SessionStore:
             await self._client.initialize()
         return self._client
 
-    async def _eval(self, script: _Script, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+    async def _eval(
+        self, script: _Script, keys_: Sequence[str | bytes], args: Sequence[Any]
+    ) -> Any:
         with translate_errors(self.where):
             await self._routed()
             try:
@@ -563,25 +576,50 @@ class SessionStore:
     ) -> None:
         """End a session: its record becomes a tombstone (keeping the reason it already has, or
         ``reason``), its index entry goes, and the app's own session key is deleted if it holds
-        its format's type, with the whole session, by the format's script (``AppKey.remover``)."""
+        its format's type, with the whole session, by the format's script (``AppKey.remover``;
+        a Django ``cached_db`` session is emptied instead, since its database would bring it
+        back). A Spring session goes whole, with every key Spring keeps beside it
+        (``delete_spring_session.lua``, the purge's script too)."""
         record, due, _ = keys.session_keys(self.namespace, sid)
         args = (sid, reason.value, self.retain_ms)
         with translate_errors(self.where):
             if app_key is None:
                 await self._eval(EXPIRE, (record, due), args)
                 return
+            remover = APP_SESSION_REMOVERS[app_key.remover]
+            if remover is DELETE_SPRING_SESSION:
+                if not self.cluster:
+                    await self._eval(EXPIRE, (record, due), args)
+                    await self._delete_spring(app_key)
+                    return
+                # Spring's keys lie in other slots than its hash: no script takes them together.
+                remover = DELETE_APP_SESSION
             # One round trip on a single server; two slots (so two nodes) on a Cluster.
             pipe = self._client.pipeline(transaction=False)
             # execute_command, not evalsha(): redis-py's Cluster pipeline blocks the method, yet
             # routes the command by its keys like any other.
             pipe.execute_command("EVALSHA", EXPIRE.sha, 2, record, due, *args)
-            remover = APP_SESSION_REMOVERS[app_key.remover]
             pipe.execute_command("EVALSHA", remover.sha, 1, app_key.key, app_key.types_arg)
             try:
                 await pipe.execute()
             except rexc.NoScriptError:
                 await self._eval(EXPIRE, (record, due), args)
                 await self._eval(remover, (app_key.key,), (app_key.types_arg,))
+
+    async def _delete_spring(self, app_key: AppKey) -> None:
+        """Read the Spring session's fields, then remove it whole by them; read again when the
+        app wrote meanwhile (the guarded fields changed), a few times at most."""
+        for _ in range(3):
+            try:
+                fields = await self._client.hmget(app_key.key, list(spring.FIELDS))
+            except rexc.ResponseError as error:
+                if str(error).startswith("WRONGTYPE"):
+                    return  # no session: another key of the app, never deleted
+                raise
+            removal = spring.build_removal(app_key.prefix, app_key.app_id, fields)
+            reply = await self._eval(DELETE_SPRING_SESSION, removal.keys, removal.args)
+            if int(reply) != spring.CHANGED:
+                return
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers (every master, on a Cluster)."""

@@ -117,7 +117,7 @@ def build_policy(config: UnifiedConfig, app_secrets: tuple[bytes, ...] = ()) -> 
         store_format=config.store.format,
         key_prefix=config.store.key_prefix,
         codec=build_codec(config.store.format, config.store.key_prefix, config.store.id_pattern,
-                          verify),
+                          verify, config.session.id_encoding),
         policy=",".join(config.sources),
         workload=str(config.workload),
     )

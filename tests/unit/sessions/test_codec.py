@@ -20,6 +20,8 @@ from curfew.sessions.codec import (
 )
 
 SPRING = build_codec("spring-session", "spring:session:")
+SPRING_RAW = build_codec("spring-session", "spring:session:", id_encoding="raw")
+SPRING_B64 = build_codec("spring-session", "spring:session:", id_encoding="base64")
 EXPRESS = build_codec("connect-redis", "sess:")
 GENERIC = build_codec("generic", "session:")
 CURFEW = build_codec("curfew", "curfew:")
@@ -33,7 +35,20 @@ UID_SAFE = "bW9ja2VkLXVpZC1zYWZlLTI0LWJ5dGVz"  # 24 bytes in base64url: 32 chara
     [
         ("a Spring cookie holds the id in base64",
          SPRING, base64.b64encode(UUID.encode()).decode(), True, UUID),
-        ("a Spring cookie written without base64 holds the id itself", SPRING, UUID, True, UUID),
+        ("a Spring cookie written without base64 (idEncoding raw) holds the id itself",
+         SPRING_RAW, UUID, True, UUID),
+        ("a raw id in a Spring cookie is no session when the cookie is base64 (the default)",
+         SPRING, UUID, True, None),
+        ("a Spring cookie in base64 without its padding is read as Java's decoder reads it",
+         SPRING, base64.b64encode(UUID.encode()).decode().rstrip("="), True, UUID),
+        ("a Spring cookie in URL-safe base64 is no session (Java's basic decoder refuses it)",
+         SPRING, base64.urlsafe_b64encode(b"\xfb" + UUID.encode()).decode(), True, None),
+        ("a Spring header in base64 is read when idEncoding says base64",
+         SPRING_B64, base64.b64encode(UUID.encode()).decode(), False, UUID),
+        ("a base64 Spring header is no session by default (X-Auth-Token holds the id itself)",
+         SPRING, base64.b64encode(UUID.encode()).decode(), False, None),
+        ("a cookie of non-ASCII characters is no base64 and no session", SPRING, "\x80" * 4,
+         True, None),
         ("a Spring header holds the id itself", SPRING, UUID, False, UUID),
         ("a Spring id in upper case is not one Spring writes", SPRING, UUID.upper(), False, None),
         ("Spring's expiration store is no session id", SPRING, "expirations", True, None),
