@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
+import struct
 
 import kopf
 from aiohttp import web
@@ -44,3 +46,17 @@ def test_kopf_webhook_servers_serve_each_review_through_a_static_serve() -> None
     serve = inspect.getattr_static(kopf.WebhookServer, "_serve")
     assert isinstance(serve, staticmethod)
     assert list(inspect.signature(kopf.WebhookServer._serve).parameters) == ["fn", "request"]
+
+
+def test_javaobj_readers_read_strings_through_read_string_and_read_struct() -> None:
+    # curfew.sessions.jdk._Unmarshaller overrides javaobj's _readString (javaobj-py3 0.6.1's own
+    # modified-UTF-8 decoder refuses Hangul after a NUL or an emoji) and reads the length with
+    # _readStruct from object_stream. Review it if this changes.
+    from javaobj.v1.unmarshaller import JavaObjectUnmarshaller
+
+    read_string = inspect.signature(JavaObjectUnmarshaller._readString)
+    assert list(read_string.parameters) == ["self", "length_fmt"]
+    assert read_string.parameters["length_fmt"].default == "H"
+    reader = JavaObjectUnmarshaller.__new__(JavaObjectUnmarshaller)
+    reader.object_stream = io.BytesIO(struct.pack(">H", 7))
+    assert reader._readStruct(">H") == (7,)
