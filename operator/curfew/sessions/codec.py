@@ -86,7 +86,7 @@ APP_KEY_TYPES: Final[dict[str, tuple[str, ...]]] = {
 
 FORMAT_REMOVERS: Final[dict[str, str]] = {
     "spring-session": "delete_spring_session",
-    "connect-redis": "remove_connect_session",
+    "connect-redis": "delete_if_unrenewed",
     "django": "delete_if_unrenewed",
     "flask-session": "delete_if_unrenewed",
     "php-redis": "delete_php_session",

@@ -103,18 +103,16 @@ EXPIRE: Final = _Script.load("expire")
 PURGE_RECORD: Final = _Script.load("purge_record")
 DELETE_IF_UNCHANGED: Final = _Script.load("delete_if_unchanged")
 DELETE_APP_SESSION: Final = _Script.load("delete_app_session")
-REMOVE_CONNECT_SESSION: Final = _Script.load("remove_connect_session")
 DELETE_SPRING_SESSION: Final = _Script.load("delete_spring_session")
 PURGE_SHARD: Final = _Script.load("purge_shard")
 DELETE_IF_UNRENEWED: Final = _Script.load("delete_if_unrenewed")
 EMPTY_DJANGO_SESSION: Final = _Script.load("empty_django_session")
 DELETE_PHP_SESSION: Final = _Script.load("delete_php_session")
 SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, DELETE_APP_SESSION,
-                  PURGE_SHARD, REMOVE_CONNECT_SESSION, DELETE_IF_UNRENEWED, EMPTY_DJANGO_SESSION,
+                  PURGE_SHARD, DELETE_IF_UNRENEWED, EMPTY_DJANGO_SESSION,
                   DELETE_SPRING_SESSION, DELETE_PHP_SESSION)
 APP_SESSION_REMOVERS: Final = {
     "delete_app_session": DELETE_APP_SESSION,
-    "remove_connect_session": REMOVE_CONNECT_SESSION,
     "delete_if_unrenewed": DELETE_IF_UNRENEWED,
     "empty_django_session": EMPTY_DJANGO_SESSION,
     "delete_spring_session": DELETE_SPRING_SESSION,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from curfew.sessions.apps import AppSessions
-from curfew.sessions.store import REMOVE_CONNECT_SESSION, SessionStore
+from curfew.sessions.store import DELETE_IF_UNRENEWED, SessionStore
 from fixtures.purge import curfew_purge, iso_ms, purge_config, write_config
 from fixtures.sessions import MIN
 
@@ -96,7 +96,7 @@ async def test_the_removal_script_takes_only_a_string_session(redis_url: str) ->
         client = store.client
         await client.hset("sess:a-hash", "k", "v")
         await client.set("sess:a-string", "{}")
-        remove = client.register_script(REMOVE_CONNECT_SESSION.source)
+        remove = client.register_script(DELETE_IF_UNRENEWED.source)
         assert await remove(keys=["sess:a-hash"], args=["string"]) == 0
         assert await remove(keys=["sess:missing"], args=["string"]) == 0
         assert await remove(keys=["sess:a-string"], args=["string"]) == 1

@@ -130,11 +130,11 @@ def test_unreadable_app_secrets_say_why_without_a_secret(
     assert "keyboard" not in str(error.value), case
 
 
-def test_an_express_session_is_removed_by_connect_redis_s_own_script() -> None:
+def test_an_express_session_is_removed_by_the_guarded_string_script() -> None:
     key = VERIFYING.app_key(ID)
     assert key is not None
     assert (key.key, key.types, key.remover) == (f"sess:{ID}", ("string",),
-                                                 "remove_connect_session")
+                                                 "delete_if_unrenewed")
     generic = build_codec("generic", "session:").app_key(ID)
     assert generic is not None
     assert generic.remover == "delete_app_session"

@@ -68,7 +68,7 @@ def test_a_php_id_names_phpredis_key_removed_by_the_php_script() -> None:
 
 def test_each_format_names_its_own_removal_script() -> None:
     for fmt, remover in (("spring-session", "delete_spring_session"),
-                         ("connect-redis", "remove_connect_session"),
+                         ("connect-redis", "delete_if_unrenewed"),
                          ("django", "delete_if_unrenewed"),
                          ("flask-session", "delete_if_unrenewed"),
                          ("generic", "delete_app_session")):
