@@ -22,21 +22,11 @@ import pytest
 import redis
 
 from curfew.api.config import PurgeConfig
-from fixtures.apps import RunningApp, python_app
+from fixtures.apps import AppCase, RunningApp, python_app
 from fixtures.purge import curfew_purge, purge_config, write_config
 
 LIFETIME = 30  # the app's SESSION_COOKIE_AGE / PERMANENT_SESSION_LIFETIME, seconds
 IDLE = 3.0
-
-
-@dataclass(frozen=True)
-class AppCase:
-    name: str
-    app: str
-    env: dict[str, Any]
-    cookie: str
-    format: str
-    prefix: str
 
 
 CASES = [

@@ -15,20 +15,10 @@ import pytest
 from sidecar_harness import RunningSidecar, StartSidecar, policy_doc, wait_for
 
 from curfew.sessions.formats_python import load_plain_pickle
-from fixtures.apps import RunningApp, python_app
+from fixtures.apps import AppCase, RunningApp, python_app
 
 API = {"Accept": "application/json"}
 IDLE, ABSOLUTE = 1.5, 4.0
-
-
-@dataclass(frozen=True)
-class AppCase:
-    name: str
-    app: str
-    env: dict[str, Any]
-    cookie: str
-    format: str
-    prefix: str
 
 
 CASES = [
