@@ -67,7 +67,7 @@ from curfew.api.config import (
 )
 from curfew.sessions import keys
 from curfew.sessions.identity import SessionHasher, session_hash
-from curfew.sessions.rules import SessionRecord
+from curfew.sessions.lifetime import SessionRecord
 
 SESSION_KEY = "bench-session-key-0123456789abcdef"
 OWNER = keys.owner_id("bench/policy", "Deployment/bench/web")

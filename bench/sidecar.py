@@ -105,7 +105,7 @@ def register_sessions(url: str, count: int) -> None:
     import asyncio
 
     from curfew.sessions.identity import session_hash
-    from curfew.sessions.rules import Limits
+    from curfew.sessions.lifetime import Limits
     from curfew.sessions.store import SessionStore
 
     async def register() -> None:

@@ -17,7 +17,7 @@ from typing import Final
 
 from aiohttp import web
 
-from curfew.sidecar.rules import REASON_PARAMETER, form_encode, safe_return_path
+from curfew.sidecar.policy import REASON_PARAMETER, form_encode, safe_return_path
 
 COOKIE: Final = "demo_session"
 LOGIN_PATH: Final = "/login"
@@ -92,7 +92,7 @@ def _user(request: web.Request) -> str | None:
 
 def _to_login(request: web.Request) -> web.HTTPFound:
     found = web.HTTPFound(LOGIN_PATH)
-    # Encoded as the sidecar and the browser client encode it (curfew.sidecar.rules), and set
+    # Encoded as the sidecar and the browser client encode it (curfew.sidecar.policy), and set
     # as is: aiohttp would re-encode the location through yarl (``%2F`` -> ``/``).
     target = safe_return_path(request.raw_path)
     found.headers["Location"] = f"{LOGIN_PATH}?{RETURN_TO}={form_encode(target)}"

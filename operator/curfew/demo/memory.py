@@ -2,7 +2,7 @@
 
 It implements the store interface the sidecar uses (``check_and_touch``, ``expire``, ``ping``,
 and ``read_records`` to look at a record) with the very decision rules the Lua script mirrors
-(``curfew.sessions.rules.decide``), on a dict in memory: sessions behave as they would in Redis,
+(``curfew.sessions.lifetime.decide``), on a dict in memory: sessions behave as they would in Redis,
 and vanish when the process ends. Not for production: one process only, nothing shared, nothing
 persisted.
 """
@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from curfew.sessions import keys
 from curfew.sessions.codec import AppKey
-from curfew.sessions.rules import Decision, Limits, SessionRecord, Verdict, decide
+from curfew.sessions.lifetime import Decision, Limits, SessionRecord, Verdict, decide
 from curfew.sessions.store import SessionStore
 
 

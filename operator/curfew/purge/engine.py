@@ -26,7 +26,7 @@ from curfew.sessions import keys
 from curfew.sessions.apps import AppSession, AppSessions
 from curfew.sessions.errors import StoreError
 from curfew.sessions.identity import session_hash
-from curfew.sessions.rules import Decision, Reason, SessionRecord, judge
+from curfew.sessions.lifetime import Decision, Reason, SessionRecord, judge
 from curfew.sessions.store import SessionStore, ShardBatch, ShardGroup, ShardMode
 
 
@@ -47,7 +47,7 @@ class AppCandidate:
 
 
 @dataclass
-class Plan:
+class PurgePlan:
     """What gathering found; nothing of it has been removed yet."""
 
     index_total: int = 0
@@ -133,7 +133,7 @@ class Purge:
     async def _run(self) -> None:
         await self.store.load_scripts()
         now = await self.store.server_time_ms()
-        plan = Plan()
+        plan = PurgePlan()
         if self.apps is not None:
             await self._gather_apps(plan, now)
         plan.index_total = await self.store.count_sessions()
@@ -215,7 +215,7 @@ class Purge:
             self.progress.show(stage, self.summary.scanned, sum(self.summary.expired.values()))
 
     @staticmethod
-    def _count_due(plan: Plan, batch: ShardBatch) -> None:
+    def _count_due(plan: PurgePlan, batch: ShardBatch) -> None:
         plan.index_due += sum(batch.counts.values())
 
     def _removed_from_index(self, batch: ShardBatch) -> None:
@@ -250,7 +250,7 @@ class Purge:
                 slack = max(slack, absolute - min_abs)
         return slack
 
-    async def _gather_apps(self, plan: Plan, now: int) -> None:
+    async def _gather_apps(self, plan: PurgePlan, now: int) -> None:
         assert self.apps is not None
         assert self.session_key is not None
         async for batch in self.apps.walk(count=self.scan_count):
@@ -326,7 +326,7 @@ class Purge:
         return AppCandidate(session, sid, reason, Decision(reason.value), None, policy, "",
                             by_app_clock=True)
 
-    async def _report_dry_run(self, plan: Plan, now: int, until: int) -> None:
+    async def _report_dry_run(self, plan: PurgePlan, now: int, until: int) -> None:
         for app in plan.apps:
             self._count(app.sid, app.reason, app.policy, app.workload)
         if self.apps is None:
@@ -342,7 +342,7 @@ class Purge:
         for group in batch.groups:
             self._count_group(group)
 
-    async def _remove_apps(self, plan: Plan, apps: AppSessions) -> None:
+    async def _remove_apps(self, plan: PurgePlan, apps: AppSessions) -> None:
         for batch in _batches(plan.apps, self.batch_size):
             # The Curfew record goes first: if the sidecar touched it since it was judged, the
             # user is back and the app's session must stay.

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TextIO
 
-from curfew.sessions.rules import Reason
+from curfew.sessions.lifetime import Reason
 
 Outcome = Literal["ok", "aborted", "failed"]
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from curfew.api.config import PurgeConfig, UnifiedConfig
 from curfew.api.policy import APP_TTL_FORMATS, DEFAULT_APP_TTL_SECONDS
 from curfew.sessions.codec import DEFAULT_ID_PATTERNS
-from curfew.sessions.rules import Limits
+from curfew.sessions.lifetime import Limits
 
 
 class ConfigFileError(ValueError):

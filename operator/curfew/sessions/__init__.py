@@ -17,7 +17,7 @@ the apps' own session records), ``errors`` and ``store`` (redis-py asyncio).
 from curfew.sessions.errors import StoreConfigError, StoreDataError, StoreError, StoreUnavailable
 from curfew.sessions.identity import session_hash
 from curfew.sessions.keys import app_session_key, curfew_namespace
-from curfew.sessions.rules import Decision, Limits, Reason, Verdict
+from curfew.sessions.lifetime import Decision, Limits, Reason, Verdict
 
 __all__ = [
     "Decision",

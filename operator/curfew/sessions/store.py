@@ -45,6 +45,14 @@ from curfew.sessions.errors import (
     outage_at,
     redacted,
 )
+from curfew.sessions.lifetime import (
+    TOUCH_GRANULARITY_MS,
+    Decision,
+    Limits,
+    Reason,
+    SessionRecord,
+    Verdict,
+)
 from curfew.sessions.resp import (
     LeanRedis,
     ReplyCallback,
@@ -52,14 +60,6 @@ from curfew.sessions.resp import (
     lean_address,
     outage_of,
     reply_error,
-)
-from curfew.sessions.rules import (
-    TOUCH_GRANULARITY_MS,
-    Decision,
-    Limits,
-    Reason,
-    SessionRecord,
-    Verdict,
 )
 
 DEFAULT_SOCKET_TIMEOUT: Final = 0.25

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
-from curfew.sidecar.enforce import Enforcer, Outcome, RequestFacts, session_fields
+from curfew.sidecar.enforce import Enforcer, RequestFacts, RequestOutcome, session_fields
 from curfew.sidecar.reserved import is_reserved_target
 
 NGINX_URI: Final = "X-Original-URI"
@@ -116,7 +116,7 @@ class AuthzService:
         return facts
 
     @staticmethod
-    def reply(outcome: Outcome, nginx: bool) -> Reply:
+    def reply(outcome: RequestOutcome, nginx: bool) -> Reply:
         """The answer to a check decided ``outcome`` (``nginx``: an ``auth_request``)."""
         if outcome.allowed:
             return Reply(200, outcome.headers)

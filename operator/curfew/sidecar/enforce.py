@@ -1,7 +1,7 @@
 """The enforcement decision for one request: extract, decode, hash, one store call, answer.
 
 :class:`Enforcer` is shared by the reverse proxy and the authorization service: both describe
-the request as a :class:`RequestFacts` and act on the :class:`Outcome`. The hot path is one
+the request as a :class:`RequestFacts` and act on the :class:`RequestOutcome`. The hot path is one
 keyed hash and one ``check_and_touch`` (a single EVALSHA); only an expired session costs a
 second call, to delete it, and a session the app issues (:meth:`Enforcer.issued`) one to
 register it.
@@ -24,13 +24,12 @@ from curfew.sessions.cookies import SEPARATE_FIELDS, AmbiguousSession
 from curfew.sessions.errors import StoreUnavailable
 from curfew.sessions.identity import SessionHasher
 from curfew.sessions.keys import CURFEW_FORMAT
+from curfew.sessions.lifetime import Decision, Verdict
 from curfew.sessions.resp import ReplyCallback
-from curfew.sessions.rules import Decision, Verdict
 from curfew.sessions.store import SessionStore
 from curfew.sidecar import audit
 from curfew.sidecar.metrics import SidecarMetrics
-from curfew.sidecar.reload import ConfigWatcher
-from curfew.sidecar.rules import (
+from curfew.sidecar.policy import (
     HEADER_AUDIT_EXPIRED,
     HEADER_REASON,
     HEADER_REDIRECT,
@@ -45,6 +44,7 @@ from curfew.sidecar.rules import (
     is_api_client,
     issued_session_id,
 )
+from curfew.sidecar.reload import ConfigWatcher
 
 _log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class RequestFacts:
 
 
 @dataclass(slots=True)
-class Outcome:
+class RequestOutcome:
     """Forward (``allowed``) with ``headers`` added, or answer with status, headers and body."""
 
     allowed: bool
@@ -103,9 +103,9 @@ class Outcome:
     """The session hash, when the store holds a live record of the request's session."""
 
 
-PASS: Final = Outcome(allowed=True)
+PASS: Final = RequestOutcome(allowed=True)
 """A request without a session: forwarded untouched."""
-AMBIGUOUS: Final = Outcome(
+AMBIGUOUS: Final = RequestOutcome(
     False, {HEADER_REASON: "ambiguous_session", "Content-Type": JSON, "Cache-Control": "no-store"},
     400, _AMBIGUOUS_BODY, decision="ambiguous")
 """The answer to a request whose session id could be read two ways (two different ids, or a
@@ -158,14 +158,14 @@ class Enforcer:
 
     async def check(
         self, facts: RequestFacts, *, activity: bool | None = None, api: bool | None = None
-    ) -> Outcome:
+    ) -> RequestOutcome:
         """Decide one request. ``activity`` / ``api`` override what the request looks like."""
         ask = self.begin(facts, activity)
-        if isinstance(ask, Outcome):
+        if isinstance(ask, RequestOutcome):
             return ask
         return await self.finish(ask, api=api)
 
-    def begin(self, facts: RequestFacts, activity: bool | None = None) -> Outcome | Ask:
+    def begin(self, facts: RequestFacts, activity: bool | None = None) -> RequestOutcome | Ask:
         """The first step of :meth:`check`: the outcome of a request without a session, or the
         store question of one with a session (send it with :meth:`ask_now` or :meth:`finish`)."""
         policy = self.watcher.policy
@@ -202,7 +202,7 @@ class Enforcer:
 
     async def finish(
         self, ask: Ask, *, api: bool | None = None, after: BaseException | None = None
-    ) -> Outcome:
+    ) -> RequestOutcome:
         """Ask the store (going on ``after`` a failed :meth:`ask_now`) and decide."""
         policy = ask.policy
         try:
@@ -215,7 +215,7 @@ class Enforcer:
             return self.unavailable(ask, err)
         return self.settle(ask, verdict) or await self.expire(ask, verdict, api)
 
-    def settle(self, ask: Ask, verdict: Verdict) -> Outcome | None:
+    def settle(self, ask: Ask, verdict: Verdict) -> RequestOutcome | None:
         """The outcome of a verdict, unless the session must be expired (then :meth:`expire`,
         which needs the store again)."""
         policy = ask.policy
@@ -229,7 +229,7 @@ class Enforcer:
             headers = build_remaining_headers(
                 policy, verdict.idle_remaining, verdict.absolute_remaining, verdict.renewal_due
             )
-            return Outcome(True, headers, verdict=verdict, decision=decision,
+            return RequestOutcome(True, headers, verdict=verdict, decision=decision,
                            known_session=ask.sid)
         if decision is Decision.UNKNOWN:
             # The app does not know this session: a request without one, nothing stored.
@@ -247,9 +247,9 @@ class Enforcer:
             policy, verdict.idle_remaining, verdict.absolute_remaining
         )
         headers[HEADER_AUDIT_EXPIRED] = reason
-        return Outcome(True, headers, verdict=verdict, decision=reason)
+        return RequestOutcome(True, headers, verdict=verdict, decision=reason)
 
-    async def expire(self, ask: Ask, verdict: Verdict, api: bool | None) -> Outcome:
+    async def expire(self, ask: Ask, verdict: Verdict, api: bool | None) -> RequestOutcome:
         """End an expired session (Enforce mode) and turn its request away."""
         policy, facts, sid, app_key = ask.policy, ask.facts, ask.sid, ask.app_key
         reason = verdict.decision.value
@@ -277,14 +277,14 @@ class Enforcer:
             headers["Content-Type"] = JSON
             headers["Cache-Control"] = "no-store"
             self.metrics.count(reason, "rejected")
-            return Outcome(False, headers, 401, build_expired_body(reason), verdict, reason)
+            return RequestOutcome(False, headers, 401, build_expired_body(reason), verdict, reason)
         audit.emit(audit.REAUTHENTICATION_REDIRECT, session=sid, reason=reason,
                    path=facts.path, login=policy.login_url)
         headers["Location"] = location
         headers[HEADER_REDIRECT] = location
         headers["Cache-Control"] = "no-store"
         self.metrics.count(reason, "redirected")
-        return Outcome(False, headers, 302, b"", verdict, reason)
+        return RequestOutcome(False, headers, 302, b"", verdict, reason)
 
     @property
     def registers(self) -> bool:
@@ -326,7 +326,7 @@ class Enforcer:
                        policy=policy.policy)
         self.metrics.count("issued", "registered")
 
-    def unavailable(self, ask: Ask, err: StoreUnavailable) -> Outcome:
+    def unavailable(self, ask: Ask, err: StoreUnavailable) -> RequestOutcome:
         """The outcome when the store could not be asked: per the failure policy."""
         policy, sid = ask.policy, ask.sid
         self.metrics.redis_errors.inc()
@@ -341,4 +341,4 @@ class Enforcer:
         self.metrics.count("unavailable", "rejected")
         headers = {HEADER_REASON: "store_unavailable", "Content-Type": JSON, "Retry-After": "1",
                    "Cache-Control": "no-store"}
-        return Outcome(False, headers, 503, _UNAVAILABLE_BODY, decision="unavailable")
+        return RequestOutcome(False, headers, 503, _UNAVAILABLE_BODY, decision="unavailable")

@@ -44,7 +44,7 @@ from yarl import URL
 from curfew.sessions.cookies import SEPARATE_FIELDS
 from curfew.sessions.store import SessionStore
 from curfew.sidecar.authz import NGINX_URI, AuthzService, Reply
-from curfew.sidecar.enforce import Ask, Enforcer, Outcome, RequestFacts
+from curfew.sidecar.enforce import Ask, Enforcer, RequestFacts, RequestOutcome
 from curfew.sidecar.http1 import (
     HAND_OFF,
     Malformed,
@@ -418,7 +418,7 @@ class _Client(asyncio.Protocol):
 
     def _begin(self, enforcer: Enforcer, facts: RequestFacts) -> None:
         ask = enforcer.begin(facts)
-        if isinstance(ask, Outcome):
+        if isinstance(ask, RequestOutcome):
             self._decided(ask)
             return
         self._ask = ask
@@ -450,7 +450,7 @@ class _Client(asyncio.Protocol):
     async def _expire(self, ask: Ask, verdict: Any) -> None:
         self._decided(await self.lane.enforcer.expire(ask, verdict, None))
 
-    def _decided(self, outcome: Outcome) -> None:
+    def _decided(self, outcome: RequestOutcome) -> None:
         lane = self.lane
         head = self._head
         assert head is not None

@@ -25,7 +25,7 @@ from typing import Final
 
 import httptools
 
-from curfew.sidecar.rules import CURFEW_HEADERS
+from curfew.sidecar.policy import CURFEW_HEADERS
 
 HOP_BY_HOP: Final = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",

@@ -8,7 +8,7 @@ import signal
 
 from curfew.sessions.errors import StoreError, StoreUnavailable
 from curfew.sessions.store import SessionStore
-from curfew.sidecar.rules import SidecarPolicy
+from curfew.sidecar.policy import SidecarPolicy
 from curfew.sidecar.server import Sidecar
 from curfew.sidecar.settings import SidecarSettings
 

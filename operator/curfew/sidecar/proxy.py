@@ -23,7 +23,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from curfew.sidecar.enforce import JSON, Enforcer, Outcome, RequestFacts, session_fields
+from curfew.sidecar.enforce import JSON, Enforcer, RequestFacts, RequestOutcome, session_fields
 from curfew.sidecar.http1 import (
     HOP_BY_HOP,
     REQUEST_DROP,
@@ -71,7 +71,7 @@ def facts_of(request: web.BaseRequest, session_header: str | None) -> RequestFac
     )
 
 
-def answer(outcome: Outcome) -> web.Response:
+def answer(outcome: RequestOutcome) -> web.Response:
     """The response of a request the sidecar turns away."""
     return web.Response(status=outcome.status, headers=outcome.headers, body=outcome.body)
 

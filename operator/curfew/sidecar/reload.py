@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from curfew.api.config import UnifiedConfig
 from curfew.api.policy import describe_errors
 from curfew.sidecar import audit
-from curfew.sidecar.rules import SidecarPolicy, build_policy
+from curfew.sidecar.policy import SidecarPolicy, build_policy
 
 _log = logging.getLogger(__name__)
 

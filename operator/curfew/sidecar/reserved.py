@@ -18,7 +18,7 @@ import re
 from typing import Final
 from urllib.parse import urlsplit
 
-from curfew.sidecar.rules import RESERVED_PREFIX
+from curfew.sidecar.policy import RESERVED_PREFIX
 
 _CANONICAL: Final = re.compile(
     # Segments of pchar less "%" (no encoding at all) and ";" (path parameters), none of them

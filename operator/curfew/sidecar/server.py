@@ -27,11 +27,7 @@ from curfew.sidecar.enforce import JSON, Enforcer
 from curfew.sidecar.fastlane import FastLane
 from curfew.sidecar.http1 import request_refusal
 from curfew.sidecar.metrics import CONTENT_TYPE, SidecarMetrics
-from curfew.sidecar.proxy import ReverseProxy, answer, facts_of
-from curfew.sidecar.redact import QuietServer
-from curfew.sidecar.reload import ConfigWatcher
-from curfew.sidecar.reserved import KEEPALIVE_HEADER, is_reserved_target, keepalive_allowed
-from curfew.sidecar.rules import (
+from curfew.sidecar.policy import (
     HEALTHZ_PATH,
     KEEPALIVE_PATH,
     READYZ_PATH,
@@ -39,6 +35,10 @@ from curfew.sidecar.rules import (
     SidecarPolicy,
     build_status_body,
 )
+from curfew.sidecar.proxy import ReverseProxy, answer, facts_of
+from curfew.sidecar.redact import QuietServer
+from curfew.sidecar.reload import ConfigWatcher
+from curfew.sidecar.reserved import KEEPALIVE_HEADER, is_reserved_target, keepalive_allowed
 from curfew.sidecar.settings import SidecarSettings, parse_host_port
 
 _log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from selenium.webdriver.common.by import By
 
 from curfew.sessions.identity import session_hash
 from curfew.sessions.keys import curfew_namespace, record_key
-from curfew.sessions.rules import SessionRecord
+from curfew.sessions.lifetime import SessionRecord
 from curfew.sidecar.settings import INSECURE_DEV_KEY
 from fixtures.redis_servers import RedisServer
 

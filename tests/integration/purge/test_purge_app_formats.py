@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from curfew.sessions.identity import session_hash
-from curfew.sessions.rules import Decision
+from curfew.sessions.lifetime import Decision
 from curfew.sessions.store import SessionStore
 from fixtures.purge import (
     SESSION_KEY,

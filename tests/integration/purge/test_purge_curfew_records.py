@@ -10,7 +10,7 @@ import pytest
 
 from curfew.sessions import keys
 from curfew.sessions.identity import session_hash
-from curfew.sessions.rules import Decision, Limits
+from curfew.sessions.lifetime import Decision, Limits
 from curfew.sessions.store import SessionStore
 from fixtures.purge import POLICY, WEB, curfew_purge, purge_config, write_config
 from fixtures.redis_servers import RedisServer

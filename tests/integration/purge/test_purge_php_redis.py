@@ -18,7 +18,7 @@ from curfew.api.config import PurgeConfig
 from curfew.purge.target import build_target
 from curfew.sessions.apps import AppSessions
 from curfew.sessions.identity import session_hash
-from curfew.sessions.rules import Decision
+from curfew.sessions.lifetime import Decision
 from curfew.sessions.store import SessionStore
 from fixtures.apps.php import PhpApp, start_php_app
 from fixtures.purge import SESSION_KEY, WEB, curfew_purge, purge_config, write_config

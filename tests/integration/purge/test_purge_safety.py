@@ -20,7 +20,7 @@ from curfew.purge.target import build_target
 from curfew.sessions import keys
 from curfew.sessions.apps import AppSessions
 from curfew.sessions.identity import session_hash
-from curfew.sessions.rules import Decision, Limits
+from curfew.sessions.lifetime import Decision, Limits
 from curfew.sessions.store import SessionStore, ShardBatch
 from fixtures.purge import (
     POLICY,

@@ -13,7 +13,7 @@ from curfew.sessions import keys, rules
 from curfew.sessions.codec import SessionCodec, build_codec
 from curfew.sessions.errors import StoreConfigError, StoreUnavailable
 from curfew.sessions.identity import session_hash
-from curfew.sessions.rules import Decision, Limits, SessionRecord, decide
+from curfew.sessions.lifetime import Decision, Limits, SessionRecord, decide
 from curfew.sessions.store import SessionStore
 from fixtures.redis_servers import RedisClusterServers, RedisServer, free_port
 from fixtures.sessions import MIN, plant, read

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from curfew.sessions import keys
 from curfew.sessions.identity import session_hash
-from curfew.sessions.rules import Decision, Limits
+from curfew.sessions.lifetime import Decision, Limits
 from curfew.sessions.store import SessionStore
 
 KEY = b"test-session-key-0123456789"

@@ -12,7 +12,7 @@ import pytest
 from curfew.sessions import keys
 from curfew.sessions.errors import StoreDataError, StoreUnavailable
 from curfew.sessions.identity import session_hash
-from curfew.sessions.rules import Decision, Limits, Verdict
+from curfew.sessions.lifetime import Decision, Limits, Verdict
 from curfew.sessions.store import SessionStore
 from fixtures.redis_servers import RedisServer
 from fixtures.sessions import MIN, plant

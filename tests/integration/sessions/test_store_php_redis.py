@@ -10,7 +10,7 @@ import pytest
 
 from curfew.sessions.codec import build_codec
 from curfew.sessions.identity import session_hash
-from curfew.sessions.rules import Decision, Limits
+from curfew.sessions.lifetime import Decision, Limits
 from curfew.sessions.store import SessionStore
 
 KEY = b"test-session-key-0123456789"

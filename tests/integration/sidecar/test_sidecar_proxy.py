@@ -14,7 +14,7 @@ import pytest
 from sidecar_harness import GZIP_BODY, StartSidecar, audit_events, sid_of
 from yarl import URL
 
-from curfew.sessions.rules import TOUCH_GRANULARITY_MS
+from curfew.sessions.lifetime import TOUCH_GRANULARITY_MS
 
 
 def _headers(echo: dict[str, Any]) -> dict[str, str]:

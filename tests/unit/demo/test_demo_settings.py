@@ -7,7 +7,7 @@ import pytest
 
 from curfew.cli import main
 from curfew.demo.main import DemoSettings, build_demo_config
-from curfew.sidecar.rules import build_policy
+from curfew.sidecar.policy import build_policy
 
 
 def test_the_demo_policy_defaults_to_idle_30s_absolute_3m_and_a_15s_warning() -> None:

@@ -4,7 +4,7 @@ expiry, tombstones that keep answering, status checks that never count as activi
 from __future__ import annotations
 
 from curfew.demo.memory import MemoryStore
-from curfew.sessions.rules import Decision, Limits
+from curfew.sessions.lifetime import Decision, Limits
 
 LIMITS = Limits(idle_seconds=30, absolute_seconds=180)
 

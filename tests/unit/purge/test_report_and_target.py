@@ -9,7 +9,7 @@ import pytest
 
 from curfew.purge.report import Audit, Progress, Summary, emit_summary
 from curfew.purge.target import ConfigFileError, build_target, load_target
-from curfew.sessions.rules import Reason
+from curfew.sessions.lifetime import Reason
 from fixtures.purge import purge_config
 
 

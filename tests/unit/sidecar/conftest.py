@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from curfew.api.config import UnifiedConfig
-from curfew.sidecar.rules import SidecarPolicy, build_policy
+from curfew.sidecar.policy import SidecarPolicy, build_policy
 from fixtures.policy_docs import policy_doc
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from curfew.sidecar.rules import SidecarPolicy, issued_session_id
+from curfew.sidecar.policy import SidecarPolicy, issued_session_id
 
 MakePolicy = Callable[..., SidecarPolicy]
 TOKEN = "Zm9yLXRoZS1kZW1vLXNlc3Npb24tdG9rZW4"

@@ -1,5 +1,5 @@
 -- check_and_touch: the hot-path decision for one request, atomically, on Redis's clock.
--- Mirrors curfew/sessions/rules.py:decide. All keys share the shard's hash tag (one slot).
+-- Mirrors curfew/sessions/lifetime.py:decide. All keys share the shard's hash tag (one slot).
 -- KEYS: 1 record hash, 2 due index (zset), 3 limit classes (zset), [4 the app's session key]
 -- ARGV: 1 sid, 2 idle ms, 3 absolute ms, 4 renewal ms (0: none), 5 activity (1/0),
 --       6 policy, 7 workload, 8 app session known (1/0), 9 retention ms after a deadline,

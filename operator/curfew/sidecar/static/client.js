@@ -327,7 +327,7 @@
   // --- leaving -------------------------------------------------------------------------------
 
   // The value as application/x-www-form-urlencoded: the browser's own serializer, which the
-  // sidecar's redirect reproduces byte for byte (curfew.sidecar.rules.form_encode).
+  // sidecar's redirect reproduces byte for byte (curfew.sidecar.policy.form_encode).
   function formEncode(text) {
     return new URLSearchParams([['', text]]).toString().slice(1);
   }

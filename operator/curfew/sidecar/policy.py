@@ -22,7 +22,7 @@ from urllib.parse import unquote_plus, urlsplit, urlunsplit
 from curfew.api.config import UnifiedConfig
 from curfew.sessions.codec import SessionCodec, build_codec
 from curfew.sessions.cookies import SEPARATE_FIELDS, AmbiguousSession, session_cookie
-from curfew.sessions.rules import Limits
+from curfew.sessions.lifetime import Limits
 
 HEADER_IDLE_REMAINING: Final = "Curfew-Idle-Remaining"
 HEADER_ABSOLUTE_REMAINING: Final = "Curfew-Absolute-Remaining"

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from curfew.sessions import keys
-from curfew.sessions.rules import (
+from curfew.sessions.lifetime import (
     TOUCH_GRANULARITY_MS,
     Decision,
     Limits,

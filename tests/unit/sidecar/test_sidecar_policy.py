@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from curfew.sessions.cookies import SEPARATE_FIELDS, AmbiguousSession, session_cookie
-from curfew.sidecar.rules import (
+from curfew.sidecar.policy import (
     HEADER_ABSOLUTE_REMAINING,
     HEADER_IDLE_REMAINING,
     HEADER_RENEWAL_DUE,
