@@ -1,8 +1,10 @@
 """The ``curfew`` command line: one subcommand per process, each in its own module.
 
 Every subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`` and is imported
-only when it runs, so ``curfew render`` never loads kopf and ``curfew purge`` never loads the
-Kubernetes client. Exit codes: 0 success, 1 failure or invalid input, 2 usage error.
+only when its command runs (or the full parser is built for ``curfew --help`` and an unknown
+command), so ``curfew render`` never loads kopf, ``curfew purge`` never loads the Kubernetes
+client, and ``curfew operator`` loads neither the sidecar's, the purge's, the demo's nor the
+render command's modules. Exit codes: 0 success, 1 failure or invalid input, 2 usage error.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 """Subcommands: name -> (module under ``curfew.cli``, help line)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or, given ``command``, of that one only (the others are
+    listed with their help line but their modules are not imported)."""
     parser = argparse.ArgumentParser(
         prog="curfew", description="Curfew: one session-timeout policy for every service."
     )
@@ -34,13 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_line) in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_line, description=help_line)
         cmd.set_defaults(_module=module)
-        importlib.import_module(f"curfew.cli.{module}").add_arguments(cmd)
+        if command is None or command == name:
+            importlib.import_module(f"curfew.cli.{module}").add_arguments(cmd)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    # The only options before a command are --help and --version: its first word is the command.
+    command = words[0] if words and words[0] in COMMANDS else None
+    parser = build_parser(command)
+    args = parser.parse_args(words)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
