@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
+from collections.abc import Iterator
+
+HIDDEN_PACKAGES = ("kubernetes",)
+"""Packages the operator process never imports, even when installed: kopf imports the official
+client whenever it can (only to recognise its model classes and to offer a login through it,
+neither of which Curfew uses), which alone costs the process some 12 MB."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,9 +31,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=None)
 
 
+@contextlib.contextmanager
+def hidden_packages(names: tuple[str, ...] = HIDDEN_PACKAGES) -> Iterator[None]:
+    """While inside, importing ``names`` fails as if they were not installed (``None`` in
+    ``sys.modules`` makes the import system raise ``ModuleNotFoundError``); one already
+    imported stays as it is."""
+    hidden = [name for name in names if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+
+
 def run(args: argparse.Namespace) -> int:
+    with hidden_packages():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import asyncio
-    import sys
 
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
@@ -54,13 +81,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"curfew operator: invalid settings: {'; '.join(describe_errors(exc.errors()))}",
               file=sys.stderr)
         return 2
-    from curfew.k8s.client import load_connection
+    from curfew.k8s.kubeconfig import CredentialsError, load_connection
 
     try:
         connection = load_connection(settings.kubeconfig)
-    except Exception as exc:  # a missing or unreadable kubeconfig, no service account
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"curfew operator: no Kubernetes credentials: {reason}", file=sys.stderr)
+    except CredentialsError as exc:
+        print(f"curfew operator: no Kubernetes credentials: {exc}", file=sys.stderr)
         return 1
     configure_logging(settings)
     with contextlib.suppress(KeyboardInterrupt):

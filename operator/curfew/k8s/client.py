@@ -2,8 +2,9 @@
 
 kopf watches; this client does every other request of the operator process (the reconciler, its
 Events, the injection webhook's policy lists, TLS Secret and caBundle), with one connection pool
-and one kubeconfig load. Each user gets its own bound on concurrent requests and its own timeout
-through :meth:`KubeClient.share`, so a burst of writes never starves an admission review.
+and one kubeconfig load (:mod:`curfew.k8s.kubeconfig`). Each user gets its own bound on
+concurrent requests and its own timeout through :meth:`KubeClient.share`, so a burst of writes
+never starves an admission review.
 
 Every failure is classified here, once, by :func:`error_class` (the one table of which answers
 are worth retrying), so callers only ever choose between retrying with backoff and reporting the
@@ -25,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import ssl
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -33,6 +33,11 @@ from typing import Any, Final
 import aiohttp
 
 from curfew import __version__
+
+# Re-exported: where the client connects is decided by the kubeconfig reader.
+from curfew.k8s.kubeconfig import Connection as Connection
+from curfew.k8s.kubeconfig import CredentialsError as CredentialsError
+from curfew.k8s.kubeconfig import load_connection as load_connection
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 JSON_PATCH: Final = "application/json-patch+json"
@@ -134,67 +139,6 @@ def map_exceptions(what: str) -> Iterator[None]:
         yield
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise TransientApiError(0, type(exc).__name__, str(exc), what) from exc
-
-
-@dataclass(frozen=True)
-class Connection:
-    """Where the API server is and how to authenticate to it (never logged)."""
-
-    server: str
-    token: str | None = None
-    token_path: str | None = None
-    ca_path: str | None = None
-    insecure: bool = False
-    certificate_path: str | None = None
-    private_key_path: str | None = None
-
-    def build_ssl_context(self) -> ssl.SSLContext | bool:
-        if not self.server.startswith("https"):
-            return False
-        context = ssl.create_default_context(cafile=self.ca_path)
-        if self.insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if self.certificate_path:
-            context.load_cert_chain(self.certificate_path, self.private_key_path)
-        return context
-
-    def bearer_token(self) -> str | None:
-        # Projected service-account tokens rotate: read the file each time rather than once.
-        if self.token_path:
-            with open(self.token_path, encoding="utf-8") as file:
-                return file.read().strip()
-        return self.token
-
-
-def load_connection(kubeconfig: str | None = None, context: str | None = None) -> Connection:
-    """The in-cluster service account if there is one, else the kubeconfig file (or $KUBECONFIG)."""
-    import os
-
-    import kubernetes.config
-
-    in_cluster_token = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    config = kubernetes.client.Configuration()
-    if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        loader = kubernetes.config.incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
-            token_filename=in_cluster_token,
-            cert_filename="/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
-        )
-        loader.load_and_set(config)  # type: ignore[no-untyped-call]
-        return Connection(server=config.host, token_path=in_cluster_token,
-                          ca_path=config.ssl_ca_cert)
-    path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=path, context=context,
-        client_configuration=config)
-    header = (config.get_api_key_with_prefix("BearerToken")
-              or config.get_api_key_with_prefix("authorization") or "")
-    token = header.split(" ", 1)[-1] if header else None
-    return Connection(
-        server=config.host, token=token or None, ca_path=config.ssl_ca_cert or None,
-        insecure=not config.verify_ssl, certificate_path=config.cert_file or None,
-        private_key_path=config.key_file or None,
-    )
 
 
 class _Pool:

@@ -44,9 +44,10 @@ def login(*, memo: Any, **_: Any) -> kopf.ConnectionInfo:
     conn = memo.client.connection
     return kopf.ConnectionInfo(
         server=conn.server, token=conn.bearer_token(), ca_path=conn.ca_path,
-        insecure=conn.insecure, certificate_path=conn.certificate_path,
-        private_key_path=conn.private_key_path, scheme="Bearer" if conn.token_path or
-        conn.token else None,
+        ca_data=conn.ca_data, insecure=conn.insecure, certificate_path=conn.certificate_path,
+        certificate_data=conn.certificate_data, private_key_path=conn.private_key_path,
+        private_key_data=conn.private_key_data,
+        scheme="Bearer" if conn.token_path or conn.token else None,
     )
 
 
