@@ -27,6 +27,7 @@ from curfew.render import RenderSettings
 log = logging.getLogger("curfew.operator")
 
 INDEX_POLICIES = "policy_index"
+KOPF_WORKER_IDLE_SECONDS = 1.0
 WORKLOAD_RESOURCES = {"Deployment": DEPLOYMENTS, "StatefulSet": STATEFUL_SETS,
                       "DaemonSet": DAEMON_SETS}
 
@@ -148,6 +149,10 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSetti
     # Indexing holds every object's worker until all indexes are filled: a worker limit below
     # the number of watched objects would deadlock startup. API load is bounded by our client.
     kopf_settings.queueing.worker_limit = None
+    # kopf keeps a worker per watched object alive this long after its last event, holding that
+    # event's body: at kopf's 5 s, the thousands of workers of a startup all lived at once (some
+    # 25 MB at 5000 workloads). An object's next event after that starts a new worker.
+    kopf_settings.queueing.idle_timeout = KOPF_WORKER_IDLE_SECONDS
     # Curfew posts its own Events; kopf's are kept for warnings and errors only.
     kopf_settings.posting.level = logging.WARNING
     kopf_settings.posting.reporting_component = "curfew-operator"
