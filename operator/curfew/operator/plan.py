@@ -11,7 +11,6 @@ policy enforced before (fail closed). The purge objects of an invalid policy are
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -87,11 +86,15 @@ def build_applied_hash(obj: Mapping[str, Any]) -> str:
 
 def build_stamped(obj: Mapping[str, Any], applied_hash: str | None = None) -> dict[str, Any]:
     """A copy of a rendered object carrying its applied hash (``applied_hash``, when the caller
-    computed it already)."""
-    out = copy.deepcopy(dict(obj))
-    out["metadata"].setdefault("annotations", {})[ANNOTATION_APPLIED_HASH] = (
-        applied_hash or build_applied_hash(obj))
-    return out
+    computed it already).
+
+    Only the metadata and its annotations are copied; data and spec are shared with ``obj``,
+    which nothing changes (a deep copy of every ConfigMap a first pass creates cost some 4 MB
+    at 5000 workloads)."""
+    meta = dict(obj["metadata"])
+    meta["annotations"] = {**(meta.get("annotations") or {}),
+                           ANNOTATION_APPLIED_HASH: applied_hash or build_applied_hash(obj)}
+    return {**obj, "metadata": meta}
 
 
 def build_merge_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from curfew.api import parse_policy
 from curfew.operator.plan import (
     ANNOTATION_APPLIED_HASH,
     ANNOTATION_PURGE_PENDING,
+    build_applied_hash,
     build_merge_patch,
     build_plan,
     build_stamped,
@@ -44,8 +45,10 @@ def _plan(rendered: Any, current: list[dict[str, Any]], cron: list[dict[str, Any
 
 
 def _applied(rendered: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    cms = [build_stamped(o) for o in rendered.config_maps + rendered.purge_config_maps]
-    return cms, [build_stamped(o) for o in rendered.cron_jobs]
+    """The objects as the API server holds them once applied: copies, edited by the tests."""
+    cms = [copy.deepcopy(build_stamped(o))
+           for o in rendered.config_maps + rendered.purge_config_maps]
+    return cms, [copy.deepcopy(build_stamped(o)) for o in rendered.cron_jobs]
 
 
 def test_an_empty_namespace_gets_every_rendered_object_created() -> None:
@@ -160,3 +163,15 @@ def test_the_merge_patch_removes_stale_curfew_keys_and_keeps_foreign_ones() -> N
     patch = build_merge_patch(current, copy.deepcopy(desired))
     assert patch == {"metadata": {"labels": {"a": "2", "curfew.dev/old": None}},
                      "data": {"policy.json": '{"x": 1}', "extra": None}}
+
+
+def test_stamping_copies_the_metadata_and_leaves_the_rendered_object_as_it_was() -> None:
+    rendered = render([_policy("p")], [_workload("web")])
+    for obj in rendered.config_maps + rendered.purge_config_maps + rendered.cron_jobs:
+        before = copy.deepcopy(obj)
+        stamped = build_stamped(obj)
+        stamped["metadata"]["annotations"][ANNOTATION_PURGE_PENDING] = "sha256:x"
+        stamped["metadata"]["labels"] = {}
+        assert obj == before
+        assert stamped["metadata"]["annotations"][ANNOTATION_APPLIED_HASH] == \
+            build_applied_hash(obj)
