@@ -14,7 +14,8 @@ Exception tree::
 
     ApiError                 an API request failed (status 0: no response at all)
      ├── TransientApiError   worth retrying with backoff: no answer (timeout, connection),
-     │                       408, 409 Conflict, 429 Too Many Requests, 5xx, and 404 to a request
+     │                       408, 409 Conflict, 410 Gone (an expired list page token),
+     │                       429 Too Many Requests, 5xx, and 404 to a request
      │                       on an object listed a moment ago (it vanished: the next list knows)
      └── RejectedApiError    the API server refused the request itself (400, 401, 403, 404 on a
                              create, 405, 413, 422, ...): the same request fails again until
@@ -42,6 +43,8 @@ from curfew.k8s.kubeconfig import load_connection as load_connection
 MERGE_PATCH: Final = "application/merge-patch+json"
 JSON_PATCH: Final = "application/json-patch+json"
 USER_AGENT: Final = f"curfew-operator/{__version__}"
+LIST_PAGE_SIZE: Final = 500
+"""Objects per list request (the API server's ``limit``; client-go's informers use 500)."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,9 @@ class RejectedApiError(ApiError):
     """Refused by the API server for what the request says: retrying it unchanged is useless."""
 
 
-RETRIED_STATUSES: Final = frozenset({0, 408, 409, 429})
-"""Answers retried besides every 5xx: no answer at all, request timeout, conflict, throttling."""
+RETRIED_STATUSES: Final = frozenset({0, 408, 409, 410, 429})
+"""Answers retried besides every 5xx: no answer at all, request timeout, conflict, a paged
+list's expired ``continue`` token (410 Gone: listing again starts afresh), throttling."""
 
 
 def error_class(status: int, method: str) -> type[ApiError]:
@@ -229,10 +233,20 @@ class KubeClient:
 
     async def list(self, resource: Resource, namespace: str | None = None, *,
                    label_selector: str | None = None) -> list[dict[str, Any]]:
-        params = {"labelSelector": label_selector} if label_selector else None
-        result = await self.request("GET", resource.path(namespace), params=params)
-        items: list[dict[str, Any]] = result.get("items", []) if result else []
-        return items
+        """Every object, fetched in pages of :data:`LIST_PAGE_SIZE` (the API server's
+        ``limit``/``continue``): a list of thousands of ConfigMaps is never one body of megabytes
+        held as text beside its parse."""
+        params = {"limit": str(LIST_PAGE_SIZE)}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        items: list[dict[str, Any]] = []
+        while True:
+            result = await self.request("GET", resource.path(namespace), params=params)
+            items += (result or {}).get("items") or []
+            token = ((result or {}).get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            params["continue"] = token
 
     async def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
         obj: dict[str, Any] = await self.request("GET", resource.path(namespace, name))

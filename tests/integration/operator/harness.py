@@ -2,7 +2,8 @@
 
 kmock 0.8 never sets ``uid``, ``resourceVersion``, ``generation`` or ``creationTimestamp``, needs
 ``metadata.namespace`` in the body for watches to see changes, ignores ``generateName``, lists
-without ``kind``/``apiVersion`` and reports core discovery as ``groupVersion: "/v1"``.
+without ``kind``/``apiVersion``, serves no pages (``limit``/``continue``) and reports core
+discovery as ``groupVersion: "/v1"``.
 :class:`KubeEmulator` fixes each of those, can fail requests on purpose (:meth:`fail`), and keeps
 a simple log of every API request (:attr:`KubeEmulator.calls`).
 
@@ -293,6 +294,15 @@ class KubeEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         selector = request.params.get("labelSelector")
         if selector:
             result["items"] = [o for o in result["items"] if _matches(selector, o)]
+        limit = int(request.params.get("limit") or 0)
+        if limit > 0:
+            # Pages as the API server serves them; the continue token here is an offset.
+            start = int(request.params.get("continue") or 0)
+            items = sorted(result["items"], key=lambda o: (
+                o.get("metadata", {}).get("namespace") or "", o["metadata"]["name"]))
+            result["items"] = items[start:start + limit]
+            if start + limit < len(items):
+                result.setdefault("metadata", {})["continue"] = str(start + limit)
         return result
 
     async def _serve_version(self, request: kmock.Request) -> Any:

@@ -24,6 +24,8 @@ CLASSES = [
     ("no answer at all is retried", 0, "GET", TransientApiError),
     ("a request timeout is retried", 408, "PATCH", TransientApiError),
     ("a conflict is retried (the list was stale, or a peer raced)", 409, "POST", TransientApiError),
+    ("a paged list whose continue token expired is retried (it lists afresh)", 410, "GET",
+     TransientApiError),
     ("throttling is retried", 429, "POST", TransientApiError),
     ("an internal error is retried", 500, "PATCH", TransientApiError),
     ("an unavailable API server is retried", 503, "GET", TransientApiError),
