@@ -102,7 +102,7 @@ async def _workload_event(runtime: Runtime, event: dict[str, Any], kind: str,
     # Status-only updates (replicas, rollouts) change nothing a policy reads: no pass.
     if runtime.workloads.apply(body, deleted=deleted) and \
             runtime.reconciler.workload_changed(body, deleted=deleted):
-        await runtime.reconcile_quietly(body["metadata"]["namespace"])
+        await runtime.reconcile_quietly(body.namespace)
 
 
 @kopf.on.event("apps", "v1", "deployments", id="deployment")
