@@ -282,7 +282,8 @@ class _Fields:
             raise self.fail(f"{field_name}-data", "is not base64 of PEM text") from exc
         if "-----BEGIN " not in data:
             raise self.fail(f"{field_name}-data", "does not hold PEM (no -----BEGIN line)")
-        return None, data
+        # Text before the first block (OpenSSL skips it) would make kopf take the PEM for base64.
+        return None, data[data.index("-----BEGIN "):]
 
 
 def _read_file(path: Path, *, required: bool) -> Mapping[str, Any] | None:

@@ -100,6 +100,13 @@ def test_client_certificates_as_data_are_decoded_to_pem_and_load_into_an_ssl_con
         ((("commonName", "curfew-test-ca"),),)]
 
 
+def test_text_before_the_pem_block_of_ca_data_is_dropped(tmp_path: Path) -> None:
+    conn = load_connection(write(tmp_path / "config", build_kubeconfig(
+        {"server": "https://a", "certificate-authority-data": b64("cluster CA\n" + CA)})))
+    assert conn.ca_data == CA
+    assert isinstance(conn.build_ssl_context(), ssl.SSLContext)
+
+
 def test_a_key_that_does_not_match_its_certificate_fails_when_the_context_is_built(
         tmp_path: Path) -> None:
     _, other_key = build_certificate("other")
