@@ -268,12 +268,12 @@ class _Fields:
 
     def pem(self, entry: Mapping[str, Any], field_name: str) -> tuple[str | None, str | None]:
         """``(path, None)`` for ``field_name``, ``(None, pem)`` for ``field_name-data``."""
-        path = self.file(entry, field_name)
         raw = entry.get(f"{field_name}-data")
+        if raw and entry.get(field_name):
+            raise self.fail(field_name, f"and {field_name}-data are both set: give one")
+        path = self.file(entry, field_name)
         if not raw:
             return path, None
-        if path is not None:
-            raise self.fail(field_name, f"and {field_name}-data are both set: give one")
         if not isinstance(raw, str):
             raise self.fail(f"{field_name}-data", "is not base64 text")
         try:

@@ -273,7 +273,7 @@ REFUSALS = [
      "user 'u' needs both a client certificate and its key, or neither"),
     ("a client certificate given both as a file and as data",
      build_kubeconfig({"server": "https://a"}, {
-         "client-certificate": "/etc/hostname", "client-certificate-data": b64(CERT),
+         "client-certificate": "client.crt", "client-certificate-data": b64(CERT),
          "client-key-data": b64(KEY)}), {},
      "client-certificate and client-certificate-data are both set"),
     ("a token file that cannot be read",
