@@ -175,7 +175,7 @@ def test_metrics_are_exposed_through_a_service_a_service_monitor_scrapes() -> No
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint == {"port": "metrics", "path": "/metrics", "interval": "15s",
-                        "scrapeTimeout": "5s"}
+                        "scrapeTimeout": "5s", "honorLabels": True}
     (port,) = service["spec"]["ports"]
     assert port["name"] == "metrics"
     assert port["port"] == 9102
