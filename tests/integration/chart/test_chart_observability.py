@@ -1,6 +1,7 @@
-"""The chart's observability objects: the ServiceMonitor and PrometheusRule match the Prometheus
-Operator's CRDs in strict mode (unknown fields rejected), the dashboard ConfigMap holds the one
-dashboard file as the Grafana sidecar expects, and the dashboard JSON has what Grafana requires.
+"""The chart's observability objects: the ServiceMonitor, PodMonitor and PrometheusRule match
+the Prometheus Operator's CRDs in strict mode (unknown fields rejected), the dashboard ConfigMap
+holds the one dashboard file as the Grafana sidecar expects, and the dashboard JSON has what
+Grafana requires.
 
 Grafana publishes no JSON schema of its dashboard model on PyPI; DASHBOARD_SCHEMA below is
 written from Grafana's dashboard model (the fields its importer and the sidecar's provisioning
@@ -26,7 +27,7 @@ CRDS = ROOT / "tests" / "fixtures" / "crds"
 OBSERVABILITY = CHART / "ci" / "observability-values.yaml"
 DASHBOARD = CHART / "dashboards" / "curfew.json"
 ON = ["metrics.dashboards.enabled=true", "metrics.alerts.enabled=true",
-      "metrics.serviceMonitor.enabled=true"]
+      "metrics.serviceMonitor.enabled=true", "metrics.sidecarPodMonitor.enabled=true"]
 
 
 def _strict(schema: Any) -> Any:
@@ -53,7 +54,8 @@ def _crd_schema(plural: str, version: str = "v1") -> jsonschema.Draft7Validator:
 
 
 @pytest.mark.parametrize(("kind", "plural"), [("PrometheusRule", "prometheusrules"),
-                                              ("ServiceMonitor", "servicemonitors")])
+                                              ("ServiceMonitor", "servicemonitors"),
+                                              ("PodMonitor", "podmonitors")])
 def test_the_prometheus_operator_objects_match_their_crds_in_strict_mode(
     kind: str, plural: str,
 ) -> None:
@@ -71,20 +73,50 @@ def test_the_strict_check_rejects_a_field_the_crd_does_not_have() -> None:
         _crd_schema("prometheusrules").validate(obj)
 
 
-def test_each_option_on_its_own_renders_objects_valid_in_strict_mode() -> None:
-    for option in ON:
-        for obj in template(sets=[option]):
-            if obj["kind"] == "ConfigMap":
-                for version in ("1.25", kubernetes_validate.latest_version()):
-                    kubernetes_validate.validate(obj, version, strict=True)
+MONITORING = {"PrometheusRule": "prometheusrules", "ServiceMonitor": "servicemonitors",
+              "PodMonitor": "podmonitors"}
+
+
+@pytest.mark.parametrize("option", ON)
+def test_each_option_on_its_own_renders_objects_valid_in_strict_mode(option: str) -> None:
+    objects = template(sets=[option])
+    assert len(objects) > len(template())
+    for obj in objects:
+        if obj["kind"] in MONITORING:
+            _crd_schema(MONITORING[obj["kind"]]).validate(obj)
+            continue
+        for version in ("1.25", kubernetes_validate.latest_version()):
+            kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_the_pod_monitor_scrapes_the_sidecars_ops_port_in_the_watched_namespaces() -> None:
+    everywhere = one(template(values=[OBSERVABILITY]), "PodMonitor")["spec"]
+    assert everywhere["selector"] == {}
+    assert everywhere["namespaceSelector"] == {"any": True}
+    (endpoint,) = everywhere["podMetricsEndpoints"]
+    assert endpoint["port"] == "curfew-ops"
+    assert endpoint["path"] == "/metrics"
+    watched = one(template(sets=["metrics.sidecarPodMonitor.enabled=true",
+                                 "watchNamespaces={shop,admin}"]), "PodMonitor")["spec"]
+    assert watched["namespaceSelector"] == {"matchNames": ["shop", "admin"]}
+
+
+def test_the_pod_monitor_port_is_the_one_injection_and_the_library_chart_name() -> None:
+    from curfew.render.injection import OPS_PORT_NAME
+
+    library = (CHART.parent / "curfew-sidecar" / "templates" / "_sidecar.tpl").read_text()
+    assert OPS_PORT_NAME == "curfew-ops"
+    assert "- name: curfew-ops" in library
 
 
 def test_nothing_is_rendered_by_default_nor_without_metrics() -> None:
     assert not by_kind(template(), "PrometheusRule")
+    assert not by_kind(template(), "PodMonitor")
     assert not [o for o in template() if o["kind"] == "ConfigMap"
                 and "grafana_dashboard" in o["metadata"]["labels"]]
     objects = template(sets=["metrics.enabled=false", *ON])
     assert not by_kind(objects, "PrometheusRule")
+    assert not by_kind(objects, "PodMonitor")
     assert not by_kind(objects, "ConfigMap")
 
 

@@ -2,8 +2,9 @@
 
 Built-in kinds are validated by ``kubernetes-validate`` in strict mode (unknown fields rejected)
 against the oldest Kubernetes the chart supports and the newest the validator ships. Custom
-resources (ServiceMonitor, PrometheusRule, kopf peerings) are outside its schemas: their shape is
-checked against their CRD's schema (test_chart_observability.py for the Prometheus Operator's).
+resources (ServiceMonitor, PodMonitor, PrometheusRule, kopf peerings) are outside its schemas:
+their shape is checked against their CRD's schema (test_chart_observability.py for the
+Prometheus Operator's).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import yaml
 from chart_helpers import CHART, CI_VALUES, NAMESPACE, RELEASE, by_kind, one, template
 
 OLDEST_SUPPORTED = "1.25"
-CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "ClusterKopfPeering", "KopfPeering"}
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ClusterKopfPeering",
+                "KopfPeering"}
 MODES: list[Path | None] = [None, *CI_VALUES]
 
 
