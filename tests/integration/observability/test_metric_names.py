@@ -187,6 +187,8 @@ async def _operator_metrics(cluster: Cluster, webhook: int, port: int) -> str:
                               or {}).get("status", {}).get("lastPurge"))
     ca = await eventually(lambda: _ca(cluster), timeout=30)
     await eventually(lambda: _admit(webhook, ca, review(pod())), timeout=30)
+    assert await _admit(webhook, ca, {"apiVersion": "admission.k8s.io/v1",
+                                      "kind": "AdmissionReview", "request": {"uid": "x"}})
 
     async def scrape() -> str | None:
         async with aiohttp.ClientSession() as http, \
@@ -194,10 +196,25 @@ async def _operator_metrics(cluster: Cluster, webhook: int, port: int) -> str:
             text = await r.text()
         done = ("curfew_operator_purge_runs_total{" in text
                 and 'curfew_operator_errors_total{kind="invalid"}' in text
-                and "curfew_operator_webhook_admissions_total{" in text)
+                and 'curfew_operator_webhook_admissions_total{outcome="malformed"}' in text)
         return text if done else None
 
     text: str = await eventually(scrape, timeout=30)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    storefront = (("namespace", "shop"), ("policy", "storefront"))
+    assert samples[("curfew_operator_purge_runs_total",
+                    (*storefront[:1], ("outcome", "ok"), *storefront[1:]))] == 1
+    assert samples[("curfew_operator_purge_runs_total",
+                    (*storefront[:1], ("outcome", "aborted"), *storefront[1:]))] == 0
+    assert samples[("curfew_operator_purge_removed_sessions_total",
+                    (*storefront, ("reason", "idle")))] == SUMMARY_OK["expired"]["idle"]
+    assert samples[("curfew_operator_purge_last_scanned_sessions", storefront)] == 120
+    assert samples[("curfew_operator_policy_ready", storefront)] == 1
+    assert samples[("curfew_operator_policy_ready",
+                    (("namespace", "shop"), ("policy", "broken")))] == 0
+    assert samples[("curfew_operator_webhook_admissions_total", (("outcome", "injected"),))] >= 1
+    assert samples[("curfew_operator_webhook_admissions_total", (("outcome", "malformed"),))] == 1
     return text
 
 
