@@ -4,7 +4,8 @@
 # real), chromium + chromium-driver (browser tests), openssl (the TLS store test's throwaway CA),
 # nodejs + npm (the real JavaScript cookie parser and Express app, installed from lockfiles with
 # npm ci), php-cli + php-redis (a real PHP app's sessions), default-jdk-headless (javac: Spring
-# Session's records written by the JDK's own ObjectOutputStream).
+# Session's records written by the JDK's own ObjectOutputStream), prometheus (promtool: the chart's
+# alert rules checked and unit-tested).
 # Skips what is present.
 set -euo pipefail
 need=()
@@ -20,6 +21,7 @@ command -v npm >/dev/null || need+=(npm)
 command -v php >/dev/null || need+=(php-cli)
 { command -v php >/dev/null && php -m 2>/dev/null | grep -qx redis; } || need+=(php-redis)
 command -v javac >/dev/null || need+=(default-jdk-headless)
+command -v promtool >/dev/null || need+=(prometheus)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${need[*]} (run: sudo apt-get install -y ${need[*]})" >&2

@@ -117,12 +117,26 @@ async def _nothing_to_prepare(request: Any) -> None:
     return None
 
 
+def _count_nothing(outcome: str) -> None:
+    return None
+
+
+def _count_admission(memo: Any, outcome: str) -> None:
+    """Count an admission on the run's metrics; a webhook registered without the reconciler's
+    runtime (as its own tests run it) has none to count on."""
+    runtime = getattr(memo, "runtime", None)
+    if runtime is not None:
+        runtime.metrics.admissions.labels(outcome).inc()
+
+
 class GuardedWebhookServer(kopf.WebhookServer):
     """kopf's HTTPS server, answering malformed reviews with a clean refusal instead of an
     internal error, giving the pod the request's namespace when it has none yet, and awaiting
     :attr:`prepare` on each well-formed review before kopf runs the handlers."""
 
     prepare: Callable[[Any], Awaitable[None]] = staticmethod(_nothing_to_prepare)
+    count: Callable[[str], None] = staticmethod(_count_nothing)
+    """Counts an admission's outcome (``curfew_operator_webhook_admissions_total``)."""
     renewer: CertificateRenewer | None = None
     """Keeps a self-made serving certificate fresh while the server runs (None with
     cert-manager's files, which kopf re-reads itself when they change)."""
@@ -155,12 +169,17 @@ class GuardedWebhookServer(kopf.WebhookServer):
             problem = find_review_problem(request)
             if problem is not None:
                 log.warning("malformed admission review", extra={"problem": problem})
+                self.count("malformed")
                 return _refusal(request, problem)
             payload = request["request"]
             metadata = payload["object"].setdefault("metadata", {})
             if not metadata.get("namespace") and isinstance(payload.get("namespace"), str):
                 metadata["namespace"] = payload["namespace"]
-            await self.prepare(request)
+            try:
+                await self.prepare(request)
+            except web.HTTPException:
+                self.count("unavailable")
+                raise
             return await fn(request, webhook=webhook, headers=headers, sslpeer=sslpeer)
 
         async for client_config in super().__call__(guarded):
@@ -238,18 +257,20 @@ def decide(
 
 def _mutate(settings: InjectionSettings, *, namespace_opted_in: bool) -> Any:
     async def inject(*, body: kopf.Body, patch: kopf.Patch, warnings: list[str],
-                     dryrun: bool, **_: Any) -> None:
+                     dryrun: bool, memo: Any, **_: Any) -> None:
         try:
             decision = decide(dict(body), _POLICIES.get([]), settings,
                               namespace_opted_in=namespace_opted_in)
         except InjectionRefused as exc:
             log.warning("pod refused", extra={"reason": str(exc)})
+            _count_admission(memo, "refused")
             raise kopf.AdmissionError(f"curfew injection: {exc}", code=400) from None
         if decision.outcome is InjectionOutcome.INJECTED:
             ops = decision.patch
             patch.fns.append(lambda target: jsonpatch.apply_patch(target, ops, in_place=True))
         elif decision.warn:
             warnings.append(f"curfew: sidecar not injected: {decision.reason}")
+        _count_admission(memo, decision.outcome.value.lower())
         if not dryrun:
             log.info("injection decided", extra={
                 "outcome": decision.outcome.value, "reason": decision.reason,
@@ -272,8 +293,9 @@ def register_injection(registry: kopf.OperatorRegistry, settings: InjectionWebho
     lists = client.share(concurrency=POLICY_LIST_CONCURRENCY,
                          timeout=settings.api_timeout_seconds)
 
-    async def start_webhook(*, settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def start_webhook(*, settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         server = await build_webhook_server(webhook_settings, client)
+        server.count = lambda outcome: _count_admission(memo, outcome)
         _with_policies(server, PolicySource(lists, webhook_settings.policy_cache_seconds))
         settings.admission.server = server
         settings.admission.managed = None

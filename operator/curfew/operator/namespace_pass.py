@@ -333,6 +333,7 @@ class NamespacePass:
             if key in valid:
                 self.metrics.selected.labels(namespace, body["metadata"]["name"]).set(
                     status["selectedWorkloads"])
+            self.metrics.observe_policy(namespace, body["metadata"]["name"], status)
             before = memory.base_status(body)
             if all(before.get(k) == v for k, v in status.items()):
                 continue
@@ -357,6 +358,9 @@ class NamespacePass:
                 recorder.set_condition(body, condition, old.get(condition["type"]))
             if purge is not None:
                 _emit_purge_result(recorder, body, purge)
+                self.metrics.count_purge(namespace, body["metadata"]["name"], purge.outcome,
+                                         purge.expired.model_dump())
+        self.metrics.keep_policies(namespace, (b["metadata"]["name"] for b in bodies.values()))
         return status_error
 
     def _outcome(self, key: str, body: Mapping[str, Any], policy: SessionPolicy | None,

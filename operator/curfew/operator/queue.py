@@ -90,6 +90,12 @@ class NamespaceQueue(Generic[R]):
             future.set_result(result)
             return result
 
+    def depth(self) -> int:
+        """Namespaces waiting for a pass: requested and not started, or a retry scheduled."""
+        return sum(1 for slot in self._slots.values()
+                   if slot.pending is not None
+                   or (slot.retry is not None and not slot.retry.done()))
+
     def backoff(self, namespace: str) -> float:
         """Delay before the next retry of a failing namespace (exponential, capped)."""
         failures = max(1, self._slot(namespace).failures)

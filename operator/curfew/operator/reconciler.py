@@ -48,6 +48,7 @@ class Reconciler:
                                    render_settings=render_settings or RenderSettings(),
                                    clock=clock)
         self.queue: NamespaceQueue[PassResult] = NamespaceQueue(settings, self._run)
+        self.metrics.queue_depth.set_function(self.queue.depth)
 
     async def _run(self, namespace: str) -> PassResult:
         return await self.pass_.run(namespace, self.memory)

@@ -2,8 +2,9 @@
 
 Built-in kinds are validated by ``kubernetes-validate`` in strict mode (unknown fields rejected)
 against the oldest Kubernetes the chart supports and the newest the validator ships. Custom
-resources (ServiceMonitor, kopf peerings) are outside its schemas: their shape is checked against
-their CRD's schema or field by field.
+resources (ServiceMonitor, PodMonitor, PrometheusRule, kopf peerings) are outside its schemas:
+their shape is checked against their CRD's schema (test_chart_observability.py for the
+Prometheus Operator's).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import yaml
 from chart_helpers import CHART, CI_VALUES, NAMESPACE, RELEASE, by_kind, one, template
 
 OLDEST_SUPPORTED = "1.25"
-CUSTOM_KINDS = {"ServiceMonitor", "ClusterKopfPeering", "KopfPeering"}
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ClusterKopfPeering",
+                "KopfPeering"}
 MODES: list[Path | None] = [None, *CI_VALUES]
 
 
@@ -175,7 +177,7 @@ def test_metrics_are_exposed_through_a_service_a_service_monitor_scrapes() -> No
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint == {"port": "metrics", "path": "/metrics", "interval": "15s",
-                        "scrapeTimeout": "5s"}
+                        "scrapeTimeout": "5s", "honorLabels": True}
     (port,) = service["spec"]["ports"]
     assert port["name"] == "metrics"
     assert port["port"] == 9102
