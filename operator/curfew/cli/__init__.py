@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help)
     "render": ("render", "print the objects the operator would write for policies and workloads"),
     "validate": ("validate", "check SessionPolicies: schema, cross-field rules, compliance"),
+    "report": ("report", "the compliance report of each namespace, as Markdown or HTML"),
     "sidecar": ("sidecar", "run the enforcement sidecar: reverse proxy or ext_authz/auth_request"),
     "operator": ("operator", "run the operator: keep ConfigMaps, CronJobs and status in step"),
     "purge": ("purge", "remove sessions past their limits from the shared store (the CronJob)"),
