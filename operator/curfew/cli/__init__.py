@@ -1,5 +1,6 @@
 """The ``curfew`` command line: one subcommand per process, each in its own module.
 
+Installed as ``curfew`` and as ``kubectl-curfew``, which kubectl runs for ``kubectl curfew``.
 Every subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`` and is imported
 only when it runs, so ``curfew render`` never loads kopf and ``curfew purge`` never loads the
 Kubernetes client. Exit codes: 0 success, 1 failure or invalid input, 2 usage error.
@@ -26,9 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 """Subcommands: name -> (module under ``curfew.cli``, help line)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "curfew") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="curfew", description="Curfew: one session-timeout policy for every service."
+        prog=prog, description="Curfew: one session-timeout policy for every service."
     )
     parser.add_argument("--version", action="version", version=f"curfew {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -39,11 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, *, prog: str = "curfew") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
     code: int = importlib.import_module(f"curfew.cli.{args._module}").run(args)
     return code
+
+
+def kubectl_main() -> int:
+    """``kubectl curfew ...``: the same commands as a kubectl plugin (the ``kubectl-curfew``
+    entry point kubectl finds on PATH), its usage lines naming the command as it is typed."""
+    return main(prog="kubectl curfew")
