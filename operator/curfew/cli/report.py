@@ -63,7 +63,9 @@ def _now() -> str:
 
 
 def _from_files(args: argparse.Namespace) -> Report:
-    loaded, workloads, _notes = read_inputs(load_documents(args.paths))
+    loaded, workloads, notes = read_inputs(load_documents(args.paths))
+    for note in notes:
+        print(note, file=sys.stderr)
     return build_report([p for _, p in loaded], workloads, generated_at=_now(),
                         source=f"files: {', '.join(args.paths)}", version=__version__,
                         namespaces=args.namespace)
