@@ -10,7 +10,7 @@ the policies, the workloads and, from a cluster, the policies' status.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -265,23 +265,28 @@ def build_namespace_report(
             selected_by.setdefault(w, []).append(policy)
 
     entries = []
+    # Workloads selected by the same policies share their explanations: built once per set,
+    # as render builds one config per set (thousands of workloads often share one policy).
+    shared: dict[tuple[str, ...], WorkloadReport] = {}
     for w in sorted({w for w in workloads if w.namespace == namespace},
                     key=lambda w: (w.kind, w.name)):
         sources = selected_by.get(w)
         if not sources:
             entries.append(WorkloadReport(w.kind, w.name))
             continue
-        winner = min(sources, key=winner_order)
+        keys = tuple(sorted(p.key for p in sources))
+        common = shared.get(keys)
+        if common is None:
+            winner = min(sources, key=winner_order)
+            common = shared[keys] = WorkloadReport(
+                kind="", name="", sources=keys, winner=winner.key,
+                enforcement=winner.spec.enforcement,
+                timeouts=build_timeout_origins(sources),
+                profiles=build_profile_checks(sources),
+            )
         config = rendered.configs.get(w)
-        entries.append(WorkloadReport(
-            kind=w.kind, name=w.name,
-            sources=tuple(sorted(p.key for p in sources)),
-            winner=winner.key,
-            enforcement=winner.spec.enforcement,
-            timeouts=build_timeout_origins(sources),
-            profiles=build_profile_checks(sources),
-            config_hash=config.hash if config is not None else None,
-        ))
+        entries.append(replace(common, kind=w.kind, name=w.name,
+                               config_hash=config.hash if config is not None else None))
 
     reports = [
         PolicyReport(
