@@ -14,7 +14,7 @@ LOCK   := requirements/lock.txt
 UV     := uv==0.13.9
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps tools lock render demo lint test test-unit test-integration fuzz e2e bench clean
+.PHONY: help setup system-deps tools lock render demo kubectl-plugin lint test test-unit test-integration fuzz e2e bench clean
 
 help:  ## list the targets
 	@grep -E '^[A-Za-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ tools:  ## fetch the pinned helm and kubectl binaries into .tools/bin
 
 render: setup  ## render the example policies and workloads to the objects the operator would write
 	$(BIN)/curfew render -f examples/
+
+kubectl-plugin:  ## build dist/kubectl-curfew.tar.gz, the archive plugins/krew/curfew.yaml installs
+	$(PYTHON) scripts/kubectl-plugin-archive.py dist/kubectl-curfew.tar.gz
 
 demo: setup  ## start the local demo: a sample app behind the sidecar (DEMO_ARGS="--port 9000")
 	$(BIN)/curfew demo $(DEMO_ARGS)

@@ -1,5 +1,6 @@
 """The ``curfew`` command line: one subcommand per process, each in its own module.
 
+Installed as ``curfew`` and as ``kubectl-curfew``, which kubectl runs for ``kubectl curfew``.
 Every subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`` and is imported
 only when its command runs (or the full parser is built for ``curfew --help`` and an unknown
 command), so ``curfew render`` never loads kopf, ``curfew purge`` never loads the Kubernetes
@@ -19,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help)
     "render": ("render", "print the objects the operator would write for policies and workloads"),
     "validate": ("validate", "check SessionPolicies: schema, cross-field rules, compliance"),
+    "report": ("report", "the compliance report of each namespace, as Markdown or HTML"),
     "sidecar": ("sidecar", "run the enforcement sidecar: reverse proxy or ext_authz/auth_request"),
     "operator": ("operator", "run the operator: keep ConfigMaps, CronJobs and status in step"),
     "purge": ("purge", "remove sessions past their limits from the shared store (the CronJob)"),
@@ -27,11 +29,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 """Subcommands: name -> (module under ``curfew.cli``, help line)."""
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, prog: str = "curfew") -> argparse.ArgumentParser:
     """The parser of every subcommand, or, given ``command``, of that one only (the others are
     listed with their help line but their modules are not imported)."""
     parser = argparse.ArgumentParser(
-        prog="curfew", description="Curfew: one session-timeout policy for every service."
+        prog=prog, description="Curfew: one session-timeout policy for every service."
     )
     parser.add_argument("--version", action="version", version=f"curfew {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -43,14 +45,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, prog: str = "curfew") -> int:
     words = sys.argv[1:] if argv is None else argv
     # The only options before a command are --help and --version: its first word is the command.
     command = words[0] if words and words[0] in COMMANDS else None
-    parser = build_parser(command)
+    parser = build_parser(command, prog)
     args = parser.parse_args(words)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
     code: int = importlib.import_module(f"curfew.cli.{args._module}").run(args)
     return code
+
+
+def kubectl_main() -> int:
+    """``kubectl curfew ...``: the same commands as a kubectl plugin (the ``kubectl-curfew``
+    entry point kubectl finds on PATH), its usage lines naming the command as it is typed."""
+    return main(prog="kubectl curfew")

@@ -45,6 +45,7 @@ from curfew.operator.plan import (
 from curfew.operator.purge_jobs import read_purge_job
 from curfew.operator.queue import PassFailed
 from curfew.operator.recorder import PassRecorder
+from curfew.operator.reports import REPORTS, build_desired_report, build_report_actions
 from curfew.operator.settings import OperatorSettings
 from curfew.operator.status import (
     PassOutcome,
@@ -149,6 +150,7 @@ class NamespacePass:
         refused: dict[str, RejectedApiError] = {}
         plan = PassPlan()
         done: list[Action] = []
+        report_writes = 0
         try:
             unread = memory.unread_jobs.get(namespace, {})
             for job_name, job in list(unread.items()):
@@ -182,6 +184,10 @@ class NamespacePass:
                             (key,)))
                     except RejectedApiError as exc:
                         refused[key] = exc
+            if self.settings.reports:
+                held = bool(result.invalid or result.rejected or refused)
+                report_writes = await self._write_report(namespace, active, rendered, held,
+                                                         refused)
             managed = sum(1 for o in current_cms if is_per_workload(o))
             managed += sum(1 for a in done if a.role == "config" and a.verb == "create")
             managed -= sum(1 for a in done if a.role == "config" and a.verb == "delete")
@@ -193,7 +199,7 @@ class NamespacePass:
         except TransientApiError as exc:
             error = exc
         self._record_rejections(memory, bodies, refused, result)
-        result.writes = len(done)
+        result.writes = len(done) + report_writes
         memory.selected[namespace] = {
             f"{w.kind}/{w.name}" for ws in rendered.selections.values() for w in ws
         } | plan.held_workloads
@@ -265,6 +271,23 @@ class NamespacePass:
         if first is not None:
             raise first
         return done
+
+    async def _write_report(self, namespace: str, active: Mapping[str, SessionPolicy],
+                            rendered: Rendered, held: bool,
+                            refused: dict[str, RejectedApiError]) -> int:
+        """Keep the namespace's OpenReports Report equal to the policies; the writes done."""
+        try:
+            current = await self.api.list(REPORTS, namespace, label_selector=MANAGED_SELECTOR)
+        except ApiError as exc:
+            if not exc.not_found:
+                raise
+            log.warning("reports are on but the API server does not serve %s: install the "
+                        "OpenReports CRD or turn reports off", REPORTS.api_version,
+                        extra={"namespace": namespace, "status": exc.status})
+            return 0
+        desired = build_desired_report(namespace, list(active.values()), rendered)
+        actions = build_report_actions(namespace, desired, current, hold=held)
+        return len(await self._execute(actions, refused))
 
     async def _apply(self, action: Action) -> bool:
         """Do one write (deleting an absent object counts as done)."""

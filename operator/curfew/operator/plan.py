@@ -37,7 +37,7 @@ been started yet. Written in the same patch as the tightened config and removed 
 exists, so a Job creation that fails is retried by the next pass instead of lost. Its value is
 the hash of the tightened config."""
 
-Role = Literal["config", "purge-config", "cron-job"]
+Role = Literal["config", "purge-config", "cron-job", "report"]
 Verb = Literal["create", "patch", "delete"]
 
 

@@ -98,6 +98,12 @@ class OperatorSettings(BaseSettings):
         default=600.0,
         description="Server-side timeout of watch requests; watches are re-established after it.",
     )
+    reports: bool = Field(
+        default=False,
+        description="Keep an OpenReports Report (openreports.io/v1alpha1, its CRD installed "
+        "separately) in each namespace with a policy, listing each selected workload's "
+        "compliance results.",
+    )
     scan_cluster: bool = Field(
         default=True,
         description="Follow CRDs and namespaces appearing while running (kopf's cluster "

@@ -1,6 +1,7 @@
 """One Kubernetes client in the operator process besides kopf's watches: the official client is
 never imported (``curfew.k8s.kubeconfig`` reads the kubeconfig), and the kubeconfig is read once
-per process, by whoever starts the operator, never by the parts that make requests."""
+per process, by whoever starts the operator (or ``curfew report``), never by the parts that make
+requests."""
 
 from __future__ import annotations
 
@@ -35,4 +36,5 @@ def test_the_kubeconfig_is_loaded_only_where_the_operator_is_started() -> None:
                 callers.add(name)
     # The command checks the credentials before it configures logging and hands the connection
     # to run_operator, which loads one itself only when started without one (tests, embedders).
-    assert callers == {"cli/operator.py", "operator/runner.py"}
+    # curfew report reads the cluster once, through the same client.
+    assert callers == {"cli/operator.py", "operator/runner.py", "cli/report.py"}
