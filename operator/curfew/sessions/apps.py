@@ -118,8 +118,7 @@ class AppSessions:
         pattern = keys.app_scan_pattern(self.format, self.prefix)
         expires_head = self.prefix + keys.SPRING_EXPIRES
         batch: list[tuple[str, str]] = []
-        expiry_keys: list[str] = []
-        """The raw ids named by Spring's shadow keys and reactive index lists."""
+        expiry_keys: list[str] = []  # ids named by Spring's shadow keys and reactive idx lists
         # A PHP session is a string: SCAN's TYPE filter (Redis 6+) leaves the rest on the server.
         only = "string" if self.format == "php-redis" else None
         with translate_errors():

@@ -105,6 +105,19 @@ def test_an_index_list_naming_keys_spring_does_not_index_touches_none_of_them(
     assert after == kept, "every other key as it was"
 
 
+def test_an_index_list_of_another_type_neither_blocks_the_removal_nor_goes_with_it(
+    client: redis.Redis, spring_writer: SpringWriter, redis_url: str
+) -> None:
+    s = reactive(client, spring_writer, redis_url)
+    idx = spring.idx_key(NAMESPACE, s.id)
+    client.delete(idx)
+    client.set(idx, b"not Spring's")
+    fields = client.hmget(f"{NAMESPACE}sessions:{s.id}", list(spring.FIELDS))
+    assert run(client, spring.build_removal(NAMESPACE, s.id, fields, [])) == 1
+    assert not client.exists(f"{NAMESPACE}sessions:{s.id}")
+    assert client.get(idx) == b"not Spring's"
+
+
 @pytest.mark.parametrize(
     ("op", "kind"),
     [("string", "set"), ("string", "hash"), ("zrem", "set"), ("srem", "zset"), ("set", "string"),

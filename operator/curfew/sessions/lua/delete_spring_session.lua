@@ -10,8 +10,8 @@
 --         'string' 0      delete the key if it is a string (the shadow key)
 --         'zrem' c m..    remove the members if the key is a sorted set
 --         'srem' c m..    remove the members if the key is a set
---         'set' c m..     a guard: the set must hold exactly these members (c = 0: be empty or
---                         absent); the key is deleted with the session (the reactive
+--         'set' c m..     a guard: the set must hold exactly these members (c = 0: hold none,
+--                         or be no set); the key is deleted with the session (the reactive
 --                         repository's sessions:<id>:idx, whose members the caller read and
 --                         named the index sets by)
 -- Returns 1 if the session was removed, 0 if the hash is absent or of another type, -1 if a
@@ -42,9 +42,9 @@ end
 for k = 2, #KEYS do
   local op, first, last = ops[k][1], ops[k][2], ops[k][3]
   if op == 'set' then
-    local kind = call('TYPE', KEYS[k])['ok']
-    local size = kind == 'set' and call('SCARD', KEYS[k]) or 0
-    if (kind ~= 'set' and kind ~= 'none') or size ~= last - first + 1 then return -1 end
+    -- A key of another type is no list (the caller read none): it is left as it is.
+    local size = call('TYPE', KEYS[k])['ok'] == 'set' and call('SCARD', KEYS[k]) or 0
+    if size ~= last - first + 1 then return -1 end
     for i = first, last do
       if call('SISMEMBER', KEYS[k], ARGV[i]) == 0 then return -1 end
     end
