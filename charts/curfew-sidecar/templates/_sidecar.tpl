@@ -21,7 +21,8 @@ Parameters (a dict):
   sessionKeySecret      Secret holding the session-hashing key (default: redisSecret)
   sessionKeySecretKey   its key (default session-key), as the policy's effective sessionKeySecretRef
   appSecret             Secret holding the app's cookie secret(s), as the policy's
-                        spec.store.appSecretRef (connect-redis; default: none, signatures unread)
+                        spec.store.appSecretRef (connect-redis, flask-session; default: none,
+                        signatures unread)
   appSecretKey          its key (default cookie-secret)
   image                 the curfew image (default curfew:<appVersion of this chart>)
   imagePullPolicy       default IfNotPresent

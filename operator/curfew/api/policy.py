@@ -26,6 +26,7 @@ from curfew.api.schedule import check_schedule, check_time_zone
 from curfew.sessions.codec import (
     DEFAULT_ID_PATTERNS,
     MAX_PATTERN_LENGTH,
+    SIGNED_FORMATS,
     InvalidIdPattern,
     check_id_pattern,
 )
@@ -309,10 +310,11 @@ class Store(Model):
     )
     app_secret_ref: AppSecretRef | None = Field(
         default=None,
-        description="connect-redis only: key of a Secret holding the app's express-session "
-        "secret, or several (a rotation) one a line or as a JSON list of strings. Set, a "
-        "cookie's signature is verified as express-session does and a cookie no secret signed "
-        "is no session; unset, the signature is stripped unread. Only the sidecar receives it.",
+        description="connect-redis and flask-session only: key of a Secret holding the app's "
+        "express-session secret or Flask SECRET_KEY (with SESSION_USE_SIGNER), or several (a "
+        "rotation) one a line or as a JSON list of strings. Set, a cookie's signature is "
+        "verified as the app's library does and a cookie no secret signed is no session; "
+        "unset, the signature is stripped unread. Only the sidecar receives it.",
     )
     app_ttl: Duration | None = Field(
         default=None,
@@ -330,8 +332,9 @@ class Store(Model):
 
     @model_validator(mode="after")
     def _app_options(self) -> Store:
-        if self.format != "connect-redis" and self.app_secret_ref is not None:
-            raise ValueError(f"appSecretRef: only for format connect-redis, not {self.format}")
+        if self.format not in SIGNED_FORMATS and self.app_secret_ref is not None:
+            raise ValueError(f"appSecretRef: only for formats {' and '.join(SIGNED_FORMATS)}, "
+                             f"not {self.format}")
         if self.app_ttl is None:
             return self
         if self.format not in APP_TTL_FORMATS:

@@ -364,4 +364,4 @@ class Purge:
                         workload=candidate.workload,
                     )
             self.progress.show("removing", plan.scanned, sum(self.summary.expired.values()))
-        self.summary.repaired += await apps.delete_keys(plan.orphans)
+        self.summary.repaired += await apps.repair_spring_orphans(plan.orphans)

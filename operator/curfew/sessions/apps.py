@@ -23,7 +23,6 @@ from redis.asyncio.cluster import RedisCluster
 
 from curfew.sessions import keys, spring
 from curfew.sessions.codec import APP_KEY_TYPES, DEFAULT_ID_PATTERNS, build_codec
-from curfew.sessions.errors import StoreDataError, redacted
 from curfew.sessions.formats import (
     ConnectSession,
     MalformedSession,
@@ -33,7 +32,12 @@ from curfew.sessions.formats import (
 )
 from curfew.sessions.formats_php import PhpSession, read_php_session
 from curfew.sessions.formats_python import TtlClock, read_django_session, read_flask_session
-from curfew.sessions.store import APP_SESSION_REMOVERS, DELETE_IF_UNCHANGED, translate_errors
+from curfew.sessions.store import (
+    APP_SESSION_REMOVERS,
+    DELETE_IF_UNCHANGED,
+    remove_spring_companions,
+    translate_errors,
+)
 
 MIN_SCAN_COUNT: Final = 1000
 TTL_FORMATS: Final = ("django", "flask-session")
@@ -62,9 +66,10 @@ class AppSession:
 
 @dataclass(frozen=True)
 class AppBatch:
-    """One batch of a walk: the sessions read, Spring expiry keys left without a session (by a
-    run that stopped between its two deletes), and how many sessions were malformed (times that
-    cannot be read: skipped, never judged)."""
+    """One batch of a walk: the sessions read, the ids of Spring sessions whose hash is gone
+    but whose ``sessions:expires:<id>`` key or reactive ``sessions:<id>:idx`` set is left (by a
+    Cluster removal that stopped half-way, or Spring's own; memory only), and how many sessions
+    were malformed (times that cannot be read: skipped, never judged)."""
 
     sessions: list[AppSession]
     orphans: list[str]
@@ -113,7 +118,7 @@ class AppSessions:
         pattern = keys.app_scan_pattern(self.format, self.prefix)
         expires_head = self.prefix + keys.SPRING_EXPIRES
         batch: list[tuple[str, str]] = []
-        expiry_keys: list[str] = []
+        expiry_keys: list[str] = []  # ids named by Spring's shadow keys and reactive idx lists
         # A PHP session is a string: SCAN's TYPE filter (Redis 6+) leaves the rest on the server.
         only = "string" if self.format == "php-redis" else None
         with translate_errors():
@@ -125,10 +130,13 @@ class AppSessions:
                 if raw_id is not None and self.id_pattern is not None and (
                         self.id_pattern.fullmatch(raw_id) is None):
                     continue
-                if raw_id is not None:
+                marked = _spring_idx_id(raw_id) if self.format == "spring-session" else None
+                if marked is not None:
+                    expiry_keys.append(marked)
+                elif raw_id is not None:
                     batch.append((key, raw_id))
                 elif self.format == "spring-session" and key.startswith(expires_head):
-                    expiry_keys.append(key)
+                    expiry_keys.append(key[len(expires_head):])
                 if len(batch) + len(expiry_keys) >= count:
                     yield await self._read(batch, expiry_keys)
                     batch, expiry_keys = [], []
@@ -151,9 +159,8 @@ class AppSessions:
                 pipe.get(key)
                 if connect:
                     pipe.pttl(key)
-        head = len(self.prefix + keys.SPRING_EXPIRES)
-        for key in expiry_keys:
-            pipe.exists(f"{self.prefix}{keys.SPRING_SESSIONS}{key[head:]}")
+        for raw_id in expiry_keys:
+            pipe.exists(keys.spring_session_key(self.prefix, raw_id))
         replies = await pipe.execute(raise_on_error=False)
         read_at_ms = None
         remaining: list[Any] = [None] * len(found)
@@ -250,9 +257,12 @@ class AppSessions:
 
         A Spring session goes whole, by the sidecar's script (``delete_spring_session.lua``):
         its hash, its ``sessions:expires:<id>`` key, its member of the ``expirations:<minute>``
-        set or of the ``sessions:expirations`` sorted set, and of its principal index set. The
-        fields that name the principal are read here, for the sessions to remove only (a
-        ``SPRING_SECURITY_CONTEXT`` is often a kilobyte: the walk does not carry it).
+        set or of the ``sessions:expirations`` sorted set, of its principal index set, and the
+        reactive repository's index sets and ``sessions:<id>:idx``. The fields that name the
+        principal and the index list are read here, for the sessions to remove only (a
+        ``SPRING_SECURITY_CONTEXT`` is often a kilobyte: the walk does not carry it). On a
+        Cluster the hash goes first and its companions after it
+        (``store.remove_spring_companions``).
         """
         if not sessions:
             return []
@@ -262,12 +272,13 @@ class AppSessions:
             clocks = app_clock if app_clock is not None else [True] * len(sessions)
             sent: list[int] = []
             for i, (s, by_ttl) in enumerate(zip(sessions, clocks, strict=True)):
-                read = fields.get(s.key)
+                read, members = fields.get(s.key) or (None, [])
                 if s.spring is not None and (read is None or read[1] != s.guard_value):
                     continue  # touched or gone since the walk judged it: it stays
                 sent.append(i)
-                if read is not None and not self.cluster:
-                    removal = spring.build_removal(self.prefix, s.raw_id, read)
+                if read is not None:
+                    removal = spring.build_removal(self.prefix, s.raw_id, read, members,
+                                                   hash_only=self.cluster)
                     pipe.execute_command("EVALSHA", self.remover.sha,
                                          len(removal.keys), *removal.keys, *removal.args)
                 elif s.php is not None:
@@ -296,53 +307,56 @@ class AppSessions:
             for i, reply in zip(sent, replies, strict=True):
                 deleted[i] = int(reply) == 1
             if self.cluster:
-                await self._clean_spring_cluster(
-                    [(s, fields[s.key]) for s, d in zip(sessions, deleted, strict=True)
+                await remove_spring_companions(
+                    self._client, self.prefix,
+                    [(s.raw_id, fields[s.key][0]) for s, d in zip(sessions, deleted, strict=True)
                      if d and s.spring])
         return deleted
 
     async def _spring_fields(
         self, sessions: Sequence[AppSession]
-    ) -> dict[str, tuple[bytes | None, ...] | None]:
-        """Each Spring session's ``spring.FIELDS`` as they are now (None: no longer a hash)."""
+    ) -> dict[str, tuple[tuple[bytes | None, ...] | None, list[bytes]]]:
+        """Each Spring session's ``spring.FIELDS`` as they are now (None: no longer a hash) and
+        the members of its reactive ``sessions:<id>:idx`` set (read on a single server only: on
+        a Cluster it is read once the hash is gone)."""
         if not sessions:
             return {}
         pipe = self._client.pipeline(transaction=False)
         for s in sessions:
             pipe.hmget(s.key, *spring.FIELDS)
+            if not self.cluster:
+                pipe.smembers(spring.idx_key(self.prefix, s.raw_id))
         replies = await pipe.execute(raise_on_error=False)
-        return {s.key: None if isinstance(r, Exception) else tuple(r)
-                for s, r in zip(sessions, replies, strict=True)}
+        step = 1 if self.cluster else 2
+        found: dict[str, tuple[tuple[bytes | None, ...] | None, list[bytes]]] = {}
+        for i, s in enumerate(sessions):
+            fields = replies[step * i]
+            members = [] if self.cluster else replies[step * i + 1]
+            found[s.key] = (None if isinstance(fields, Exception) else tuple(fields),
+                            [] if isinstance(members, Exception) else list(members))
+        return found
 
-    async def _clean_spring_cluster(
-        self, sessions: Sequence[tuple[AppSession, tuple[bytes | None, ...] | None]]
-    ) -> None:
-        """On a Cluster, Spring's companion keys lie in other slots than the hash: after the
-        guarded delete of the hash, each goes by a command of its own. Best effort: the session
-        is gone already, and a key of another type than Spring writes only fails its own
-        command, whose error (it would name the member, so the session id) is dropped."""
-        if not sessions:
-            return
-        pipe = self._client.pipeline(transaction=False)
-        for s, read in sessions:
-            assert read is not None
-            removal = spring.build_removal(self.prefix, s.raw_id, read)
-            expires, zset, *sets = removal.keys[1:]
-            members = removal.args[2 * len(spring.FIELDS) + 1:]
-            pipe.delete(expires)
-            pipe.zrem(zset, members[0])
-            for key, member in zip(sets, members[1:], strict=True):
-                pipe.srem(key, member)
-        for reply in await pipe.execute(raise_on_error=False):
-            if isinstance(reply, rexc.ResponseError) and not str(reply).startswith("WRONGTYPE"):
-                raise StoreDataError(f"Redis refused a command: {redacted(reply)}")
-
-    async def delete_keys(self, keys_: Sequence[str]) -> int:
-        """Delete ``keys_`` (orphaned Spring expiry keys); returns how many existed."""
-        if not keys_:
+    async def repair_spring_orphans(self, raw_ids: Sequence[str]) -> int:
+        """Finish the removal of Spring sessions whose hash is gone but whose shadow key or
+        reactive index list was left (the ids a walk found, ``AppBatch.orphans``): every
+        companion that needs no hash field goes (``store.remove_spring_companions``). Returns
+        how many such sessions still held something. What only the hash named (the servlet
+        repository's principal-index member, the ``expirations:<minute>`` member) is not
+        known any more: Spring skips the first (its hash is gone) and drops the second with
+        its minute's set."""
+        unique = list(dict.fromkeys(raw_ids))
+        if not unique:
             return 0
         with translate_errors():
-            pipe = self._client.pipeline(transaction=False)
-            for key in keys_:
-                pipe.delete(key)
-            return sum(int(n) for n in await pipe.execute())
+            return await remove_spring_companions(self._client, self.prefix,
+                                                  [(raw_id, None) for raw_id in unique])
+
+
+def _spring_idx_id(raw_id: str | None) -> str | None:
+    """The id of a reactive ``sessions:<id>:idx`` key's tail (``<id>:idx``), else None. An id
+    with a ``:`` is none (no Spring id has one), so the tail of an index key
+    (``index:<name>:<value>:idx``, a principal ending in ``:idx``) never names a session."""
+    if raw_id is None or not raw_id.endswith(spring.IDX_SUFFIX):
+        return None
+    head = raw_id[: -len(spring.IDX_SUFFIX)]
+    return head if head and ":" not in head else None

@@ -27,12 +27,13 @@ Spring Session's cookie holds the id in base64 (``DefaultCookieSerializer``), it
 otherwise for an app that does (``useBase64Encoding = false``); express-session's cookie is
 ``s:<id>.<signature>`` (sent percent-encoded, which the one cookie reading,
 ``curfew.sessions.cookies``, has already decoded: never twice); Flask-Session's is the id, or
-``<id>.<signature>`` with ``SESSION_USE_SIGNER``. Given the app's cookie secrets
-(``store.appSecretRef``), an express-session signature is verified exactly as express-session
-does (:func:`express_unsign`) and a value no secret signed is no session. Other signatures (and
-express-session's without secrets) are stripped unread: a forged one only names an id whose app
-key must exist before Curfew keeps a record for it (``check_and_touch.lua``), so guessing ids
-gains nothing, but a stolen id could be replayed under any signature.
+``<id>.<signature>`` with ``SESSION_USE_SIGNER``. Given the app's secrets
+(``store.appSecretRef``), a signature is verified exactly as the app's library does (an
+express-session cookie by :func:`express_unsign`, a Flask-Session one by itsdangerous itself:
+:func:`flask_session_unsign`) and a value no secret signed is no session. Without them a
+signature is stripped unread: a forged one only names an id whose app key must exist before
+Curfew keeps a record for it (``check_and_touch.lua``), so guessing ids gains nothing, but a
+stolen id could be replayed under any signature.
 
 Pure: no I/O, importable without redis.
 """
@@ -46,6 +47,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Final
+
+from itsdangerous import BadSignature, Signer
 
 from curfew.sessions import keys
 
@@ -104,6 +107,12 @@ ID_ENCODINGS: Final = ("base64", "raw")
 
 MAX_APP_SECRETS: Final = 16
 """The most cookie secrets ``store.appSecretRef`` may hold (each is tried on a bad cookie)."""
+
+SIGNED_FORMATS: Final = ("connect-redis", "flask-session")
+"""Formats whose cookie signature the app's secrets (``store.appSecretRef``) verify."""
+
+FLASK_SESSION_SALT: Final = "flask-session"
+"""The salt of Flask-Session 0.8's signer (``ServerSideSessionInterface._get_signer``)."""
 
 
 class InvalidIdPattern(ValueError):
@@ -203,10 +212,29 @@ def express_unsign(signed: str, secrets: tuple[bytes, ...]) -> str | None:
     return found
 
 
+def flask_session_signer(secrets: tuple[bytes, ...]) -> Signer:
+    """The signer Flask-Session 0.8 signs its ids with under ``SESSION_USE_SIGNER``:
+    ``Signer(app.secret_key, salt="flask-session", key_derivation="hmac")`` (HMAC-SHA1,
+    separator ``.``, base64url signature), here over every secret of a rotation (itsdangerous
+    signs with the last and verifies with each)."""
+    return Signer(list(secrets), salt=FLASK_SESSION_SALT, key_derivation="hmac")
+
+
+def flask_session_unsign(signed: str, secrets: tuple[bytes, ...]) -> str | None:
+    """The id of ``<id>.<signature>`` when one of ``secrets`` signed it as Flask-Session does,
+    else None (Flask-Session then starts a new session: the value names none)."""
+    if not signed.isascii():
+        return None  # ids and signatures are base64url; itsdangerous would encode anything
+    try:
+        return flask_session_signer(secrets).unsign(signed).decode("ascii")
+    except BadSignature:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class SessionCodec:
     """The codec of one store: its format, the app's key prefix, its id grammar and, for
-    connect-redis, the app's cookie secrets (empty: signatures are not verified)."""
+    connect-redis and flask-session, the app's secrets (empty: signatures are not verified)."""
 
     format: str
     prefix: str
@@ -226,7 +254,7 @@ class SessionCodec:
         elif cookie and self.format == "connect-redis":
             value = _express_cookie(value, self.app_secrets)
         elif cookie and self.format == "flask-session":
-            value = value.partition(".")[0]  # <id>.<signature> with SESSION_USE_SIGNER
+            value = _flask_session_cookie(value, self.app_secrets)
         if len(value) > MAX_ID_LENGTH or self.pattern.fullmatch(value) is None:
             return None
         return value
@@ -262,9 +290,9 @@ def build_codec(
     id_encoding: str | None = None,
 ) -> SessionCodec:
     """The codec of a store of ``format`` under ``prefix``; ``id_pattern`` replaces the format's
-    default grammar (``check_id_pattern`` must accept it); ``app_secrets``: the app's cookie
-    secrets, which connect-redis verifies signatures with; ``id_encoding`` replaces the format's
-    encoding of the id (``session.idEncoding``)."""
+    default grammar (``check_id_pattern`` must accept it); ``app_secrets``: the app's secrets,
+    which connect-redis and flask-session cookies are verified with; ``id_encoding`` replaces
+    the format's encoding of the id (``session.idEncoding``)."""
     pattern = DEFAULT_ID_PATTERNS[format] if id_pattern is None else check_id_pattern(id_pattern)
     if id_encoding is not None and id_encoding not in ID_ENCODINGS:
         raise ValueError(f"idEncoding must be one of {', '.join(ID_ENCODINGS)}")
@@ -295,3 +323,13 @@ def _express_cookie(value: str, secrets: tuple[bytes, ...]) -> str:
         head, dot, _signature = value[len(_EXPRESS_SIGNED):].rpartition(".")
         return head if dot else ""
     return value
+
+
+def _flask_session_cookie(value: str, secrets: tuple[bytes, ...]) -> str:
+    """Flask-Session's cookie: the id, or ``<id>.<signature>`` with ``SESSION_USE_SIGNER``.
+    With ``secrets`` (the app's ``SECRET_KEY``), only a value one of them signed has an id, as
+    Flask-Session reads it (an unsigned one is none either); without, the id is what precedes
+    the first dot (a Flask-Session id has none)."""
+    if secrets:
+        return flask_session_unsign(value, secrets) or ""
+    return value.partition(".")[0]

@@ -108,9 +108,10 @@ PURGE_SHARD: Final = _Script.load("purge_shard")
 DELETE_IF_UNRENEWED: Final = _Script.load("delete_if_unrenewed")
 EMPTY_DJANGO_SESSION: Final = _Script.load("empty_django_session")
 DELETE_PHP_SESSION: Final = _Script.load("delete_php_session")
+DELETE_SPRING_COMPANION: Final = _Script.load("delete_spring_companion")
 SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, DELETE_APP_SESSION,
                   PURGE_SHARD, DELETE_IF_UNRENEWED, EMPTY_DJANGO_SESSION,
-                  DELETE_SPRING_SESSION, DELETE_PHP_SESSION)
+                  DELETE_SPRING_SESSION, DELETE_PHP_SESSION, DELETE_SPRING_COMPANION)
 APP_SESSION_REMOVERS: Final = {
     "delete_app_session": DELETE_APP_SESSION,
     "delete_if_unrenewed": DELETE_IF_UNRENEWED,
@@ -586,12 +587,9 @@ class SessionStore:
                 return
             remover = APP_SESSION_REMOVERS[app_key.remover]
             if remover is DELETE_SPRING_SESSION:
-                if not self.cluster:
-                    await self._eval(EXPIRE, (record, due), args)
-                    await self._delete_spring(app_key)
-                    return
-                # Spring's keys lie in other slots than its hash: no script takes them together.
-                remover = DELETE_APP_SESSION
+                await self._eval(EXPIRE, (record, due), args)
+                await self._delete_spring(app_key)
+                return
             # One round trip on a single server; two slots (so two nodes) on a Cluster.
             pipe = self._client.pipeline(transaction=False)
             # execute_command, not evalsha(): redis-py's Cluster pipeline blocks the method, yet
@@ -605,8 +603,11 @@ class SessionStore:
                 await self._eval(remover, (app_key.key,), (app_key.types_arg,))
 
     async def _delete_spring(self, app_key: AppKey) -> None:
-        """Read the Spring session's fields, then remove it whole by them; read again when the
-        app wrote meanwhile (the guarded fields changed), a few times at most."""
+        """Read the Spring session's fields (and its reactive index list), then remove it whole
+        by them; read again when the app wrote meanwhile (what is guarded changed), a few times
+        at most. On a Cluster the hash goes first, then its companions
+        (:func:`remove_spring_companions`)."""
+        idx = spring.idx_key(app_key.prefix, app_key.app_id)
         for _ in range(3):
             try:
                 fields = await self._client.hmget(app_key.key, list(spring.FIELDS))
@@ -614,9 +615,17 @@ class SessionStore:
                 if str(error).startswith("WRONGTYPE"):
                     return  # no session: another key of the app, never deleted
                 raise
-            removal = spring.build_removal(app_key.prefix, app_key.app_id, fields)
-            reply = await self._eval(DELETE_SPRING_SESSION, removal.keys, removal.args)
-            if int(reply) != spring.CHANGED:
+            if self.cluster:
+                removal = spring.build_removal(app_key.prefix, app_key.app_id, fields,
+                                               hash_only=True)
+            else:
+                members = await _set_members(self._client, idx)
+                removal = spring.build_removal(app_key.prefix, app_key.app_id, fields, members)
+            reply = int(await self._eval(DELETE_SPRING_SESSION, removal.keys, removal.args))
+            if reply == 1 and self.cluster:
+                await remove_spring_companions(self._client, app_key.prefix,
+                                               [(app_key.app_id, fields)])
+            if reply != spring.CHANGED:
                 return
 
     async def ping(self) -> None:
@@ -801,3 +810,58 @@ class SessionStore:
                     batch = []
         if batch:
             yield batch
+
+
+async def _set_members(client: Any, key: str) -> list[bytes]:
+    """A set's members, none when the key is absent or of another type."""
+    try:
+        return list(await client.smembers(key))
+    except rexc.ResponseError as error:
+        if str(error).startswith("WRONGTYPE"):
+            return []
+        raise
+
+
+async def remove_spring_companions(
+    client: Any, prefix: str, sessions: Sequence[tuple[str, Sequence[bytes | None] | None]]
+) -> int:
+    """After each session's hash is gone (on a Redis Cluster, where no script takes them
+    together; or for an orphan the walk found): remove every key and member Spring keeps beside
+    it (``spring.build_companions``), each by ``delete_spring_companion.lua`` on its own node,
+    in ``spring.cluster_phases`` order: the set members, then the keys that name the session by
+    its id. ``sessions``: (raw id, its hash's fields as read, or None for an orphan). Returns
+    how many of the sessions still held something beside the hash.
+
+    The ``sessions:<id>:idx`` set is read now, with the hash gone: no save of the app adds to
+    it any more. Idempotent, so a run that stopped half-way is finished by the next."""
+    if not sessions:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for raw_id, _ in sessions:
+        pipe.smembers(spring.idx_key(prefix, raw_id))
+    lists = await pipe.execute(raise_on_error=False)
+    phases: tuple[list[tuple[int, spring.Companion]], ...] = ([], [])
+    for n, ((raw_id, fields), members) in enumerate(zip(sessions, lists, strict=True)):
+        read = [] if isinstance(members, Exception) else list(members)
+        for phase, found in zip(phases, spring.cluster_phases(
+                spring.build_companions(prefix, raw_id, fields, read)), strict=True):
+            phase.extend((n, c) for c in found)
+    held: set[int] = set()
+    for phase in phases:
+        if not phase:
+            continue
+        for attempt in range(2):
+            pipe = client.pipeline(transaction=False)
+            for _, c in phase:
+                # execute_command: redis-py's Cluster pipeline routes it by its one key.
+                pipe.execute_command("EVALSHA", DELETE_SPRING_COMPANION.sha, 1, c.key, c.op,
+                                     *c.members)
+            try:
+                replies = await pipe.execute()
+                break
+            except rexc.NoScriptError:
+                if attempt:
+                    raise
+                await client.script_load(DELETE_SPRING_COMPANION.source)
+        held.update(n for (n, _), reply in zip(phase, replies, strict=True) if int(reply))
+    return len(held)

@@ -34,8 +34,11 @@ async def spring_keys(running: RunningSidecar) -> set[bytes]:
     return {k async for k in running.store.client.scan_iter(match=f"{NAMESPACE}*")}
 
 
-async def index_members(running: RunningSidecar, principal: str) -> set[bytes]:
-    key = keys.spring_principal_index_key_bytes(NAMESPACE, principal)
+async def index_members(running: RunningSidecar, principal: str, layout: str) -> set[bytes]:
+    if layout == "reactive":
+        key = SpringRecord("", 0, 0, principal=principal).reactive_index.encode()
+    else:
+        key = keys.spring_principal_index_key_bytes(NAMESPACE, principal)
     return set(await running.store.client.smembers(key))
 
 
@@ -77,7 +80,7 @@ PRINCIPALS = {
 }
 
 
-@pytest.mark.parametrize("layout", ["indexed", "sorted"])
+@pytest.mark.parametrize("layout", ["indexed", "sorted", "reactive"])
 @pytest.mark.parametrize(("kind", "principal"), PRINCIPALS.values(), ids=PRINCIPALS.keys())
 @pytest.mark.parametrize(("expiry", "created_ago", "last_ago"),
                          [("idle", 20 * MIN, 16 * MIN), ("absolute", 500 * MIN, 1 * MIN)])
@@ -113,9 +116,12 @@ async def test_expiry_through_the_sidecar_removes_the_whole_spring_session(
     assert all(other_tab not in k and stranger not in k for k in gone)
     client = running.store.client
     assert not await client.exists(f"{NAMESPACE}sessions:{doomed}"), "Spring finds no session"
-    assert await index_members(running, principal) == {jdk.write_string(other_tab)}
+    assert await index_members(running, principal, layout) == {jdk.write_string(other_tab)}
+    if layout == "reactive":
+        assert not await client.exists(f"{NAMESPACE}sessions:{doomed}:idx")
+        assert await client.exists(f"{NAMESPACE}sessions:{other_tab}:idx")
     members: set[bytes] = set()
-    if layout == "sorted":
+    if layout in ("sorted", "reactive"):
         members = set(await client.zrange(f"{NAMESPACE}sessions:expirations", 0, -1))
         assert members == {jdk.write_string(other_tab), jdk.write_string(stranger)}
     else:

@@ -58,7 +58,7 @@ def test_the_purge_job_never_gets_the_app_secret_but_knows_the_store_ttl() -> No
     [
         ("an app secret for another format", {"format": "spring-session",
                                                "appSecretRef": {"name": "x"}},
-         "appSecretRef: only for format connect-redis"),
+         "appSecretRef: only for formats connect-redis and flask-session"),
         ("a store ttl for another format", {"appTTL": "1h"},
          "appTTL: only for formats connect-redis"),
         ("a store ttl under a second", {"format": "connect-redis", "appTTL": "500ms"},

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from itsdangerous import Signer
 from pydantic import ValidationError
 from tests.fixtures.policy_docs import policy_doc
 
@@ -42,6 +43,20 @@ def test_the_app_secrets_come_from_the_environment(
     signed_by_old = "s:" + express_sign(ID, b"old secret")
     assert policy.codec.app_id(signed_by_old, cookie=True) == ID
     assert policy.codec.app_id("s:" + express_sign(ID, b"other"), cookie=True) is None
+
+
+def test_a_flask_session_config_verifies_ids_with_the_secret_keys_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(tmp_path, monkeypatch, "new SECRET_KEY\nold SECRET_KEY\n")
+    store = {**EXPRESS_STORE, "format": "flask-session", "keyPrefix": "session:"}
+    policy = load_policy(_write(tmp_path, store), app_secrets=settings.app_secrets)
+    sid = "A" * 43
+    signed_by_old = Signer("old SECRET_KEY", salt="flask-session", key_derivation="hmac")
+    assert policy.codec.app_id(signed_by_old.sign(sid).decode(), cookie=True) == sid
+    assert policy.codec.app_id(sid, cookie=True) is None, "unsigned: no session"
+    with pytest.raises(ConfigError, match="appSecretRef is set but CURFEW_APP_SECRET is not"):
+        load_policy(_write(tmp_path, store))
 
 
 def test_unreadable_app_secrets_are_refused_without_quoting_them(
