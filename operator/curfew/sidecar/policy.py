@@ -195,9 +195,11 @@ def issued_token_id(policy: SidecarPolicy, values: Sequence[str]) -> str | None:
     if len(tokens) != 1:
         return None
     token = tokens.pop()
-    prefix = policy.header_prefix
-    if prefix and token[: len(prefix)].lower() == prefix.lower():
-        token = token[len(prefix):].strip()
+    # The prefix as it ends a stripped value too ("Bearer" alone is no token).
+    prefix = (policy.header_prefix or "").strip()
+    n = len(prefix)
+    if n and token[:n].lower() == prefix.lower() and (len(token) == n or token[n].isspace()):
+        token = token[n:].strip()
     if not token:
         return None
     return policy.codec.app_id(token, cookie=policy.cookie_name is not None)
