@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -230,8 +231,14 @@ class Sidecar:
         """``POST /sessions/register``: the app issued the session whose token the request
         carries in the policy's session cookie or header, as a client would send it. 201 when
         its record was created, 200 when it was already registered, 400 for a request that
-        registers nothing (saying why), 409 for a session the sidecar already expired, 503
-        without the store. Nothing of the token is echoed or logged."""
+        registers nothing (saying why), 403 from outside the pod, 409 for a session the
+        sidecar already expired, 503 without the store. Nothing of the token is echoed or
+        logged."""
+        if not _from_the_pod(request.remote):
+            # The ops port also listens for the kubelet and Prometheus: only the app, in the
+            # pod's network namespace, reaches it over loopback.
+            return _refusal(403, "register_forbidden",
+                            "only the app in the pod registers: call 127.0.0.1 or ::1")
         if request.method != "POST":
             return _refusal(405, "method_not_allowed", "register with POST",
                             headers={"Allow": "POST"})
@@ -328,3 +335,14 @@ def _refusal(
     if close:
         response.force_close()
     return response
+
+
+def _from_the_pod(peer: str | None) -> bool:
+    """Whether a peer address is loopback (IPv4-mapped IPv6 included)."""
+    try:
+        address = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback

@@ -9,8 +9,10 @@ Real sidecars, the real echo app, a real Redis and the real ``curfew purge`` on 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -301,6 +303,38 @@ async def test_register_takes_the_token_from_the_field_never_a_body_nor_a_get(
     async with http.get(register, headers={"Cookie": f"session={token}"}) as r:
         assert (r.status, r.headers["Allow"]) == (405, "POST")
     assert await running.store.client.dbsize() == 0
+
+
+def outside_address() -> str | None:
+    """An address of this machine that is not loopback, if it has one: the source address of
+    a route outwards (a UDP socket's connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("198.51.100.1", 9))
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if ipaddress.ip_address(address).is_loopback else address
+
+
+async def test_register_from_outside_the_pod_is_forbidden(
+    start_sidecar: StartSidecar, http: aiohttp.ClientSession
+) -> None:
+    address = outside_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    # Listening on every address, as the ops port does for the kubelet and Prometheus.
+    running = await start_sidecar(mode="authz", ops_listen="0.0.0.0:0")
+    port = running.ops_url.rsplit(":", 1)[1]
+    token = secrets.token_urlsafe(32)
+    async with http.post(f"http://{address}:{port}/sessions/register",
+                         headers={"Cookie": f"session={token}"}) as r:
+        assert r.status == 403
+        assert (await r.json())["error"] == "register_forbidden"
+    async with http.get(f"http://{address}:{port}/healthz") as r:
+        assert r.status == 200, "the probes still answer there"
+    assert await running.store.client.dbsize() == 0
+    await running.register(token)  # over loopback
 
 
 async def test_an_app_format_has_nothing_to_register(
