@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 from sidecar_harness import KEY, MountedConfig, policy_doc, sid_of, wait_for
 
+from curfew.sessions.keys import session_keys
 from curfew.sessions.store import SessionStore
 from fixtures.redis_servers import RedisServer, free_port
 from fixtures.sessions import plant
@@ -190,6 +191,19 @@ async def test_a_proxy_process_prints_and_answers_no_session_value(
     assert answers[5].endswith(b"bad request: Invalid header value char\n"), "llhttp's reason"
     assert answers[10].endswith(b"bad request: BadHttpMessage\n"), "aiohttp's parser answered"
     assert answers[11].endswith(b"bad request: LineTooLong\n")
+    # The app issues a session in Curfew-Session-Issued: registered, and removed from the answer.
+    issued = await exchange(process.port, get(
+        b"/issue?header=Curfew-Session-Issued&value=" + secret(30), b"Connection: close"))
+    assert issued.startswith(b"HTTP/1.1 200"), issued[:80]
+    assert MARKER.lower() not in issued.lower(), issued
+    record = session_keys(process.store.namespace, sid_of(secret(30).decode()))[0]
+
+    async def has_record() -> bool:
+        return bool(await process.store.client.exists(record))
+
+    await wait_for(has_record)  # registered as the answer was relayed
+    registered = get(b"/cart", b"Cookie: session=" + secret(30), b"Connection: close")
+    assert b"curfew-idle-remaining" in (await exchange(process.port, registered)).lower()
     own_redis.kill()  # the store goes away: 503s, store_unavailable audit events
     for n in range(40, 43):
         answer = await exchange(process.port, get(b"/cart", b"Cookie: session=" + secret(n)))
