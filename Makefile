@@ -66,10 +66,11 @@ test-unit: setup  ## the unit tier only (no servers)
 test-integration: setup tools  ## the integration tier (real Redis, kmock, real HTTP, real helm)
 	$(BIN)/pytest tests/integration
 
-fuzz: setup  ## the sidecar's differential HTTP fuzzing, long profile (FUZZ_EXAMPLES=200000)
+fuzz: setup  ## the sidecar's differential HTTP fuzzing (proxy and authz), long profile (FUZZ_EXAMPLES=200000 each)
 	CURFEW_FUZZ_PROFILE=long CURFEW_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),200000) \
 	  $(BIN)/pytest -p no:cacheprovider --hypothesis-show-statistics \
-	  tests/integration/sidecar/test_sidecar_fuzz.py
+	  tests/integration/sidecar/test_sidecar_fuzz.py \
+	  tests/integration/sidecar/test_sidecar_authz_fuzz.py
 
 e2e: setup tools  ## the opt-in real-cluster suite (needs kind and docker): see docs/install.md
 	bash scripts/e2e-kind.sh

@@ -510,8 +510,8 @@ class SessionStore:
 
         A first sight creates the record (``Decision.NEW``), owned by this ``policy`` and
         ``workload``, only for a session the app knows: its ``app_key`` exists with its
-        format's type, or the app issued it (``register``, the sidecar saw its
-        ``Set-Cookie``). Any other first sight is ``Decision.UNKNOWN`` and leaves nothing in
+        format's type, or the app issued it (``register``: see :meth:`register`). Any other
+        first sight is ``Decision.UNKNOWN`` and leaves nothing in
         the store. A record keeps the owner that created it when another workload shares the
         session. An expired session becomes a tombstone and keeps answering with its reason.
         The app key itself is never stored (it holds the raw id). ``after``: how a
@@ -545,8 +545,9 @@ class SessionStore:
     async def register(
         self, sid: str, limits: Limits, *, policy: str, workload: str
     ) -> Verdict:
-        """A session the app just issued (the sidecar saw its ``Set-Cookie``): its record is
-        created if missing, touched if live; a tombstone stays one (an expired id is never
+        """A session the app just issued (the sidecar saw it on the app's answer, or the app
+        called the ops port's register endpoint): its record is created if missing, touched
+        if live; a tombstone stays one (an expired id is never
         revived by the app sending it again)."""
         return await self.check_and_touch(
             sid, limits, activity=True, policy=policy, workload=workload, register=True

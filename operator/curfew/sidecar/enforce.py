@@ -3,8 +3,8 @@
 :class:`Enforcer` is shared by the reverse proxy and the authorization service: both describe
 the request as a :class:`RequestFacts` and act on the :class:`RequestOutcome`. The hot path is one
 keyed hash and one ``check_and_touch`` (a single EVALSHA); only an expired session costs a
-second call, to delete it, and a session the app issues (:meth:`Enforcer.issued`) one to
-register it.
+second call, to delete it, and a session the app issues (:meth:`Enforcer.issued`, or the
+ops port's ``POST /sessions/register``: :meth:`Enforcer.register`) one to register it.
 
 A value outside the store format's id grammar (``curfew.sessions.codec``) is no session: it is
 forwarded as a request without one, and never reaches the store.
@@ -33,6 +33,7 @@ from curfew.sidecar.policy import (
     HEADER_AUDIT_EXPIRED,
     HEADER_REASON,
     HEADER_REDIRECT,
+    HEADER_SESSION_ISSUED,
     SidecarPolicy,
     build_clear_cookie,
     build_expired_body,
@@ -43,6 +44,7 @@ from curfew.sidecar.policy import (
     is_activity,
     is_api_client,
     issued_session_id,
+    issued_token_id,
 )
 from curfew.sidecar.reload import ConfigWatcher
 
@@ -52,6 +54,7 @@ JSON: Final = "application/json"
 _UNAVAILABLE_BODY: Final = json.dumps({"error": "session_store_unavailable"}).encode()
 _AMBIGUOUS_BODY: Final = json.dumps({"error": "ambiguous_session"}).encode()
 _STORE_LOG_INTERVAL: Final = 10.0
+_ISSUED_FIELD: Final = HEADER_SESSION_ISSUED.lower()
 
 
 class _Fields(Protocol):
@@ -124,9 +127,6 @@ class Ask:
     """The keyed hash of the app's session id."""
     app_key: AppKey | None
     activity: bool
-    vouched: bool = False
-    """A first sight may create a record without the app's key: the sidecar cannot see the app
-    issue this session (a header token, or authz mode, which sees no responses)."""
 
 
 class Enforcer:
@@ -146,8 +146,10 @@ class Enforcer:
         self._hash = SessionHasher(key)
         self.metrics = metrics
         self.sees_responses = sees_responses
-        """Proxy mode: the app's ``Set-Cookie`` reaches :meth:`issued`, which registers the
-        sessions it issues (the ``curfew`` format's only way to get a record then)."""
+        """Proxy mode: the app's answers reach :meth:`issued`, which registers the sessions it
+        issues (with the ops port's :meth:`register`, the ``curfew`` format's only ways to a
+        record)."""
+        self._issuing: tuple[SidecarPolicy | None, frozenset[bytes]] = (None, frozenset())
         self._store_log = audit.RateLimited(_STORE_LOG_INTERVAL)
         self._registering: set[asyncio.Task[None]] = set()
 
@@ -186,9 +188,7 @@ class Enforcer:
             return PASS
         if activity is None:
             activity = is_activity(policy, facts.method, facts.path)
-        vouched = policy.store_format == CURFEW_FORMAT and not (
-            self.sees_responses and policy.cookie_name is not None)
-        return Ask(policy, facts, self._hash(app_id), codec.app_key(app_id), activity, vouched)
+        return Ask(policy, facts, self._hash(app_id), codec.app_key(app_id), activity)
 
     def ask_now(self, ask: Ask, callback: ReplyCallback) -> bool:
         """Send the store question at once (see ``SessionStore.check_and_touch_now``):
@@ -197,7 +197,7 @@ class Enforcer:
         policy = ask.policy
         return self.store.check_and_touch_now(
             callback, ask.sid, policy.limits, activity=ask.activity, policy=policy.policy,
-            workload=policy.workload, app_key=ask.app_key, register=ask.vouched,
+            workload=policy.workload, app_key=ask.app_key,
         )
 
     async def finish(
@@ -208,8 +208,7 @@ class Enforcer:
         try:
             verdict = await self.store.check_and_touch(
                 ask.sid, policy.limits, activity=ask.activity, policy=policy.policy,
-                workload=policy.workload, app_key=ask.app_key, register=ask.vouched,
-                after=after,
+                workload=policy.workload, app_key=ask.app_key, after=after,
             )
         except StoreUnavailable as err:
             return self.unavailable(ask, err)
@@ -287,44 +286,69 @@ class Enforcer:
         return RequestOutcome(False, headers, 302, b"", verdict, reason)
 
     @property
-    def registers(self) -> bool:
-        """Whether the app's ``Set-Cookie`` values go to :meth:`issued` (proxy mode, the
-        ``curfew`` format and a cookie session): the answer path skips them otherwise."""
+    def issuing(self) -> frozenset[bytes]:
+        """The lower-cased names of the answer fields that may carry a session the app issued,
+        for :meth:`issued`: in proxy mode with the ``curfew`` format, the ``Set-Cookie`` of a
+        cookie session or the session header, and :data:`HEADER_SESSION_ISSUED`; empty
+        otherwise (the answer path then reads none)."""
         policy = self.watcher.policy
-        return (self.sees_responses and policy.store_format == CURFEW_FORMAT
-                and policy.cookie_name is not None)
+        cached, names = self._issuing
+        if policy is not cached:
+            names = frozenset()
+            if self.sees_responses and policy.store_format == CURFEW_FORMAT:
+                carrier = "set-cookie" if policy.cookie_name is not None else policy.header
+                assert carrier is not None
+                names = frozenset({carrier.encode(), _ISSUED_FIELD.encode()})
+            self._issuing = (policy, names)
+        return names
 
-    def issued(self, known_session: str | None, set_cookies: Sequence[str]) -> None:
-        """The app's answer set cookies (``Set-Cookie`` values): in proxy mode with the
-        ``curfew`` format, a session cookie it issued is registered, which is how such a
-        session gets its record. ``known_session``: the session the request carried, when the
-        store already holds it (an app re-sending its cookie then costs nothing)."""
+    def issued(self, known_session: str | None, fields: Sequence[tuple[str, str]]) -> None:
+        """The app's answer carried ``fields`` (lower-cased name, value) named by
+        :attr:`issuing`: each session it issues there is registered (in the background, as the
+        answer is relayed), which is how a ``curfew``-format session gets its record.
+        ``known_session``: the session the request carried, when the store already holds it
+        (an app re-sending its cookie or token then costs nothing)."""
         policy = self.watcher.policy
-        if policy.store_format != CURFEW_FORMAT or not set_cookies:
+        if policy.store_format != CURFEW_FORMAT:
             return
-        app_id = issued_session_id(policy, set_cookies)
-        if app_id is None:
-            return
-        sid = self._hash(app_id)
-        if sid == known_session:
-            return
-        task = asyncio.get_running_loop().create_task(self._register(policy, sid))
-        self._registering.add(task)
-        task.add_done_callback(self._registering.discard)
+        cookies = [v for n, v in fields if n == "set-cookie"]
+        found = {issued_session_id(policy, cookies) if cookies else None}
+        for carrier in (policy.header if policy.cookie_name is None else None, _ISSUED_FIELD):
+            values = [v for n, v in fields if n == carrier]
+            if values:
+                found.add(issued_token_id(policy, values))
+        for app_id in found:
+            if app_id is None:
+                continue
+            sid = self._hash(app_id)
+            if sid == known_session:
+                continue
+            task = asyncio.get_running_loop().create_task(self._register(policy, sid))
+            self._registering.add(task)
+            task.add_done_callback(self._registering.discard)
 
-    async def _register(self, policy: SidecarPolicy, sid: str) -> None:
-        try:
-            verdict = await self.store.register(
-                sid, policy.limits, policy=policy.policy, workload=policy.workload
-            )
-        except StoreUnavailable as err:
-            self.metrics.redis_errors.inc()
-            _log.warning("could not register an issued session %s: %s", sid, err)
-            return
+    async def register(self, policy: SidecarPolicy, app_id: str) -> Verdict:
+        """Register a session the app issued (an id of the format's grammar), now: its record
+        is created if missing, touched if live; a tombstone stays one. Raises
+        :class:`StoreUnavailable`."""
+        return await self._record(policy, self._hash(app_id))
+
+    async def _record(self, policy: SidecarPolicy, sid: str) -> Verdict:
+        verdict = await self.store.register(
+            sid, policy.limits, policy=policy.policy, workload=policy.workload
+        )
         if verdict.decision is Decision.NEW:
             audit.emit(audit.SESSION_FIRST_SEEN, session=sid, workload=policy.workload,
                        policy=policy.policy)
         self.metrics.count("issued", "registered")
+        return verdict
+
+    async def _register(self, policy: SidecarPolicy, sid: str) -> None:
+        try:
+            await self._record(policy, sid)
+        except StoreUnavailable as err:
+            self.metrics.redis_errors.inc()
+            _log.warning("could not register an issued session %s: %s", sid, err)
 
     def unavailable(self, ask: Ask, err: StoreUnavailable) -> RequestOutcome:
         """The outcome when the store could not be asked: per the failure policy."""

@@ -55,6 +55,7 @@ from curfew.sidecar.http1 import (
     build_upstream_head,
     header_block,
 )
+from curfew.sidecar.policy import APP_ANSWER_HEADERS
 from curfew.sidecar.proxy import ReverseProxy, gateway_body
 from curfew.sidecar.redact import QuietServer
 from curfew.sidecar.reserved import is_reserved_target
@@ -77,6 +78,7 @@ KEEPALIVE_SECONDS: Final = 75.0
 """An idle client connection is closed after this long (aiohttp's default, kept)."""
 _JSON: Final = {"Content-Type": "application/json"}
 _NGINX_URI: Final = NGINX_URI.lower().encode()
+_APP_ANSWER_RAW: Final = frozenset(name.encode() for name in APP_ANSWER_HEADERS)
 
 
 def _phrase(status: int) -> bytes:
@@ -93,8 +95,10 @@ def _text(value: bytes | None) -> str | None:
 
 @functools.cache
 def _names(headers: tuple[str, ...]) -> frozenset[bytes]:
-    """The lower-cased names of the fields the sidecar adds (a handful of combinations)."""
-    return frozenset(name.lower().encode() for name in headers)
+    """The lower-cased names of the app's answer fields the client does not get: those the
+    sidecar adds (a handful of combinations), and the app's answers to the sidecar.
+    (A ``Curfew-*`` field makes a head not plain, so these are always looked at.)"""
+    return frozenset(name.lower().encode() for name in headers) | _APP_ANSWER_RAW
 
 
 def _session_header(head: RequestHead, name: str) -> str | None:
@@ -508,13 +512,14 @@ class _Client(asyncio.Protocol):
     # --- answers -------------------------------------------------------------------------
 
     def _issued(self, head: ResponseHead) -> None:
-        """Hand the answer's ``Set-Cookie`` values to the enforcer (sessions the app issues)."""
+        """Hand the answer's fields that may issue a session to the enforcer."""
         enforcer = self.lane.enforcer
-        if enforcer.registers:
+        names = enforcer.issuing
+        if names:
             # llhttp's fields come with their lower-cased names already.
-            cookies = [v.decode("latin-1") for _, n, v in head.fields if n == b"set-cookie"]
-            if cookies:
-                enforcer.issued(self._known, cookies)
+            fields = [(n.decode(), v.decode("latin-1")) for _, n, v in head.fields if n in names]
+            if fields:
+                enforcer.issued(self._known, fields)
 
     def relay(self, head: ResponseHead, body: bytes) -> None:
         """The app's whole answer, in one write."""

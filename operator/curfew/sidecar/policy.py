@@ -37,6 +37,12 @@ CURFEW_HEADERS: Final = frozenset(
               HEADER_AUDIT_EXPIRED, HEADER_RENEWAL_DUE, HEADER_REASON, HEADER_REDIRECT)
 )
 """Headers only the sidecar may set: stripped from client requests so none can be forged."""
+HEADER_SESSION_ISSUED: Final = "Curfew-Session-Issued"
+"""On an app's answer: the session token it just issued (for example in a JSON body), exactly
+as the client will send it in the session cookie's value or the session header."""
+APP_ANSWER_HEADERS: Final = frozenset({HEADER_SESSION_ISSUED.lower()})
+"""Headers the app answers the sidecar with: read by the sidecar and removed before the answer
+leaves the pod, whatever the store format. A new one is added here, and nowhere else."""
 
 RESERVED_PREFIX: Final = "/.curfew/"
 """Paths the sidecar answers itself and never forwards (status, keepalive, static assets)."""
@@ -44,6 +50,8 @@ STATUS_PATH: Final = "/.curfew/session"
 KEEPALIVE_PATH: Final = "/.curfew/keepalive"
 HEALTHZ_PATH: Final = "/.curfew/healthz"
 READYZ_PATH: Final = "/.curfew/readyz"
+REGISTER_PATH: Final = "/sessions/register"
+"""On the ops port only: the app registers a ``curfew``-format session it issued."""
 
 REASON_PARAMETER: Final = "curfew_reason"
 """Query parameter of the login URL that says why the session ended (``idle``, ``absolute``,
@@ -175,6 +183,26 @@ def issued_session_id(policy: SidecarPolicy, set_cookies: Sequence[str]) -> str 
     if found is None:
         return None
     return policy.codec.app_id(found, cookie=True)
+
+
+def issued_token_id(policy: SidecarPolicy, values: Sequence[str]) -> str | None:
+    """The app's session id in the values of one answer field that carries a token the app
+    issued (the session header, as Spring's ``HeaderHttpSessionIdResolver`` sends
+    ``X-Auth-Token``, or :data:`HEADER_SESSION_ISSUED`): the token as the client will send it,
+    the header prefix (``Bearer ``) optional. None when the field is empty (a sign-out), says
+    two different tokens, or holds none of the format's grammar."""
+    tokens = {v.strip() for v in values}
+    if len(tokens) != 1:
+        return None
+    token = tokens.pop()
+    # The prefix as it ends a stripped value too ("Bearer" alone is no token).
+    prefix = (policy.header_prefix or "").strip()
+    n = len(prefix)
+    if n and token[:n].lower() == prefix.lower() and (len(token) == n or token[n].isspace()):
+        token = token[n:].strip()
+    if not token:
+        return None
+    return policy.codec.app_id(token, cookie=policy.cookie_name is not None)
 
 
 def _deletes(attributes: str) -> bool:

@@ -30,6 +30,7 @@ from curfew.sidecar.http1 import (
     build_upstream_head,
     header_block,
 )
+from curfew.sidecar.policy import APP_ANSWER_HEADERS
 from curfew.sidecar.upstream import UpstreamError, UpstreamPool, UpstreamResponse, UpstreamTimeout
 
 _log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ _WS_LEG_HEADERS: Final = frozenset({
     "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
     "sec-websocket-accept", "sec-websocket-protocol",
 })
-_RESPONSE_DROP: Final = HOP_BY_HOP
+_RESPONSE_DROP: Final = HOP_BY_HOP | APP_ANSWER_HEADERS
 _SMALL_BODY: Final = 64 * 1024
 _NO_BODY_STATUS: Final = frozenset({204, 304})
 _WS_CLOSE_EXPIRED: Final = 4401
@@ -151,9 +152,11 @@ class ReverseProxy:
         except UpstreamError as err:
             _log.warning("upstream %s unreachable: %s", self.upstream, err)
             return _gateway_error(502, "upstream_unavailable")
-        if enforcer.registers:
-            enforcer.issued(outcome.known_session,
-                            [v for n, v in upstream.headers if n.lower() == "set-cookie"])
+        names = enforcer.issuing
+        if names:
+            enforcer.issued(outcome.known_session, [
+                (n.lower(), v) for n, v in upstream.headers
+                if n.lower().encode("latin-1") in names])
         return await self._relay(request, upstream, outcome.headers)
 
     def _upstream_head(

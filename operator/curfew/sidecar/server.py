@@ -6,24 +6,31 @@ listener is such a server (no router: a single dispatch on the path). Paths unde
 ``/.curfew/`` belong to the sidecar and are never forwarded: the session status, keepalive,
 and its static assets, registered in :attr:`Sidecar.reserved`. Which targets are reserved is
 decided by :func:`curfew.sidecar.reserved.is_reserved_target` alone.
+
+The ops listener (pod-internal, never the Service's port) serves the probes, the metrics and
+``POST /sessions/register``: the app registers a ``curfew``-format session it issued, which is
+how such a session gets its record where the sidecar cannot see the app's answer (authz mode).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from curfew.sessions.cookies import AmbiguousSession
 from curfew.sessions.errors import StoreUnavailable
-from curfew.sessions.keys import curfew_namespace
+from curfew.sessions.keys import CURFEW_FORMAT, curfew_namespace
+from curfew.sessions.lifetime import Decision
 from curfew.sessions.store import SessionStore
 from curfew.sidecar.authz import AuthzService
 from curfew.sidecar.client import ClientEndpoints
-from curfew.sidecar.enforce import JSON, Enforcer
+from curfew.sidecar.enforce import JSON, Enforcer, session_fields
 from curfew.sidecar.fastlane import FastLane
 from curfew.sidecar.http1 import request_refusal
 from curfew.sidecar.metrics import CONTENT_TYPE, SidecarMetrics
@@ -31,9 +38,11 @@ from curfew.sidecar.policy import (
     HEALTHZ_PATH,
     KEEPALIVE_PATH,
     READYZ_PATH,
+    REGISTER_PATH,
     STATUS_PATH,
     SidecarPolicy,
     build_status_body,
+    extract_session_id,
 )
 from curfew.sidecar.proxy import ReverseProxy, answer, facts_of
 from curfew.sidecar.redact import QuietServer
@@ -84,6 +93,9 @@ class Sidecar:
         self._ops: dict[str, Handler] = {
             "/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics,
         }
+        self._ops_private: dict[str, Handler] = {REGISTER_PATH: self._register}
+        """Served on the ops port only, never on the main port (where the same path is the
+        app's)."""
         self._runners: list[web.BaseRunner] = []
         self.fast_lane: FastLane | None = None
         """The main listener (the other listeners are aiohttp's)."""
@@ -176,7 +188,7 @@ class Sidecar:
         return await self._forward(request)
 
     async def _ops_only(self, request: web.BaseRequest) -> web.StreamResponse:
-        handler = self._ops.get(request.path)
+        handler = self._ops.get(request.path) or self._ops_private.get(request.path)
         if handler is None:
             return web.Response(status=404)
         return await handler(request)
@@ -214,6 +226,56 @@ class Sidecar:
         return web.Response(
             body=body, content_type=JSON, headers={**outcome.headers, "Cache-Control": "no-store"}
         )
+
+    async def _register(self, request: web.BaseRequest) -> web.StreamResponse:
+        """``POST /sessions/register``: the app issued the session whose token the request
+        carries in the policy's session cookie or header, as a client would send it. 201 when
+        its record was created, 200 when it was already registered, 400 for a request that
+        registers nothing (saying why), 403 from outside the pod, 409 for a session the
+        sidecar already expired, 503 without the store. Nothing of the token is echoed or
+        logged."""
+        if not _from_the_pod(request.remote):
+            # The ops port also listens for the kubelet and Prometheus: only the app, in the
+            # pod's network namespace, reaches it over loopback.
+            return _refusal(403, "register_forbidden",
+                            "only the app in the pod registers: call 127.0.0.1 or ::1")
+        if request.method != "POST":
+            return _refusal(405, "method_not_allowed", "register with POST",
+                            headers={"Allow": "POST"})
+        policy = self.watcher.policy
+        if policy.store_format != CURFEW_FORMAT:
+            return _refusal(400, "not_registered", f"the {policy.store_format} format's sessions "
+                            "are known by the app's own key in the store: nothing to register")
+        field = (f"the {policy.cookie_name} cookie" if policy.cookie_name is not None
+                 else f"the {policy.header} header")
+        if request.body_exists:
+            # Never read: a token goes where the client sends it, so it is read the same way.
+            return _refusal(400, "body_not_read", f"send the token in {field}, with no body",
+                            close=True)
+        cookie, header = session_fields(request.headers, policy.header)
+        try:
+            raw = extract_session_id(policy, cookie, header)
+        except AmbiguousSession:
+            return _refusal(400, "ambiguous_session", f"{field} is given more than one way")
+        if raw is None:
+            return _refusal(400, "no_session", f"no session token in {field}")
+        app_id = policy.codec.app_id(raw, cookie=policy.cookie_name is not None)
+        if app_id is None:
+            return _refusal(400, "invalid_session",
+                            f"the token in {field} is outside the format's id grammar")
+        try:
+            verdict = await self.enforcer.register(policy, app_id)
+        except StoreUnavailable:
+            self.metrics.redis_errors.inc()
+            return _refusal(503, "session_store_unavailable", "try again",
+                            headers={"Retry-After": "1"})
+        decision = verdict.decision
+        if decision is Decision.NEW or decision is Decision.ALLOWED:
+            return web.Response(status=201 if decision is Decision.NEW else 200,
+                                body=json.dumps({"registered": decision.value}).encode(),
+                                content_type=JSON, headers={"Cache-Control": "no-store"})
+        return _refusal(409, "session_expired",
+                        f"the sidecar already ended this session ({decision.value})")
 
     async def _healthz(self, request: web.BaseRequest) -> web.StreamResponse:
         return web.Response(text="ok\n")
@@ -260,3 +322,27 @@ class Sidecar:
 
     async def _metrics(self, request: web.BaseRequest) -> web.StreamResponse:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def _refusal(
+    status: int, error: str, detail: str, *, close: bool = False,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """A JSON answer of the register endpoint that registers nothing."""
+    response = web.Response(status=status, body=json.dumps({"error": error, "detail": detail})
+                            .encode(), content_type=JSON,
+                            headers={"Cache-Control": "no-store", **(headers or {})})
+    if close:
+        response.force_close()
+    return response
+
+
+def _from_the_pod(peer: str | None) -> bool:
+    """Whether a peer address is loopback (IPv4-mapped IPv6 included)."""
+    try:
+        address = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback

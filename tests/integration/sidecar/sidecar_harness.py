@@ -131,8 +131,13 @@ async def _cookies(request: web.Request) -> web.Response:
 
 
 async def _issue(request: web.Request) -> web.Response:
-    """Sign in: the app issues the session cookie named in the query (``?name=&value=``)."""
+    """Sign in: the app issues the session named in the query: the cookie ``?name=&value=``,
+    or with ``?header=&value=`` the token in that answer header (as Spring's header resolver
+    sends ``X-Auth-Token``, or ``Curfew-Session-Issued``)."""
     response = web.Response(text="signed in")
+    if "header" in request.query:
+        response.headers[request.query["header"]] = request.query["value"]
+        return response
     response.headers.add("Set-Cookie", f"{request.query['name']}={request.query['value']}; "
                                        "Path=/; HttpOnly")
     return response
@@ -207,16 +212,31 @@ class RunningSidecar:
     store: SessionStore
     """A store client of the test's own, on the sidecar's namespace, to inspect records."""
 
-    async def issue(self, *raws: str, cookie: str = "session") -> None:
-        """The app issues each session cookie through the sidecar (a sign-in answered with its
-        ``Set-Cookie``), which registers it: the ``curfew`` format's only way to a record."""
+    async def issue(self, *raws: str, cookie: str = "session", header: str | None = None,
+                    prefix: str = "") -> None:
+        """The app issues each session through the sidecar (a sign-in answered with its
+        ``Set-Cookie``, or with ``header``: ``prefix`` and the token in that answer header),
+        which registers it: the ``curfew`` format's way to a record in proxy mode."""
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
             for raw in raws:
-                async with http.get(self.url + "/issue", params={"name": cookie, "value": raw},
+                query = ({"header": header, "value": prefix + raw} if header
+                         else {"name": cookie, "value": raw})
+                async with http.get(self.url + "/issue", params=query,
                                     headers={"Connection": "close"}) as r:
                     assert r.status == 200, await r.text()
         for raw in raws:
             await wait_for(lambda raw=raw: self._has_record(raw))  # type: ignore[misc]
+
+    async def register(self, *raws: str, cookie: str = "session", header: str | None = None
+                       ) -> None:
+        """The app registers each session it issued on the ops port, in the session ``cookie``
+        or, when given, the session ``header`` (each raw value is the whole header value): the
+        ``curfew`` format's way to a record where the sidecar sees no answers (authz mode)."""
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            for raw in raws:
+                field = {header: raw} if header else {"Cookie": f"{cookie}={raw}"}
+                async with http.post(self.ops_url + "/sessions/register", headers=field) as r:
+                    assert r.status == 201, await r.text()
 
     async def _has_record(self, raw: str) -> bool:
         return bool(await self.record(raw))

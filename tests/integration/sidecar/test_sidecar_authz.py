@@ -58,11 +58,12 @@ async def test_envoy_checks_are_allowed_with_the_remaining_time(
     start_sidecar: StartSidecar, http: aiohttp.ClientSession
 ) -> None:
     running = await start_sidecar(mode="authz", authz_path_prefix="/authz")
+    await running.register("raw-e1")
     async with http.post(running.url + "/authz/api/orders?id=7",
                          headers=envoy_check("session=raw-e1")) as r:
         assert r.status == 200
-        assert r.headers["Curfew-Idle-Remaining"] == "900"
-        assert r.headers["Curfew-Absolute-Remaining"] == "28800"
+        assert r.headers["Curfew-Idle-Remaining"] in ("899", "900"), "just registered"
+        assert r.headers["Curfew-Absolute-Remaining"] in ("28799", "28800")
     assert (await running.record("raw-e1"))["w"] == "Deployment/shop/web"
     async with http.get(running.url + "/authz/", headers=envoy_check(None)) as r:
         assert r.status == 200
@@ -103,10 +104,11 @@ async def test_nginx_auth_requests_are_allowed_or_denied_with_401_only(
     start_sidecar: StartSidecar, http: aiohttp.ClientSession
 ) -> None:
     running = await start_sidecar(mode="authz")
+    await running.register("raw-n1")
     async with http.get(running.url + "/auth",
                         headers=nginx_check("session=raw-n1", "/cart?item=1")) as r:
         assert r.status == 200
-        assert r.headers["Curfew-Idle-Remaining"] == "900"
+        assert r.headers["Curfew-Idle-Remaining"] in ("899", "900")
     await _expire(running, "raw-n1")
     # nginx treats anything but 2xx, 401 and 403 as an error: a browser's redirect is a 401
     # that carries the target for the nginx config to redirect to.
@@ -144,10 +146,12 @@ async def test_authz_mode_serves_probes_and_the_session_endpoint_itself(
     start_sidecar: StartSidecar, http: aiohttp.ClientSession
 ) -> None:
     running = await start_sidecar(mode="authz", ops_listen=None)
+    # Without an ops listener the app cannot register: the session is planted.
+    await plant(running.store, sid_of("raw-n4"), created_ago_ms=MIN, last_ago_ms=0)
     async with http.get(running.url + "/healthz") as r:
         assert r.status == 200
     async with http.get(running.url + "/readyz") as r:
         assert r.status == 200
     async with http.get(running.url + "/.curfew/session",
                         headers={"Cookie": "session=raw-n4"}) as r:
-        assert (await r.json())["idleRemainingSeconds"] == 900
+        assert (await r.json())["idleRemainingSeconds"] in (899, 900)

@@ -25,13 +25,14 @@ async def test_pipelined_nginx_checks_are_answered_in_order_by_the_fast_lane(
     start_sidecar: StartSidecar,
 ) -> None:
     running = await start_sidecar(mode="authz")
+    await running.register("raw-new")
     await plant(running.store, sid_of("raw-old"), created_ago_ms=20 * MIN, last_ago_ms=16 * MIN)
     reader, writer = await connect(running)
     writer.write(nginx("session=raw-new", "/a") + nginx("session=raw-old", "/b")
                  + nginx("theme=dark", "/c"))
     allowed, denied, anonymous = [await read_response(reader) for _ in range(3)]
     assert allowed[0] == 200
-    assert allowed[1]["curfew-idle-remaining"] == "900"
+    assert allowed[1]["curfew-idle-remaining"] in ("899", "900")
     assert "server" not in allowed[1], "answered by the fast lane, not by aiohttp"
     assert (denied[0], denied[1]["curfew-reason"]) == (401, "idle")
     assert anonymous[0] == 200
@@ -42,11 +43,12 @@ async def test_envoy_checks_outside_the_prefix_and_the_sidecars_own_paths(
     start_sidecar: StartSidecar,
 ) -> None:
     running = await start_sidecar(mode="authz", authz_path_prefix="/authz")
+    await running.register("raw-envoy")
     reader, writer = await connect(running)
     writer.write(b"POST /authz/api/orders HTTP/1.1\r\nHost: shop\r\nContent-Length: 0\r\n"
                  b"Accept: application/json\r\nCookie: session=raw-envoy\r\n\r\n")
     status, fields, _ = await read_response(reader)
-    assert (status, fields["curfew-idle-remaining"]) == (200, "900")
+    assert (status, fields["curfew-idle-remaining"]) in ((200, "899"), (200, "900"))
     writer.write(b"GET /elsewhere HTTP/1.1\r\nHost: shop\r\n\r\n")
     status, _, body = await read_response(reader)
     assert (status, body) == (404, b"authorization checks live under /authz")

@@ -6,7 +6,8 @@ answer the sidecar writes itself, is searched for it.
 The set covers the paths where request bytes tend to leak: parser errors in the fast lane and
 in aiohttp after a hand-off (which quotes the offending line), oversized lines, ambiguous and
 malformed cookies, expired sessions and their audit events, refused keepalives, websockets,
-nginx and Envoy checks, and a store that goes away.
+nginx and Envoy checks, registrations on the ops port (hostile ones too), and a store that
+goes away.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import aiohttp
 import pytest
 from sidecar_harness import KEY, MountedConfig, policy_doc, sid_of, wait_for
 
+from curfew.sessions.keys import session_keys
 from curfew.sessions.store import SessionStore
 from fixtures.redis_servers import RedisServer, free_port
 from fixtures.sessions import plant
@@ -39,6 +41,7 @@ def secret(n: int) -> bytes:
 @dataclass
 class Process:
     port: int
+    ops: int
     stdout: Path
     stderr: Path
     proc: asyncio.subprocess.Process
@@ -77,7 +80,7 @@ async def sidecar_process(
                 stdout=stdout, stderr=stderr,
             )
         store = SessionStore.from_url(own_redis.url, key_prefix="curfew:", format="curfew")
-        process = Process(port, out, err, proc, store)
+        process = Process(port, ops, out, err, proc, store)
         started.append(process)
         async with aiohttp.ClientSession() as http:
             async def ready() -> bool:
@@ -118,6 +121,13 @@ async def exchange(port: int, request: bytes) -> bytes:
 def get(target: bytes, *fields: bytes, version: bytes = b"1.1") -> bytes:
     lines = [b"GET " + target + b" HTTP/" + version, b"Host: shop.example.com", *fields]
     return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def register(*fields: bytes, body: bytes = b"") -> bytes:
+    """A ``POST /sessions/register`` of the ops port."""
+    lines = [b"POST /sessions/register HTTP/1.1", b"Host: 127.0.0.1", *fields,
+             b"Content-Length: %d" % len(body)]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
 def proxy_attacks() -> list[tuple[bytes, bool]]:
@@ -181,6 +191,19 @@ async def test_a_proxy_process_prints_and_answers_no_session_value(
     assert answers[5].endswith(b"bad request: Invalid header value char\n"), "llhttp's reason"
     assert answers[10].endswith(b"bad request: BadHttpMessage\n"), "aiohttp's parser answered"
     assert answers[11].endswith(b"bad request: LineTooLong\n")
+    # The app issues a session in Curfew-Session-Issued: registered, and removed from the answer.
+    issued = await exchange(process.port, get(
+        b"/issue?header=Curfew-Session-Issued&value=" + secret(30), b"Connection: close"))
+    assert issued.startswith(b"HTTP/1.1 200"), issued[:80]
+    assert MARKER.lower() not in issued.lower(), issued
+    record = session_keys(process.store.namespace, sid_of(secret(30).decode()))[0]
+
+    async def has_record() -> bool:
+        return bool(await process.store.client.exists(record))
+
+    await wait_for(has_record)  # registered as the answer was relayed
+    registered = get(b"/cart", b"Cookie: session=" + secret(30), b"Connection: close")
+    assert b"curfew-idle-remaining" in (await exchange(process.port, registered)).lower()
     own_redis.kill()  # the store goes away: 503s, store_unavailable audit events
     for n in range(40, 43):
         answer = await exchange(process.port, get(b"/cart", b"Cookie: session=" + secret(n)))
@@ -225,6 +248,25 @@ async def test_an_authz_process_with_bearer_tokens_prints_and_answers_no_token(
         answer = await exchange(process.port, request)
         assert answer.startswith(b"HTTP/1."), answer[:80]
         assert MARKER.lower() not in answer.lower(), (request[:60], answer)
+    # The app registers sessions on the ops port; every answer there is searched too.
+    registrations = [
+        (register(bearer + secret(1)), b"HTTP/1.1 201"),
+        (register(bearer + secret(1)), b"HTTP/1.1 200"),
+        (register(bearer + secret(2)), b"HTTP/1.1 409"),  # expired
+        (register(bearer + secret(14) + b" x"), b"HTTP/1.1 400"),  # outside the grammar
+        (register(bearer + secret(15), bearer + secret(16)), b"HTTP/1.1 400"),  # ambiguous
+        (register(bearer + secret(17) + b"a" * 5000), b"HTTP/1.1 400"),  # huge
+        (register(bearer + secret(18) + b"a" * 9000), b"HTTP/1.0 400"),  # past aiohttp's limit
+        (register(bearer + secret(19) + b"\x01"), b"HTTP/1.0 400"),  # aiohttp's parser error
+        (register(bearer + secret(20), body=secret(21)), b"HTTP/1.1 400"),  # a body
+    ]
+    for request, status in registrations:
+        answer = await exchange(process.ops, request)
+        assert answer.startswith(status), (request[:60], answer[:80])
+        assert MARKER.lower() not in answer.lower(), (request[:60], answer)
+    check = get(b"/authz/api", bearer + secret(1))
+    assert b"curfew-idle-remaining" in (await exchange(process.port, check)).lower(), (
+        "the registered session is enforced")
     process.proc.terminate()
     assert await asyncio.wait_for(process.proc.wait(), 10) == 0
     printed = process.printed()

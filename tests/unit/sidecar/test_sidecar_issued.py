@@ -1,4 +1,5 @@
-"""Which ``Set-Cookie`` values of the app's answer issue a session the sidecar registers."""
+"""Which fields of the app's answer issue a session the sidecar registers: ``Set-Cookie``
+values, and the token fields (the session header, ``Curfew-Session-Issued``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from curfew.sidecar.policy import SidecarPolicy, issued_session_id
+from curfew.sidecar.policy import SidecarPolicy, issued_session_id, issued_token_id
 
 MakePolicy = Callable[..., SidecarPolicy]
 TOKEN = "Zm9yLXRoZS1kZW1vLXNlc3Npb24tdG9rZW4"
@@ -46,3 +47,37 @@ def test_only_a_live_session_cookie_of_the_formats_grammar_is_issued(
 def test_header_sessions_are_never_issued_by_cookies(make_policy: MakePolicy) -> None:
     policy = make_policy(session={"header": "Authorization", "headerPrefix": "Bearer "})
     assert issued_session_id(policy, [f"session={TOKEN}"]) is None
+
+
+BEARER = {"header": "Authorization", "headerPrefix": "Bearer "}
+
+
+@pytest.mark.parametrize(
+    ("case", "session", "values", "issued"),
+    [
+        ("a bare token in the session header", {"header": "X-Auth-Token"}, [TOKEN], TOKEN),
+        ("surrounding whitespace is not the token's", {"header": "X-Auth-Token"},
+         [f"  {TOKEN} "], TOKEN),
+        ("the header prefix may come with the token", BEARER, [f"Bearer {TOKEN}"], TOKEN),
+        ("in any case, as requests are read", BEARER, [f"bearer {TOKEN}"], TOKEN),
+        ("or not at all", BEARER, [TOKEN], TOKEN),
+        ("an empty value is a sign-out", {"header": "X-Auth-Token"}, [""], None),
+        ("a prefix alone is no token", BEARER, ["Bearer "], None),
+        ("the same token twice is that token", {"header": "X-Auth-Token"}, [TOKEN, TOKEN],
+         TOKEN),
+        ("two different tokens issue nothing", {"header": "X-Auth-Token"}, [TOKEN, "other"],
+         None),
+        ("a value outside the grammar issues nothing", {"header": "X-Auth-Token"}, ["a b"],
+         None),
+        ("a token longer than any id issues nothing", {"header": "X-Auth-Token"}, ["a" * 5000],
+         None),
+        ("a cookie session's value, for Curfew-Session-Issued", {"cookieName": "session"},
+         [TOKEN], TOKEN),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " in v else "",
+)
+def test_a_token_field_issues_one_token_of_the_formats_grammar(
+    make_policy: MakePolicy, case: str, session: dict[str, str], values: list[str],
+    issued: str | None,
+) -> None:
+    assert issued_token_id(make_policy(session=session), values) == issued, case
