@@ -135,6 +135,12 @@ class AppSessions:
             if batch or expiry_keys:
                 yield await self._read(batch, expiry_keys)
 
+    async def read(self, found: Sequence[tuple[str, str]]) -> AppBatch:
+        """The sessions under the given (key, app id) pairs, read as the walk reads them: for
+        sessions the due index names (a key gone, or of another type, is left out)."""
+        with translate_errors():
+            return await self._read(found, [])
+
     async def _read(self, found: Sequence[tuple[str, str]], expiry_keys: Sequence[str]) -> AppBatch:
         if self.format == "generic":
             return AppBatch([AppSession(key, raw_id, None, None) for key, raw_id in found], [])

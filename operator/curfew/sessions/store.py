@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
@@ -61,6 +61,9 @@ from curfew.sessions.resp import (
     outage_of,
     reply_error,
 )
+
+if TYPE_CHECKING:
+    from curfew.sessions.apps import AppSessions
 
 DEFAULT_SOCKET_TIMEOUT: Final = 0.25
 DEFAULT_CONNECT_TIMEOUT: Final = 0.5
@@ -108,9 +111,10 @@ PURGE_SHARD: Final = _Script.load("purge_shard")
 DELETE_IF_UNRENEWED: Final = _Script.load("delete_if_unrenewed")
 EMPTY_DJANGO_SESSION: Final = _Script.load("empty_django_session")
 DELETE_PHP_SESSION: Final = _Script.load("delete_php_session")
+SEAL_RECORD: Final = _Script.load("seal_record")
 SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, DELETE_APP_SESSION,
                   PURGE_SHARD, DELETE_IF_UNRENEWED, EMPTY_DJANGO_SESSION,
-                  DELETE_SPRING_SESSION, DELETE_PHP_SESSION)
+                  DELETE_SPRING_SESSION, DELETE_PHP_SESSION, SEAL_RECORD)
 APP_SESSION_REMOVERS: Final = {
     "delete_app_session": DELETE_APP_SESSION,
     "delete_if_unrenewed": DELETE_IF_UNRENEWED,
@@ -127,6 +131,13 @@ _REASONS: Final = {r.value.encode(): r for r in Reason}
 
 ShardMode = Literal["count", "list", "remove"]
 """``purge_shard`` modes: count what expired, list it too, or expire it."""
+
+
+class JoinedRecord(NamedTuple):
+    """A record as the purge job reads it, with the app's sealed session id, if it holds one."""
+
+    record: SessionRecord | None
+    sealed_app_id: str | None
 
 
 @dataclass(frozen=True)
@@ -742,6 +753,11 @@ class SessionStore:
 
     async def read_records(self, sids: Sequence[str]) -> list[SessionRecord | None]:
         """The records of ``sids`` (None where Redis already expired one), one pipeline."""
+        return [record for record, _ in await self.read_joined(sids)]
+
+    async def read_joined(self, sids: Sequence[str]) -> list[JoinedRecord]:
+        """The records of ``sids``, each with the app's session id sealed in it (None where the
+        record holds none: older records, or a seal that was never written), one pipeline."""
         if not sids:
             return []
         with translate_errors(self.where):
@@ -756,8 +772,30 @@ class SessionStore:
                 for name, value in zip(_RECORD_FIELDS, values, strict=True)
                 if value is not None
             }
-            records.append(SessionRecord.from_fields(fields) if fields else None)
+            records.append(JoinedRecord(SessionRecord.from_fields(fields) if fields else None,
+                                        fields.get(keys.RecordField.SEALED_APP_ID)))
         return records
+
+    async def seal_app_id(self, sid: str, sealed: str) -> bool:
+        """Write the app's sealed session id (``identity.AppIdSeal``) into the record of
+        ``sid``, which the sidecar has just created; False when the record is gone or already
+        holds one. Called once per session, on first sight only: never on the hot path."""
+        record = keys.record_key(self.namespace, sid)
+        return int(await self._eval(SEAL_RECORD, (record,), (sealed,))) == 1
+
+    def app_sessions(
+        self,
+        *,
+        format: str,
+        prefix: str,
+        app_ttl_ms: int | None = None,
+        id_pattern: str | None = None,
+    ) -> AppSessions:
+        """The app's own sessions in this store, for the purge job (``curfew.sessions.apps``)."""
+        from curfew.sessions.apps import AppSessions
+
+        return AppSessions(self._client, format=format, prefix=prefix, app_ttl_ms=app_ttl_ms,
+                           id_pattern=id_pattern)
 
     async def purge_records(
         self, items: Sequence[tuple[str, int | None, Decision]]

@@ -3,8 +3,9 @@
 :class:`Enforcer` is shared by the reverse proxy and the authorization service: both describe
 the request as a :class:`RequestFacts` and act on the :class:`RequestOutcome`. The hot path is one
 keyed hash and one ``check_and_touch`` (a single EVALSHA); only an expired session costs a
-second call, to delete it, and a session the app issues (:meth:`Enforcer.issued`) one to
-register it.
+second call, to delete it, a session the app issues (:meth:`Enforcer.issued`) one to
+register it, and the first sight of an app format's session one to seal its app id into the new
+record (:meth:`Enforcer.seal`), which lets the purge reach it from the due index.
 
 A value outside the store format's id grammar (``curfew.sessions.codec``) is no session: it is
 forwarded as a request without one, and never reaches the store.
@@ -21,8 +22,8 @@ from typing import Final, Protocol
 
 from curfew.sessions.codec import AppKey
 from curfew.sessions.cookies import SEPARATE_FIELDS, AmbiguousSession
-from curfew.sessions.errors import StoreUnavailable
-from curfew.sessions.identity import SessionHasher
+from curfew.sessions.errors import StoreError, StoreUnavailable
+from curfew.sessions.identity import AppIdSeal, SessionHasher
 from curfew.sessions.keys import CURFEW_FORMAT
 from curfew.sessions.lifetime import Decision, Verdict
 from curfew.sessions.resp import ReplyCallback
@@ -144,6 +145,7 @@ class Enforcer:
         self.watcher = watcher
         self.store = store
         self._hash = SessionHasher(key)
+        self._seal = AppIdSeal(key)
         self.metrics = metrics
         self.sees_responses = sees_responses
         """Proxy mode: the app's ``Set-Cookie`` reaches :meth:`issued`, which registers the
@@ -224,6 +226,8 @@ class Enforcer:
             if decision is Decision.NEW:
                 audit.emit(audit.SESSION_FIRST_SEEN, session=ask.sid, workload=policy.workload,
                            policy=policy.policy)
+                if ask.app_key is not None:
+                    self.seal(ask.sid, ask.app_key)
             # A Decision is its own name (a StrEnum): no .value lookup on the hot path.
             self.metrics.count(decision, "forwarded")
             headers = build_remaining_headers(
@@ -311,6 +315,23 @@ class Enforcer:
         task = asyncio.get_running_loop().create_task(self._register(policy, sid))
         self._registering.add(task)
         task.add_done_callback(self._registering.discard)
+
+    def seal(self, sid: str, app_key: AppKey) -> None:
+        """Write the app's id, sealed, into the record the store has just created for it: a
+        follow-up call on first sight only, so the steady state stays one call per request. In
+        the background: the request does not wait, and a failed write leaves a record the purge
+        still handles, by its walk of the app's keys."""
+        sealed = self._seal.seal(sid, app_key.app_id)
+        task = asyncio.get_running_loop().create_task(self._write_seal(sid, sealed))
+        self._registering.add(task)
+        task.add_done_callback(self._registering.discard)
+
+    async def _write_seal(self, sid: str, sealed: str) -> None:
+        try:
+            await self.store.seal_app_id(sid, sealed)
+        except StoreError as err:
+            self.metrics.redis_errors.inc()
+            _log.warning("could not seal the app id of session %s: %s", sid, err)
 
     async def _register(self, policy: SidecarPolicy, sid: str) -> None:
         try:
