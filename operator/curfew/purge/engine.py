@@ -11,6 +11,9 @@ in Redis (``purge_shard.lua`` reads and removes index entries in one script, fro
 alone for sessions their own records call expired; ``purge_record.lua`` and
 ``delete_if_unchanged.lua`` compare what was judged), so runs are idempotent, two overlapping
 runs are safe, and a session touched during the run keeps living.
+
+The store is any ``curfew.sessions.protocol.SessionStore`` (Redis, or the in-memory store of the
+tests and the demo): the engine imports no Redis client.
 """
 
 from __future__ import annotations
@@ -25,12 +28,18 @@ from typing import TypeVar
 from curfew.purge.report import Audit, Progress, Summary
 from curfew.purge.target import PurgeTarget
 from curfew.sessions import keys
-from curfew.sessions.apps import AppSession, AppSessions
 from curfew.sessions.codec import SessionCodec, build_codec
 from curfew.sessions.errors import StoreError
 from curfew.sessions.identity import AppIdSeal, SealError, session_hash
 from curfew.sessions.lifetime import Decision, Reason, SessionRecord, judge
-from curfew.sessions.store import SessionStore, ShardBatch, ShardGroup, ShardMode
+from curfew.sessions.protocol import (
+    AppSession,
+    AppSessionStore,
+    SessionStore,
+    ShardBatch,
+    ShardGroup,
+    ShardMode,
+)
 
 
 @dataclass(frozen=True)
@@ -412,7 +421,7 @@ class Purge:
         for group in batch.groups:
             self._count_group(group)
 
-    async def _remove_apps(self, plan: PurgePlan, apps: AppSessions) -> None:
+    async def _remove_apps(self, plan: PurgePlan, apps: AppSessionStore) -> None:
         for batch in _batches(plan.apps, self.batch_size):
             # The Curfew record goes first: if the sidecar touched it since it was judged, the
             # user is back and the app's session must stay.

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from redis import exceptions as rexc
@@ -25,14 +24,13 @@ from curfew.sessions import keys, spring
 from curfew.sessions.codec import APP_KEY_TYPES, DEFAULT_ID_PATTERNS, build_codec
 from curfew.sessions.errors import StoreDataError, redacted
 from curfew.sessions.formats import (
-    ConnectSession,
     MalformedSession,
-    SpringSession,
     read_connect_session,
     read_spring_session,
 )
-from curfew.sessions.formats_php import PhpSession, read_php_session
-from curfew.sessions.formats_python import TtlClock, read_django_session, read_flask_session
+from curfew.sessions.formats_php import read_php_session
+from curfew.sessions.formats_python import read_django_session, read_flask_session
+from curfew.sessions.protocol import AppBatch, AppSession
 from curfew.sessions.store import APP_SESSION_REMOVERS, DELETE_IF_UNCHANGED, translate_errors
 
 MIN_SCAN_COUNT: Final = 1000
@@ -41,34 +39,6 @@ TTL_FORMATS: Final = ("django", "flask-session")
 _GRAMMAR_WALKED: Final = (*TTL_FORMATS, "php-redis")
 """Formats whose walk takes only keys whose tail is an id of the grammar."""
 _PHP_TYPES: Final = ",".join(APP_KEY_TYPES["php-redis"])
-
-
-@dataclass(frozen=True)
-class AppSession:
-    """One app session found by a walk. ``raw_id`` stays in memory: never stored or logged."""
-
-    key: str
-    raw_id: str
-    guard_field: str | None
-    """The field whose bytes guard the removal ('' for a string value, None: no guard)."""
-    guard_value: bytes | None
-    spring: SpringSession | None = None
-    connect: ConnectSession | None = None
-    remaining_ms: int | None = None
-    """connect-redis: the key's PTTL read with its value (-1: no TTL), which guards removal."""
-    ttl: TtlClock | None = None
-    php: PhpSession | None = None
-
-
-@dataclass(frozen=True)
-class AppBatch:
-    """One batch of a walk: the sessions read, Spring expiry keys left without a session (by a
-    run that stopped between its two deletes), and how many sessions were malformed (times that
-    cannot be read: skipped, never judged)."""
-
-    sessions: list[AppSession]
-    orphans: list[str]
-    malformed: int = 0
 
 
 class AppSessions:

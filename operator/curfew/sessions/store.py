@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
@@ -53,6 +53,14 @@ from curfew.sessions.lifetime import (
     SessionRecord,
     Verdict,
 )
+from curfew.sessions.protocol import (
+    AppSessionStore,
+    JoinedRecord,
+    PurgeOutcome,
+    ShardBatch,
+    ShardGroup,
+    ShardMode,
+)
 from curfew.sessions.resp import (
     LeanRedis,
     ReplyCallback,
@@ -61,9 +69,6 @@ from curfew.sessions.resp import (
     outage_of,
     reply_error,
 )
-
-if TYPE_CHECKING:
-    from curfew.sessions.apps import AppSessions
 
 DEFAULT_SOCKET_TIMEOUT: Final = 0.25
 DEFAULT_CONNECT_TIMEOUT: Final = 0.5
@@ -83,7 +88,6 @@ _UNAVAILABLE: Final = (
     asyncio.TimeoutError,
 )
 
-PurgeOutcome = Literal["removed", "touched", "gone", "done"]
 
 
 def _script(name: str) -> str:
@@ -128,45 +132,6 @@ types a session key has; the purge adds its guards after them. A Spring session 
 ``delete_spring_session``, whose keys its hash's fields name (``curfew.sessions.spring``)."""
 
 _REASONS: Final = {r.value.encode(): r for r in Reason}
-
-ShardMode = Literal["count", "list", "remove"]
-"""``purge_shard`` modes: count what expired, list it too, or expire it."""
-
-
-class JoinedRecord(NamedTuple):
-    """A record as the purge job reads it, with the app's sealed session id, if it holds one."""
-
-    record: SessionRecord | None
-    sealed_app_id: str | None
-
-
-@dataclass(frozen=True)
-class ShardGroup:
-    """Sessions ``purge_shard`` found expired (listed or removed) for one reason and owner (so
-    one policy and workload): one group per batch in the common case, so the job handles
-    sessions in bulk."""
-
-    reason: Reason
-    policy: str
-    workload: str
-    joined_sids: str
-    """The group's session hashes joined by single spaces: no Python object per session."""
-    count: int
-
-    @property
-    def sids(self) -> list[str]:
-        return self.joined_sids.split(" ")
-
-
-@dataclass(frozen=True)
-class ShardBatch:
-    """What one ``purge_shard`` call did to one batch of a shard's index."""
-
-    examined: int
-    kept: int
-    repaired: int
-    counts: dict[Reason, int]
-    groups: list[ShardGroup]
 
 
 def _joined_sids(members: list[bytes]) -> str:
@@ -308,7 +273,7 @@ def build_client(
     raise StoreConfigError(f"store URL: unsupported scheme {scheme!r}")
 
 
-class SessionStore:
+class RedisSessionStore:
     """Curfew's session records in one Redis (single, Sentinel or Cluster).
 
     ``sid`` arguments are always keyed hashes (``curfew.sessions.identity.session_hash``),
@@ -349,7 +314,7 @@ class SessionStore:
         retain_seconds: float = keys.RETAIN_SECONDS,
         max_connections: int = 64,
         lean: bool = False,
-    ) -> SessionStore:
+    ) -> RedisSessionStore:
         """A store for the config's ``store.keyPrefix`` and ``store.format``.
 
         Pass both as the unified config has them: with an app format Curfew keeps its records
@@ -790,7 +755,7 @@ class SessionStore:
         prefix: str,
         app_ttl_ms: int | None = None,
         id_pattern: str | None = None,
-    ) -> AppSessions:
+    ) -> AppSessionStore:
         """The app's own sessions in this store, for the purge job (``curfew.sessions.apps``)."""
         from curfew.sessions.apps import AppSessions
 

@@ -27,7 +27,7 @@ from curfew.sessions.identity import AppIdSeal, SessionHasher
 from curfew.sessions.keys import CURFEW_FORMAT
 from curfew.sessions.lifetime import Decision, Verdict
 from curfew.sessions.resp import ReplyCallback
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from curfew.sidecar import audit
 from curfew.sidecar.metrics import SidecarMetrics
 from curfew.sidecar.policy import (
@@ -136,7 +136,7 @@ class Enforcer:
     def __init__(
         self,
         watcher: ConfigWatcher,
-        store: SessionStore,
+        store: RedisSessionStore,
         key: bytes,
         metrics: SidecarMetrics,
         *,
@@ -193,7 +193,7 @@ class Enforcer:
         return Ask(policy, facts, self._hash(app_id), codec.app_key(app_id), activity, vouched)
 
     def ask_now(self, ask: Ask, callback: ReplyCallback) -> bool:
-        """Send the store question at once (see ``SessionStore.check_and_touch_now``):
+        """Send the store question at once (see ``RedisSessionStore.check_and_touch_now``):
         ``callback`` gets the raw reply, for :meth:`settle`; False when only :meth:`finish`
         can ask."""
         policy = ask.policy

@@ -20,7 +20,7 @@ from curfew.purge.target import PurgeTarget, build_target
 from curfew.sessions import keys
 from curfew.sessions.identity import AppIdSeal, session_hash
 from curfew.sessions.lifetime import Decision
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from fixtures.purge import SESSION_KEY, WEB, curfew_purge, purge_config, write_config
 from fixtures.sessions import MIN, plant, read
 
@@ -85,7 +85,7 @@ async def app_present(client: Any, fmt: str, raw: str, now: int) -> list[str]:
     return ["session"] if await client.exists(app_key(fmt, raw)) else []
 
 
-async def joined(store: SessionStore, raw: str, now: int, *, last_ago: int,
+async def joined(store: RedisSessionStore, raw: str, now: int, *, last_ago: int,
                  sealed: bool = True) -> None:
     """A Curfew record for the app session ``raw``, with its app id sealed in it as the
     sidecar writes it on first sight (``sealed``; without: a record from before)."""
@@ -102,7 +102,7 @@ def fmt(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def store(store_url: str, fmt: str) -> AsyncIterator[SessionStore]:
+async def store(store_url: str, fmt: str) -> AsyncIterator[RedisSessionStore]:
     s = await store_for(store_url, fmt, PREFIXES[fmt])
     await s.load_scripts()
     yield s
@@ -115,7 +115,7 @@ def index_only(tmp_path: Path, fmt: str) -> Path:
 
 
 async def test_joined_sessions_that_expired_are_removed_whole_through_the_index(
-    store: SessionStore, store_url: str, tmp_path: Path, fmt: str
+    store: RedisSessionStore, store_url: str, tmp_path: Path, fmt: str
 ) -> None:
     client = store.client
     now = await store.server_time_ms()
@@ -211,7 +211,7 @@ async def dump_all(client: Any) -> dict[bytes, tuple[Any, bool]]:
 
 
 async def test_a_dry_run_over_the_index_writes_nothing(
-    store: SessionStore, store_url: str, tmp_path: Path, fmt: str
+    store: RedisSessionStore, store_url: str, tmp_path: Path, fmt: str
 ) -> None:
     client = store.client
     now = await store.server_time_ms()
@@ -230,7 +230,7 @@ async def test_a_dry_run_over_the_index_writes_nothing(
 
 
 async def test_the_sealed_field_never_holds_the_raw_id(
-    store: SessionStore, fmt: str
+    store: RedisSessionStore, fmt: str
 ) -> None:
     client = store.client
     now = await store.server_time_ms()
@@ -372,7 +372,7 @@ async def test_a_tightened_joined_session_the_sidecar_touches_during_the_run_sta
         await store.aclose()
 
 
-async def run_purge(store: SessionStore, target: PurgeTarget) -> Summary:
+async def run_purge(store: RedisSessionStore, target: PurgeTarget) -> Summary:
     """One run in this process, so a test can step in between its gather and its removal."""
     audit = Audit(io.StringIO(), dry_run=False, store_format=target.format)
     return await Purge(store, target, audit=audit, progress=Progress(False),

@@ -40,7 +40,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sidecar_harness import KEY, MountedConfig, sid_of
 
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from curfew.sidecar.enforce import RequestFacts
 from curfew.sidecar.main import open_store
 from curfew.sidecar.reload import load_policy
@@ -151,7 +151,7 @@ class Rig:
         """Every request the clients sent, by probe."""
         self.port = 0
         self._sidecar: Sidecar | None = None
-        self._inspector: SessionStore | None = None
+        self._inspector: RedisSessionStore | None = None
 
     def run(self, work: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
@@ -178,7 +178,7 @@ class Rig:
 
         enforcer.begin = judged  # type: ignore[method-assign]
         self.port = (await sidecar.start())[0][1]
-        inspector = self._inspector = SessionStore.from_url(
+        inspector = self._inspector = RedisSessionStore.from_url(
             redis_url, key_prefix=policy.key_prefix, format=policy.store_format)
         await plant(inspector, sid_of("raw-expired"), created_ago_ms=20 * MIN,
                     last_ago_ms=16 * MIN)
