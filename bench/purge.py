@@ -539,7 +539,9 @@ def main() -> None:
         raise SystemExit("needs redis-server and redis-benchmark (make system-deps)")
     workdir = Path(tempfile.mkdtemp(prefix="curfew-bench-"))
     proc, port = start_redis(workdir)
-    client = redis.Redis(port=port)
+    # The generators' scripts can run for seconds on a busy machine: redis-py 8's default 5 s
+    # socket timeout would retry one while it still runs (and meet BUSY).
+    client = redis.Redis(port=port, socket_timeout=600)
     bench = Bench(client, port, workdir)
     figures: dict[str, float] = {}
     try:
