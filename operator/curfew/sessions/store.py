@@ -89,7 +89,6 @@ _UNAVAILABLE: Final = (
 )
 
 
-
 def _script(name: str) -> str:
     return resources.files("curfew.sessions").joinpath(f"lua/{name}.lua").read_text("utf-8")
 
@@ -346,7 +345,8 @@ class RedisSessionStore:
 
     @property
     def client(self) -> Any:
-        """The redis-py client, for the purge job's batched app-format walks."""
+        """The redis-py client: the app sessions' walk (``app_sessions``) shares it, and tests
+        look at the store through it. The purge engine never reaches it (it has the protocol)."""
         return self._client
 
     async def _routed(self) -> Any:
