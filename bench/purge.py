@@ -18,7 +18,7 @@ Starts its own redis-server on a free loopback port, then measures:
      not grow with the store;
 
 and the slowest command Redis logged during the purges (SLOWLOG). Every measurement goes
-through one helper (`Bench.measure`): an empty store, the sessions written, the machine's load
+through one function (`Bench.measure`): an empty store, the sessions written, the machine's load
 average printed before and after (every figure here is wall-clock time on a shared machine),
 one `curfew purge`, its slow log. It ends with one line of every figure, e.g.
 
