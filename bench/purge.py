@@ -5,36 +5,29 @@ Starts its own redis-server on a free loopback port, then measures:
 1. the baseline: raw pipelined DEL throughput (`redis-benchmark -P 64`, keys made by
    `redis-benchmark -t set` first);
 2. `curfew purge` over N Curfew sessions of which 10% are idle-expired (expired per second),
-   written as check_and_touch writes them (owner field, due index member and score);
-3. `curfew purge` over N Curfew sessions none of which expired (seconds: must not grow with N);
-4. `curfew purge` walking N Spring Session sessions (JDK-serialized, with their expiry keys,
-   expirations members and principal index members; a tenth idle-expired and removed whole) by
-   SCAN (sessions per second), once without Curfew records and once with a record joined to
-   each: an app format is always walked by SCAN, since the app keeps sessions the sidecar never
-   saw;
-5. `curfew purge` walking N connect-redis sessions (express-session JSON, each key's TTL read
-   with it) by SCAN, 10% of them idle, without and then with a Curfew record for every session
-   (sessions walked per second). This format must SCAN: sessions signed in straight at the app
-   have no record, and the app's own touch (a TTL) is the clock the purge reads;
-6. `curfew purge` walking N Django (django-redis, pickled) and N Flask-Session sessions by SCAN,
-   each without and with a live Curfew record per session (sessions per second; none expired):
-   these formats keep no index, the key's TTL is their clock, so the walk must SCAN;
-7. `curfew purge` walking N php-redis sessions (phpredis's strings, 10% idle by their TTL) by
-   SCAN, once without Curfew records and once with one per session (sessions per second: the
-   TTL clock has no index, so this format always walks);
+   written as check_and_touch writes them (owner field, due index member and score), and over N
+   of which none expired (seconds: must not grow with N);
+3. for each app format (spring-session, connect-redis, django, flask-session, php-redis,
+   generic; `--formats` picks some), written as its library writes it:
+   - the SCAN walk (`purge.appWalk: Scan`) over N of its sessions without Curfew records, then
+     with a record joined to each (a tenth idle): sessions walked per second, a cost that grows
+     with the store;
+   - the due index path (`purge.appWalk: IndexOnly`) over stores of two sizes (default N/10 and
+     N), every session joined by a record with its sealed app id, the same number expired in
+     both (default N/100): sessions removed whole per second, and the run's seconds, which must
+     not grow with the store;
 
-and the slowest command Redis logged during the three purges (SLOWLOG). It prints the machine's
-load average before and after each measurement (every figure here is wall-clock time on a
-shared machine), and, per removed session, the run's time and Redis's own time in
-purge_shard (INFO commandstats). It ends with
+and the slowest command Redis logged during the purges (SLOWLOG). Every measurement goes
+through one function (`Bench.measure`): an empty store, the sessions written, the machine's load
+average printed before and after (every figure here is wall-clock time on a shared machine),
+one `curfew purge`, its slow log. It ends with one line of every figure, e.g.
 
-    RESULT expired_per_s=… ratio_to_raw_del=… none_expired_seconds=… spring_keys_per_s=…
-    spring_joined_per_s=… connect_per_s=… connect_with_records_per_s=… max_slowlog_ms=…
-    django_walked_per_s=… django_records_walked_per_s=… flask_session_walked_per_s=…
-    flask_session_records_walked_per_s=… php_walk_per_s=… php_walk_with_records_per_s=…
+    RESULT expired_per_s=… ratio_to_raw_del=… none_expired_seconds=… spring_session_walk_per_s=…
+    spring_session_walk_with_records_per_s=… spring_session_index_removed_per_s_at_100000=…
+    spring_session_index_seconds_at_100000=… … max_slowlog_ms=…
 
-Usage: python bench/purge.py [--sessions N] [--spring N] [--connect N] [--python-apps N]
-[--php N] (defaults 1000000 each)
+Usage: python bench/purge.py [--sessions N] [--formats F,F] [--expired E] [--index-sizes A,B]
+(N defaults to 1,000,000)
 """
 
 from __future__ import annotations
@@ -52,8 +45,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -65,14 +60,15 @@ from curfew.api.config import (
     PurgeConfig,
     PurgeWorkload,
 )
+from curfew.api.policy import AppWalk
 from curfew.sessions import keys
-from curfew.sessions.identity import SessionHasher, session_hash
-from curfew.sessions.lifetime import SessionRecord
+from curfew.sessions.identity import AppIdSeal, SessionHasher
 
 SESSION_KEY = "bench-session-key-0123456789abcdef"
 OWNER = keys.owner_id("bench/policy", "Deployment/bench/web")
 RETAIN_MS = round(keys.RETAIN_SECONDS * 1000)
 MIN = 60_000
+DAY_MS = 86_400_000
 CHUNK = 20_000
 
 # Server-side generators: records written as check_and_touch writes them (owner field, due
@@ -142,29 +138,6 @@ def spring_id(i: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
-def populate_records(
-    client: redis.Redis, fmt: str, prefix: str, sessions: Iterable[tuple[str, int]]
-) -> None:
-    """A live Curfew record per (app session id, ms since its last activity), as check_and_touch
-    writes it: the record decides, so it says what the app's session says."""
-    namespace = keys.curfew_namespace(fmt, prefix)
-    now_s, now_us = client.time()
-    now = now_s * 1000 + now_us // 1000
-    pipe = client.pipeline(transaction=False)
-    for count, (raw_id, last_ago) in enumerate(sessions, 1):
-        rec = SessionRecord(created_ms=now - 3_600_000, last_activity_ms=now - last_ago,
-                            idle_ms=900_000, absolute_ms=28_800_000,
-                            authenticated_ms=now - 3_600_000, policy="bench/policy",
-                            workload="Deployment/bench/web")
-        sid = session_hash(SESSION_KEY.encode(), raw_id)
-        record, due, _ = keys.session_keys(namespace, sid)
-        pipe.hset(record, mapping=rec.to_fields())
-        pipe.zadd(due, {keys.due_member(rec.owner, sid): rec.due_score})
-        pipe.pexpireat(record, rec.due_ms + RETAIN_MS)
-        if count % CHUNK == 0:
-            pipe.execute()
-    pipe.execute()
-
 # connect-redis's layout: one JSON string per session, express-session's cookie in it, the key's
 # TTL set by connect-redis. Saved an hour ago with a day's maxAge; touched (EXPIRE) a second ago,
 # or every 10th left idle since 20 minutes. Ids: 32 hex characters (within uid-safe's grammar).
@@ -188,29 +161,6 @@ end
 return n
 """
 
-# Curfew's records of those sessions, as check_and_touch writes them, by the sids the bench
-# computed (the keyed hash of each id); every 10th idle like its app session.
-CONNECT_RECORDS = """
-local ns, now, owner, retain, first = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]),
-  tonumber(ARGV[5])
-local function s(v) return string.format('%d', v) end
-local created, idle, abs = now - 3600000, 900000, 28800000
-for k = 6, #ARGV do
-  local i, sid = first + k - 6, ARGV[k]
-  local tag = string.format('{%02x}', tonumber(string.sub(sid, 1, 4), 16) % 64)
-  local last = now - 1000
-  if i % 10 == 0 then last = now - 1200000 end
-  local rec = ns .. tag .. ':r:' .. sid
-  redis.call('HSET', rec, 'c', s(created), 'l', s(last), 'i', s(idle), 'a', s(abs),
-    'u', s(created), 'p', 'bench/policy', 'w', 'Deployment/bench/web', 'k', '1', 'o', owner)
-  local di, da = last + idle, created + abs
-  redis.call('ZADD', ns .. tag .. ':due', s(math.min(di, da)), owner .. sid)
-  redis.call('ZADD', ns .. tag .. ':limits', 'GT', s(da), s(idle) .. ':' .. s(abs))
-  redis.call('PEXPIREAT', rec, s(math.min(di, da) + retain))
-end
-return #ARGV - 5
-"""
-
 # phpredis's layout: one string per session, SETEX <prefix><id> <gc_maxlifetime> <data> (PHP's
 # `php` serializer), ids of 32 hex characters (PHP 8.2's default). With gc_maxlifetime 1440 s,
 # every tenth has 300 s left, so 1140 s used: idle past the policy's 15 minutes; the others
@@ -226,25 +176,6 @@ end
 return n
 """
 PHP_LIFETIME = 1440
-
-# Curfew's records of given session hashes, as check_and_touch writes them (idle ones alike).
-PHP_RECORDS = """
-local ns, now, owner, retain = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local function s(v) return string.format('%d', v) end
-local created, idle, abs = now - 3600000, 900000, 28800000
-for j = 5, #ARGV, 2 do
-  local sid, last = ARGV[j], now - tonumber(ARGV[j + 1])
-  local tag = string.format('{%02x}', tonumber(string.sub(sid, 1, 4), 16) % 64)
-  local rec = ns .. tag .. ':r:' .. sid
-  redis.call('HSET', rec, 'c', s(created), 'l', s(last), 'i', s(idle), 'a', s(abs),
-    'u', s(created), 'p', 'bench/policy', 'w', 'Deployment/bench/web', 'k', '1', 'o', owner)
-  local di, da = last + idle, created + abs
-  redis.call('ZADD', ns .. tag .. ':due', s(math.min(di, da)), owner .. sid)
-  redis.call('ZADD', ns .. tag .. ':limits', 'GT', s(da), s(idle) .. ':' .. s(abs))
-  redis.call('PEXPIREAT', rec, s(math.min(di, da) + retain))
-end
-return (#ARGV - 4) / 2
-"""
 
 # Lua in Redis has no os.date: a civil-from-days conversion (Howard Hinnant's) for the ISO 8601
 # cookie.expires express-session writes, prepended to CONNECT_SESSIONS.
@@ -282,76 +213,198 @@ JDK_INTEGER_HEAD = bytes.fromhex(
 )
 
 
-# Records for app sessions, as check_and_touch writes them for a session the app knows: one per
-# session hash in ARGV[5..], last activity a minute ago.
-APP_RECORDS = """
+# The string formats' layout (django-redis, Flask-Session, phpredis, generic): one string per
+# session, its TTL set by the library; ids of each format's grammar (ARGV[5]: 'sha1' for 32 hex
+# characters of SHA-1, else a format for the session's number).
+STRING_SESSIONS = """
+local prefix, first, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local form, value, ttl = ARGV[5], ARGV[6], ARGV[7]
+for i = first, first + n - 1 do
+  local id
+  if form == 'sha1' then
+    id = string.sub(redis.sha1hex(tostring(i)), 1, 32)
+  else
+    id = string.format(form, i)
+  end
+  redis.call('SET', prefix .. id, value, 'PX', ttl)
+end
+return n
+"""
+
+# Curfew's records of app sessions, as the sidecar leaves them: check_and_touch's record (owner
+# field, due index member and score, limit class) with the app's id sealed in field 's'. ARGV
+# from 5 on: session hash, sealed id, ms since its last activity, for each session.
+SEALED_RECORDS = """
 local ns, now, owner, retain = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local function s(v) return string.format('%d', v) end
 local created, idle, abs = now - 3600000, 900000, 28800000
-for i = 5, #ARGV do
-  local sid = ARGV[i]
+for j = 5, #ARGV, 3 do
+  local sid, last = ARGV[j], now - tonumber(ARGV[j + 2])
   local tag = string.format('{%02x}', tonumber(string.sub(sid, 1, 4), 16) % 64)
-  local last = now - 60000
   local rec = ns .. tag .. ':r:' .. sid
   redis.call('HSET', rec, 'c', s(created), 'l', s(last), 'i', s(idle), 'a', s(abs),
-    'u', s(created), 'p', 'bench/policy', 'w', 'Deployment/bench/web', 'k', '1', 'o', owner)
-  redis.call('ZADD', ns .. tag .. ':due', s(last + idle), owner .. sid)
-  redis.call('ZADD', ns .. tag .. ':limits', 'GT', s(created + abs), s(idle) .. ':' .. s(abs))
-  redis.call('PEXPIREAT', rec, s(last + idle + retain))
+    'u', s(created), 'p', 'bench/policy', 'w', 'Deployment/bench/web', 'k', '1', 'o', owner,
+    's', ARGV[j + 1])
+  local di, da = last + idle, created + abs
+  redis.call('ZADD', ns .. tag .. ':due', s(math.min(di, da)), owner .. sid)
+  redis.call('ZADD', ns .. tag .. ':limits', 'GT', s(da), s(idle) .. ':' .. s(abs))
+  redis.call('PEXPIREAT', rec, s(math.min(di, da) + retain))
 end
-return #ARGV - 4
+return (#ARGV - 4) / 3
 """
 
-DAY_MS = 86_400_000
-PYTHON_APPS: dict[str, tuple[str, bytes, Callable[[int], str]]] = {
-    # format: (key prefix, value as the library writes it, id of session i)
-    "django": (":1:django.contrib.sessions.cache",
-               pickle.dumps({"user": "ada", "cart": 3}, 5),  # django-redis's PickleSerializer
-               lambda i: f"{i:032x}"),
-    "flask-session": ("session:", b"\x82\xaa_permanent\xc3\xa4user\xa3ada",  # msgspec msgpack
-                      lambda i: f"{i:043x}"),
+
+def sha_id(i: int) -> str:
+    """The id STRING_SESSIONS ('sha1') and CONNECT_SESSIONS give session ``i``."""
+    return hashlib.sha1(str(i).encode(), usedforsecurity=False).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class AppFormat:
+    """One app format as the bench writes it: its key prefix, the id of session ``i``, how to
+    write ``n`` of its sessions (a tenth idle by the app's own clock where it has one), and the
+    ``store.appTTL`` its purge config states."""
+
+    prefix: str
+    id_of: Callable[[int], str]
+    write: Callable[[redis.Redis, int], None]
+    app_ttl: float | None = None
+
+
+def _strings(prefix: str, form: str, value: bytes | str, ttl_ms: int) -> Callable[
+        [redis.Redis, int], None]:
+    return lambda client, n: populate(client, STRING_SESSIONS, n, prefix, form, value, ttl_ms)
+
+
+APP_FORMATS: dict[str, AppFormat] = {
+    # Spring Session (JDK-serialized; every 10th idle by lastAccessedTime): removed whole.
+    "spring-session": AppFormat(
+        "spring:session:", spring_id,
+        lambda client, n: populate(client, SPRING_SESSIONS, n, "spring:session:", JDK_LONG_HEAD,
+                                   JDK_INTEGER_HEAD, 10)),
+    # express-session JSON, each key's TTL read with it; every 10th idle by the TTL.
+    "connect-redis": AppFormat(
+        "sess:", sha_id,
+        lambda client, n: populate(client, OS_DATE + CONNECT_SESSIONS, n, "sess:")),
+    # django-redis's PickleSerializer, saved a minute ago with a day's TTL.
+    "django": AppFormat(
+        ":1:django.contrib.sessions.cache", lambda i: f"{i:032x}",
+        _strings(":1:django.contrib.sessions.cache", "%032x",
+                 pickle.dumps({"user": "ada", "cart": 3}, 5), DAY_MS - MIN), DAY_MS / 1000),
+    # Flask-Session 0.8's msgspec msgpack, saved a minute ago with a day's TTL.
+    "flask-session": AppFormat(
+        "session:", lambda i: f"{i:043x}",
+        _strings("session:", "%043x", b"\x82\xaa_permanent\xc3\xa4user\xa3ada",
+                 DAY_MS - MIN), DAY_MS / 1000),
+    # phpredis: every 10th idle by its TTL (300 s left of gc_maxlifetime 1440 s).
+    "php-redis": AppFormat(
+        "PHPREDIS_SESSION:", sha_id,
+        lambda client, n: populate(client, PHP_SESSIONS, n, "PHPREDIS_SESSION:"),
+        PHP_LIFETIME),
+    # generic: opaque strings; only a Curfew record can judge them.
+    "generic": AppFormat("app:", sha_id, _strings("app:", "sha1", "opaque", DAY_MS)),
 }
 
 
-def populate_python_app(client: redis.Redis, fmt: str, total: int, records: bool) -> None:
-    """``total`` sessions of ``fmt``, saved a minute ago with a day's TTL; with ``records``, a
-    live Curfew record for each too."""
-    prefix, value, id_of = PYTHON_APPS[fmt]
-    sha = client.script_load(APP_RECORDS)
+def joined_records(
+    client: redis.Redis, fmt: str, total: int, idle: Callable[[int], bool]
+) -> None:
+    """A Curfew record for each of the ``total`` sessions of ``fmt`` the bench wrote, with the
+    app's id sealed in it (the keyed hash and the seal computed here, as the sidecar does); the
+    sessions ``idle`` names last active 20 minutes ago (past the policy's 15), the others a
+    minute ago."""
+    app = APP_FORMATS[fmt]
+    sha = client.script_load(SEALED_RECORDS)
     hasher = SessionHasher(SESSION_KEY.encode())
+    seal = AppIdSeal(SESSION_KEY.encode())
     now_s, now_us = client.time()
     now = now_s * 1000 + now_us // 1000
-    for first in range(0, total, CHUNK):
-        ids = [id_of(i) for i in range(first, min(total, first + CHUNK))]
-        pipe = client.pipeline(transaction=False)
-        for raw in ids:
-            pipe.set(prefix + raw, value, px=DAY_MS - MIN)
-        pipe.execute()
-        if records:
-            client.evalsha(sha, 0, keys.curfew_namespace(fmt, prefix), now, OWNER, RETAIN_MS,
-                           *(hasher(raw) for raw in ids))
+    namespace = keys.curfew_namespace(fmt, app.prefix)
+    step = CHUNK // 4
+    for first in range(0, total, step):
+        args: list[str | int] = []
+        for i in range(first, min(first + step, total)):
+            raw = app.id_of(i)
+            sid = hasher(raw)
+            args += [sid, seal.seal(sid, raw), 20 * MIN if idle(i) else MIN]
+        client.evalsha(sha, 0, namespace, now, OWNER, RETAIN_MS, *args)
 
 
-def python_app_walks(client: redis.Redis, port: int, workdir: Path, n: int) -> dict[str, float]:
-    """Sessions walked per second for each Python app format, without and with records."""
-    rates: dict[str, float] = {}
-    for fmt, (prefix, _, _) in PYTHON_APPS.items():
-        for records in (False, True):
-            client.flushall()
-            populate_python_app(client, fmt, n, records)
-            client.slowlog_reset()
-            label = f"{fmt}{'_records' if records else ''}"
-            machine_load(f"before the {label} walk")
-            run = run_purge(purge_config(workdir / f"{fmt}.json", fmt, prefix,
-                                         app_ttl=DAY_MS / 1000), port)
-            machine_load("after it")
-            slowest_ms(client, f"{label} walk")
-            seconds = float(run["durationSeconds"])  # type: ignore[arg-type]
-            rates[label] = float(run["scanned"]) / seconds  # type: ignore[arg-type]
-            print(f"purge, {n:,} {fmt} sessions{' with records' if records else ''} (SCAN): "
-                  f"{run}", flush=True)
-    client.flushall()
-    return rates
+class Bench:
+    """One redis-server and what the runs on it found: the slowest command of any run."""
+
+    def __init__(self, client: redis.Redis, port: int, workdir: Path) -> None:
+        self.client = client
+        self.port = port
+        self.workdir = workdir
+        self.slowest_ms = 0.0
+
+    def measure(self, label: str, config: Path, fill: Callable[[], None]) -> dict[str, Any]:
+        """The repeated block: an empty store, ``fill``, then one ``curfew purge`` timed with
+        the machine's load around it and Redis's slow log after it; the store emptied again."""
+        client = self.client
+        client.flushall()
+        fill()
+        client.slowlog_reset()
+        client.config_resetstat()
+        machine_load(f"before {label}")
+        run: dict[str, Any] = run_purge(config, self.port)
+        machine_load("after it")
+        self.slowest_ms = max(self.slowest_ms, slowest_ms(client, label))
+        print(f"purge, {label}: {run}", flush=True)
+        return run
+
+    def config(self, fmt: str, *, app_walk: AppWalk | None = None) -> Path:
+        app = APP_FORMATS[fmt]
+        name = f"{fmt}-{app_walk or 'scan'}.json"
+        return purge_config(self.workdir / name, fmt, app.prefix, app_ttl=app.app_ttl,
+                            app_walk=app_walk)
+
+
+def walked_per_s(run: dict[str, Any]) -> float:
+    return float(run["scanned"]) / float(run["durationSeconds"])
+
+
+def removed_per_s(run: dict[str, Any]) -> float:
+    return sum(run["expired"].values()) / float(run["durationSeconds"])
+
+
+def app_format_figures(bench: Bench, fmt: str, n: int, expired: int,
+                       index_sizes: list[int]) -> dict[str, float]:
+    """For one app format: the SCAN walk's rate over ``n`` sessions, without Curfew records and
+    with a (sealed) record joined to each (a tenth of them idle), then the index path
+    (``purge.appWalk: IndexOnly``) over each of ``index_sizes`` sessions, all joined, of which
+    the same ``expired`` are idle: removed per second, and the run's seconds, which must not
+    grow with the size."""
+    app = APP_FORMATS[fmt]
+    key = fmt.replace("-", "_")
+    figures: dict[str, float] = {}
+    walk = bench.config(fmt)
+    run = bench.measure(f"{n:,} {fmt} sessions, SCAN walk, no Curfew records", walk,
+                        lambda: app.write(bench.client, n))
+    figures[f"{key}_walk_per_s"] = walked_per_s(run)
+
+    def joined_walk() -> None:
+        app.write(bench.client, n)
+        joined_records(bench.client, fmt, n, lambda i: i % 10 == 0)
+
+    run = bench.measure(f"{n:,} {fmt} sessions, SCAN walk, a Curfew record joined to each",
+                        walk, joined_walk)
+    figures[f"{key}_walk_with_records_per_s"] = walked_per_s(run)
+    index = bench.config(fmt, app_walk="IndexOnly")
+    for size in index_sizes:
+        def joined_index(size: int = size) -> None:
+            app.write(bench.client, size)
+            joined_records(bench.client, fmt, size, lambda i: i < expired)
+
+        run = bench.measure(f"{size:,} {fmt} sessions each joined to its sealed record, "
+                            f"{expired:,} expired, appWalk IndexOnly", index, joined_index)
+        if sum(run["expired"].values()) != expired:
+            raise SystemExit(f"{fmt} index path removed {run['expired']}, not {expired}")
+        figures[f"{key}_index_removed_per_s_at_{size}"] = removed_per_s(run)
+        figures[f"{key}_index_seconds_at_{size}"] = float(run["durationSeconds"])
+    bench.client.flushall()
+    return figures
 
 
 def free_port() -> int:
@@ -411,22 +464,9 @@ def populate(client: redis.Redis, script: str, total: int, *args: object) -> Non
         client.evalsha(sha, 0, args[0], first, n, now, *args[1:])
 
 
-def php_records(client: redis.Redis, total: int) -> None:
-    """A Curfew record for each session PHP_SESSIONS wrote (the keyed hash of its id)."""
-    sha = client.script_load(PHP_RECORDS)
-    now_s, now_us = client.time()
-    now = now_s * 1000 + now_us // 1000
-    namespace = keys.curfew_namespace("php-redis", "PHPREDIS_SESSION:")
-    for first in range(0, total, CHUNK // 4):
-        args: list[str | int] = []
-        for i in range(first, min(first + CHUNK // 4, total)):
-            raw = hashlib.sha1(str(i).encode(), usedforsecurity=False).hexdigest()[:32]
-            args += [session_hash(SESSION_KEY.encode(), raw), 1_200_000 if i % 10 == 0 else 60_000]
-        client.evalsha(sha, 0, namespace, now, OWNER, RETAIN_MS, *args)
-
-
 def purge_config(
-    path: Path, fmt: str, prefix: str, app_ttl: float | None = None
+    path: Path, fmt: str, prefix: str, app_ttl: float | None = None,
+    app_walk: AppWalk | None = None,
 ) -> Path:
     doc = PurgeConfig(
         policy="policy",
@@ -440,7 +480,7 @@ def purge_config(
             app_ttl_seconds=app_ttl,
         ),
         timeouts=ConfigTimeouts(idle_seconds=900, absolute_seconds=28800),
-        purge=ConfigPurge(max_purge_fraction=0.5),
+        purge=ConfigPurge(max_purge_fraction=0.5, app_walk=app_walk),
         workloads=(PurgeWorkload(kind="Deployment", name="web", idle_seconds=900,
                                  absolute_seconds=28800),),
     ).sealed()
@@ -474,154 +514,68 @@ def slowest_ms(client: redis.Redis, run: str) -> float:
     return float(worst["duration"]) / 1000
 
 
-def connect_records(client: redis.Redis, total: int) -> None:
-    """A Curfew record for each of the ``total`` connect-redis sessions CONNECT_SESSIONS wrote."""
-    sha = client.script_load(CONNECT_RECORDS)
-    now_s, now_us = client.time()
-    now = now_s * 1000 + now_us // 1000
-    namespace = keys.curfew_namespace("connect-redis", "sess:")
-    key = SESSION_KEY.encode()
-    for first in range(0, total, CHUNK):
-        sids = [session_hash(key, hashlib.sha1(str(i).encode(), usedforsecurity=False)
-                             .hexdigest()[:32])
-                for i in range(first, min(first + CHUNK, total))]
-        client.evalsha(sha, 0, namespace, now, OWNER, RETAIN_MS, first, *sids)
-
-
-def walk_rate(run: dict[str, object]) -> float:
-    return float(run["scanned"]) / float(run["durationSeconds"])  # type: ignore[arg-type]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=1_000_000, help="Curfew sessions per run")
-    parser.add_argument("--spring", type=int, default=None, help="Spring sessions (default N)")
-    parser.add_argument("--connect", type=int, default=None,
-                        help="connect-redis sessions (default N)")
-    parser.add_argument("--python-apps", type=int, default=None,
-                        help="Django and Flask-Session sessions (default N)")
-    parser.add_argument("--php", type=int, default=None, help="php-redis sessions (default N)")
+    parser.add_argument("--sessions", type=int, default=1_000_000,
+                        help="sessions per run (default 1,000,000)")
+    parser.add_argument("--formats", default=",".join(APP_FORMATS),
+                        help="app formats to measure, comma-separated (default: all); "
+                        "'none' for Curfew's own format only")
+    parser.add_argument("--expired", type=int, default=None,
+                        help="expired sessions in each index-path run (default N/100)")
+    parser.add_argument("--index-sizes", default=None,
+                        help="store sizes of the index-path runs, comma-separated "
+                        "(default N/10,N)")
     args = parser.parse_args()
-    n, spring_n = args.sessions, args.spring or args.sessions
-    connect_n = args.connect or args.sessions
-    php_n = args.php or args.sessions
+    n = args.sessions
+    formats = [] if args.formats == "none" else args.formats.split(",")
+    unknown = set(formats) - set(APP_FORMATS)
+    if unknown:
+        raise SystemExit(f"unknown formats: {', '.join(sorted(unknown))}")
+    expired = args.expired or max(1, n // 100)
+    sizes = ([int(v) for v in args.index_sizes.split(",")] if args.index_sizes
+             else [max(2 * expired, n // 10), n])
     if shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None:
         raise SystemExit("needs redis-server and redis-benchmark (make system-deps)")
     workdir = Path(tempfile.mkdtemp(prefix="curfew-bench-"))
     proc, port = start_redis(workdir)
-    client = redis.Redis(port=port)
+    # The generators' scripts can run for seconds on a busy machine: redis-py 8's default 5 s
+    # socket timeout would retry one while it still runs (and meet BUSY).
+    client = redis.Redis(port=port, socket_timeout=600)
+    bench = Bench(client, port, workdir)
+    figures: dict[str, float] = {}
     try:
         machine_load("before the baseline")
         raw = raw_del_per_s(port, n)
         machine_load("after the baseline")
         print(f"baseline: redis-benchmark pipelined DEL: {raw:,.0f}/s", flush=True)
-        client.flushall()
 
-        populate(client, CURFEW_SESSIONS, n, "curfew:", 10, OWNER, RETAIN_MS)
-        client.slowlog_reset()
-        client.config_resetstat()
-        machine_load("before the 10% expired purge")
-        expired_run = run_purge(purge_config(workdir / "curfew.json", "curfew", "curfew:"), port)
-        machine_load("after it")
-        slow = slowest_ms(client, "10% expired")
-        expired = sum(expired_run["expired"].values())  # type: ignore[attr-defined]
-        expired_per_s = expired / float(expired_run["durationSeconds"])  # type: ignore[arg-type]
-        print(f"purge, {n:,} sessions, {expired:,} expired: {expired_run}", flush=True)
-        redis_us = server_usec(client, "evalsha") / expired
-        run_us = float(expired_run["durationSeconds"]) * 1e6 / expired  # type: ignore[arg-type]
+        curfew = purge_config(workdir / "curfew.json", "curfew", "curfew:")
+        expired_run = bench.measure(
+            f"{n:,} Curfew sessions, 10% expired", curfew,
+            lambda: populate(client, CURFEW_SESSIONS, n, "curfew:", 10, OWNER, RETAIN_MS))
+        removed = sum(expired_run["expired"].values())
+        redis_us = server_usec(client, "evalsha") / removed
+        run_us = float(expired_run["durationSeconds"]) * 1e6 / removed
         print(f"  per removed session: {run_us:.2f} us of the run, {redis_us:.2f} us of it Redis "
               "time in purge_shard", flush=True)
+        figures["expired_per_s"] = removed_per_s(expired_run)
+        figures["ratio_to_raw_del"] = figures["expired_per_s"] / raw
+        none_run = bench.measure(
+            f"{n:,} Curfew sessions, none expired", curfew,
+            lambda: populate(client, CURFEW_SESSIONS, n, "curfew:", 0, OWNER, RETAIN_MS))
+        figures["none_expired_seconds"] = float(none_run["durationSeconds"])
         client.flushall()
-
-        populate(client, CURFEW_SESSIONS, n, "curfew:", 0, OWNER, RETAIN_MS)
-        client.slowlog_reset()
-        none_run = run_purge(workdir / "curfew.json", port)
-        slow = max(slow, slowest_ms(client, "none expired"))
-        print(f"purge, {n:,} sessions, none expired: {none_run}", flush=True)
-        client.flushall()
-
-        spring_config = purge_config(workdir / "spring.json", "spring-session", "spring:session:")
-        spring_per_s: dict[str, float] = {}
-        for joined in (False, True):
-            # The app's sessions are walked by SCAN whether or not Curfew records join them:
-            # the app keeps sessions the sidecar never saw, which only the walk finds.
-            populate(client, SPRING_SESSIONS, spring_n, "spring:session:", JDK_LONG_HEAD,
-                     JDK_INTEGER_HEAD, 10)
-            what = "each joined to its Curfew record" if joined else "no Curfew records"
-            if joined:
-                populate_records(client, "spring-session", "spring:session:",
-                                 ((spring_id(i), 20 * MIN if i % 10 == 0 else MIN)
-                                  for i in range(spring_n)))
-            client.slowlog_reset()
-            machine_load(f"before the spring walk ({what})")
-            spring_run = run_purge(spring_config, port)
-            machine_load("after it")
-            slow = max(slow, slowest_ms(client, f"spring walk ({what})"))
-            spring_per_s[what] = float(spring_run["scanned"]) / float(  # type: ignore[arg-type]
-                spring_run["durationSeconds"]  # type: ignore[arg-type]
-            )
-            print(f"purge, {spring_n:,} spring-session sessions (SCAN walk, {what}, a tenth "
-                  f"expired and removed whole): {spring_per_s[what]:,.0f} sessions walked/s; "
-                  f"{spring_run}", flush=True)
-            client.flushall()
-
-        connect_config = purge_config(workdir / "connect.json", "connect-redis", "sess:")
-        populate(client, OS_DATE + CONNECT_SESSIONS, connect_n, "sess:")
-        client.slowlog_reset()
-        machine_load("before the connect-redis walk")
-        connect_run = run_purge(connect_config, port)
-        machine_load("after it")
-        slow = max(slow, slowest_ms(client, "connect-redis walk"))
-        print(f"purge, {connect_n:,} connect-redis sessions, no Curfew records: {connect_run}",
-              flush=True)
-        client.flushall()
-
-        populate(client, OS_DATE + CONNECT_SESSIONS, connect_n, "sess:")
-        connect_records(client, connect_n)
-        client.slowlog_reset()
-        machine_load("before the connect-redis walk with records")
-        recorded_run = run_purge(connect_config, port)
-        machine_load("after it")
-        slow = max(slow, slowest_ms(client, "connect-redis walk with records"))
-        print(f"purge, {connect_n:,} connect-redis sessions with Curfew records: {recorded_run}",
-              flush=True)
-        client.flushall()
-
-        app_rates = python_app_walks(client, port, workdir, args.python_apps or n)
-
-        php_per_s = {}
-        php_config = purge_config(workdir / "php.json", "php-redis", "PHPREDIS_SESSION:",
-                                  app_ttl=PHP_LIFETIME)
-        for records in (False, True):
-            populate(client, PHP_SESSIONS, php_n, "PHPREDIS_SESSION:")
-            if records:
-                php_records(client, php_n)
-            client.slowlog_reset()
-            label = "with Curfew records" if records else "no Curfew records"
-            machine_load(f"before the php-redis walk, {label}")
-            php_run = run_purge(php_config, port)
-            machine_load("after it")
-            slow = max(slow, slowest_ms(client, f"php-redis walk, {label}"))
-            php_per_s[records] = float(php_run["scanned"]) / float(  # type: ignore[arg-type]
-                php_run["durationSeconds"]  # type: ignore[arg-type]
-            )
-            print(f"purge, {php_n:,} php-redis sessions (SCAN), {label}: {php_run}", flush=True)
-            client.flushall()
+        for fmt in formats:
+            figures.update(app_format_figures(bench, fmt, n, expired, sizes))
     finally:
         proc.terminate()
         proc.wait()
         shutil.rmtree(workdir, ignore_errors=True)
-    print(
-        f"RESULT expired_per_s={expired_per_s:.0f} ratio_to_raw_del={expired_per_s / raw:.3f} "
-        f"none_expired_seconds={float(none_run['durationSeconds']):.3f} "  # type: ignore[arg-type]
-        f"spring_keys_per_s={spring_per_s['no Curfew records']:.0f} "
-        f"spring_joined_per_s={spring_per_s['each joined to its Curfew record']:.0f} "
-        f"connect_per_s={walk_rate(connect_run):.0f} "
-        f"connect_with_records_per_s={walk_rate(recorded_run):.0f} max_slowlog_ms={slow:.2f} "
-        f"php_walk_per_s={php_per_s[False]:.0f} php_walk_with_records_per_s={php_per_s[True]:.0f} "
-        + " ".join(f"{label.replace('-', '_')}_walked_per_s={rate:.0f}"
-                   for label, rate in app_rates.items())
-    )
+    figures["max_slowlog_ms"] = bench.slowest_ms
+    print("RESULT " + " ".join(
+        f"{name}={value:.3f}" if value < 100 else f"{name}={value:.0f}"
+        for name, value in figures.items()))
 
 
 if __name__ == "__main__":

@@ -106,10 +106,10 @@ def register_sessions(url: str, count: int) -> None:
 
     from curfew.sessions.identity import session_hash
     from curfew.sessions.lifetime import Limits
-    from curfew.sessions.store import SessionStore
+    from curfew.sessions.store import RedisSessionStore
 
     async def register() -> None:
-        store = SessionStore.from_url(url, key_prefix="curfew:")
+        store = RedisSessionStore.from_url(url, key_prefix="curfew:")
         limits = Limits(POLICY["timeouts"]["idleSeconds"], POLICY["timeouts"]["absoluteSeconds"])
         try:
             for k in range(count):

@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from curfew.api.policy import Enforcement, FailurePolicy, IdEncoding, StoreFormat
+from curfew.api.policy import AppWalk, Enforcement, FailurePolicy, IdEncoding, StoreFormat
 from curfew.sessions.codec import check_id_pattern
 
 SCHEMA_VERSION: Final = 1
@@ -98,6 +98,9 @@ class ConfigStore(_Doc):
 
 class ConfigPurge(_Doc):
     max_purge_fraction: float = Field(default=0.5, gt=0, le=1)
+    app_walk: AppWalk | None = Field(default=None, exclude_if=_unset)
+    """``purge.appWalk``; absent for the default (``Scan``), so documents that do not set it
+    stay as they were, hashes included."""
 
 
 class ConfigClient(_Doc):

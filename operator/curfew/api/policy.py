@@ -48,6 +48,8 @@ ComplianceProfileName = Literal[
 ]
 SelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
 IdEncoding = Literal["base64", "raw"]
+AppWalk = Literal["Scan", "IndexOnly"]
+"""``purge.appWalk``: whether the purge job walks the app's keyspace by SCAN."""
 
 DEFAULT_KEY_PREFIX: dict[str, str] = {
     "curfew": "curfew:",
@@ -386,6 +388,16 @@ class Purge(Model):
         default=50, ge=1, le=100,
         description="Abort a run that would remove more than this share of the scanned "
         "sessions.",
+    )
+    app_walk: AppWalk = Field(
+        default="Scan",
+        description="App formats only: how the purge finds the app's sessions. Scan walks "
+        "the app's whole keyspace with SCAN, so sessions Curfew has no record of (issued "
+        "before the sidecar, or used only straight at the app) are judged by the app's own "
+        "clock too: the run's cost grows with the store. IndexOnly reads only Curfew's due index: "
+        "the sessions whose record names the app's session are removed whole at a cost that "
+        "grows with the number expired, and every other app session is left to the app's "
+        "own expiry (its key's TTL). Ignored for the curfew format.",
     )
 
 

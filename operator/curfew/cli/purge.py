@@ -110,7 +110,7 @@ async def _purge(settings: PurgeSettings) -> int:
     from curfew.purge.target import ConfigFileError, load_target
     from curfew.sessions.errors import StoreConfigError
     from curfew.sessions.identity import SessionKeyError, check_session_key
-    from curfew.sessions.store import SessionStore
+    from curfew.sessions.store import RedisSessionStore
 
     try:
         target = load_target(settings.config)
@@ -125,7 +125,7 @@ async def _purge(settings: PurgeSettings) -> int:
         except SessionKeyError as error:
             raise _UsageError(f"CURFEW_SESSION_KEY: {error}") from error
     try:
-        store = SessionStore.from_url(
+        store = RedisSessionStore.from_url(
             settings.redis_url.get_secret_value(),
             key_prefix=target.key_prefix,
             format=target.format,

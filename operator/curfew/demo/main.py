@@ -39,10 +39,10 @@ from curfew.api.config import (
 )
 from curfew.api.durations import Duration
 from curfew.demo.app import COOKIE, LOGIN_PATH, RETURN_TO, build_app
-from curfew.demo.memory import MemoryStore
 from curfew.sessions.errors import StoreError
 from curfew.sessions.keys import curfew_namespace
-from curfew.sessions.store import SessionStore
+from curfew.sessions.memory import MemoryStore
+from curfew.sessions.store import RedisSessionStore
 from curfew.sidecar.reload import load_policy
 from curfew.sidecar.server import Sidecar
 from curfew.sidecar.settings import SidecarSettings
@@ -149,7 +149,7 @@ def _redis_where(url: str) -> str:
 class StoreHandle:
     """The chosen store, how to describe it, and what to stop with it."""
 
-    store: SessionStore
+    store: RedisSessionStore
     url: str
     description: str
     process: asyncio.subprocess.Process | None = None
@@ -174,10 +174,10 @@ async def _stop_server(process: asyncio.subprocess.Process | None, directory: Pa
         shutil.rmtree(directory, ignore_errors=True)
 
 
-async def _open_redis(url: str) -> SessionStore:
+async def _open_redis(url: str) -> RedisSessionStore:
     """The store at ``url``, once it answers; raises StoreError."""
-    store = SessionStore.from_url(url, key_prefix=KEY_PREFIX, connect_timeout=0.3,
-                                  socket_timeout=0.5, retries=0)
+    store = RedisSessionStore.from_url(url, key_prefix=KEY_PREFIX, connect_timeout=0.3,
+                                       socket_timeout=0.5, retries=0)
     try:
         await store.ping()
     except StoreError:
@@ -187,7 +187,7 @@ async def _open_redis(url: str) -> SessionStore:
     return store
 
 
-async def _redis_store(url: str) -> SessionStore | None:
+async def _redis_store(url: str) -> RedisSessionStore | None:
     try:
         return await _open_redis(url)
     except StoreError:

@@ -2,13 +2,18 @@
 
 Gather reads only: Curfew's records through the sharded ``due`` indexes (``ZCOUNT``, or
 ``purge_shard.lua`` in count mode when some limits shrank: cost follows the number of expired
-sessions, not the store's size) and, for app formats, the app's keyspace by SCAN. Nothing is
+sessions, not the store's size) and, for app formats, the app's keyspace by SCAN
+(``purge.appWalk: Scan``), or only the due index (``IndexOnly``): each due record's sealed app id
+(``identity.AppIdSeal``) names the app's session, read and judged like a walked one. Nothing is
 removed until the whole run is judged, so the cap (``maxPurgeFraction``) can abort a run that
 would log out too many users while removing nothing. Every removal is judged again atomically
 in Redis (``purge_shard.lua`` reads and removes index entries in one script, from the index
 alone for sessions their own records call expired; ``purge_record.lua`` and
 ``delete_if_unchanged.lua`` compare what was judged), so runs are idempotent, two overlapping
 runs are safe, and a session touched during the run keeps living.
+
+The store is any ``curfew.sessions.protocol.SessionStore`` (Redis, or the in-memory store of the
+tests and the demo): the engine imports no Redis client.
 """
 
 from __future__ import annotations
@@ -23,11 +28,18 @@ from typing import TypeVar
 from curfew.purge.report import Audit, Progress, Summary
 from curfew.purge.target import PurgeTarget
 from curfew.sessions import keys
-from curfew.sessions.apps import AppSession, AppSessions
+from curfew.sessions.codec import SessionCodec, build_codec
 from curfew.sessions.errors import StoreError
-from curfew.sessions.identity import session_hash
+from curfew.sessions.identity import AppIdSeal, SealError, session_hash
 from curfew.sessions.lifetime import Decision, Reason, SessionRecord, judge
-from curfew.sessions.store import SessionStore, ShardBatch, ShardGroup, ShardMode
+from curfew.sessions.protocol import (
+    AppSession,
+    AppSessionStore,
+    SessionStore,
+    ShardBatch,
+    ShardGroup,
+    ShardMode,
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,9 @@ class PurgePlan:
     app_scanned: int = 0
     apps: list[AppCandidate] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
+    unjoined: int = 0
+    """Due records of an app format that name no app session (no sealed app id): with the walk
+    off, their app sessions are left to the app's own expiry."""
 
     @property
     def scanned(self) -> int:
@@ -100,16 +115,21 @@ class Purge:
         self.scan_count = scan_count
         self.pipelines = pipelines
         self.apps = (
-            AppSessions(store.client, format=target.format, prefix=target.key_prefix,
-                        app_ttl_ms=target.app_ttl_ms, id_pattern=target.id_pattern)
+            store.app_sessions(format=target.format, prefix=target.key_prefix,
+                               app_ttl_ms=target.app_ttl_ms, id_pattern=target.id_pattern)
             if target.format != keys.CURFEW_FORMAT
             else None
         )
-        if self.apps is not None and session_key is None:
-            raise ValueError(
-                f"store.format {target.format} needs the session key (CURFEW_SESSION_KEY) to "
-                "match the app's sessions with Curfew's records"
-            )
+        self.seal: AppIdSeal | None = None
+        self.codec: SessionCodec | None = None
+        if self.apps is not None:
+            if session_key is None:
+                raise ValueError(
+                    f"store.format {target.format} needs the session key (CURFEW_SESSION_KEY) "
+                    "to match the app's sessions with Curfew's records"
+                )
+            self.seal = AppIdSeal(session_key)
+            self.codec = build_codec(target.format, target.key_prefix, target.id_pattern)
         self.summary = Summary()
 
     async def run(self) -> Summary:
@@ -134,7 +154,7 @@ class Purge:
         await self.store.load_scripts()
         now = await self.store.server_time_ms()
         plan = PurgePlan()
-        if self.apps is not None:
+        if self.apps is not None and self.target.app_walk:
             await self._gather_apps(plan, now)
         plan.index_total = await self.store.count_sessions()
         slack = self._tightening_slack(await self.store.limit_classes(now))
@@ -144,6 +164,8 @@ class Purge:
             plan.index_due = await self.store.count_due(now)
         elif self.apps is None:
             await self._walk_index(now, until, "count", partial(self._count_due, plan))
+        elif not self.target.app_walk:
+            await self._gather_joined(plan, now, until)
         self.summary.scanned = plan.scanned
         self.progress.show("judged", plan.scanned, plan.expiring, force=True)
         cap = self.target.max_purge_fraction
@@ -163,6 +185,10 @@ class Purge:
         await self._walk_index(now, until, "remove", self._removed_from_index)
         await self.store.prune_limit_classes(now)
         self.summary.message = f"removed {sum(self.summary.expired.values())} sessions"
+        if plan.unjoined:
+            self.summary.message += (
+                f"; {plan.unjoined} expired records named no app session (recorded before "
+                "the sidecar sealed app ids): their app sessions are left to the app's expiry")
         if self.summary.malformed:
             self.summary.message += (
                 f"; skipped {self.summary.malformed} malformed app sessions (times that cannot "
@@ -265,6 +291,59 @@ class Purge:
                     plan.apps.append(candidate)
             self.progress.show("app sessions", plan.app_scanned, len(plan.apps))
 
+    async def _gather_joined(self, plan: PurgePlan, now: int, until: int) -> None:
+        """The walk off: the app sessions of the records due by ``until``, found through the
+        index (each record's sealed app id names its app session) and judged as the walk judges
+        them. Cost: the expired records and their app sessions, whatever the store's size."""
+        due: list[str] = []
+
+        def listed(batch: ShardBatch) -> None:
+            plan.index_due += sum(batch.counts.values()) + batch.repaired
+            for group in batch.groups:
+                due.extend(group.sids)
+
+        await self._walk_index(now, until, "list", listed)
+        for sids in _batches(due, self.batch_size):
+            await self._join(plan, sids, now)
+            self.progress.show("app sessions", len(due), len(plan.apps))
+
+    async def _join(self, plan: PurgePlan, sids: Sequence[str], now: int) -> None:
+        """Open the sealed app ids of ``sids``' records, then read and judge their app sessions.
+        A seal that does not open (tampered with, or sealed under another key) or an id outside
+        the format's grammar is malformed: counted, and its app session is left alone."""
+        assert self.apps is not None
+        assert self.seal is not None
+        assert self.codec is not None
+        found: list[tuple[str, str]] = []
+        joined: dict[str, tuple[str, SessionRecord]] = {}
+        for sid, (record, sealed) in zip(sids, await self.store.read_joined(sids), strict=True):
+            if record is None:
+                continue  # dropped by Redis: the index walk repairs its entry
+            if sealed is None:
+                plan.unjoined += 1
+                continue
+            try:
+                app_id = self.seal.open(sid, sealed)
+            except SealError:
+                self.summary.malformed += 1
+                continue
+            # Only the sidecar's key seals, and it seals only ids of the grammar: checked anyway,
+            # as no key is ever built from an id outside it.
+            grammar = self.codec.pattern.fullmatch(app_id) is not None
+            app_key = self.codec.app_key(app_id) if grammar else None
+            if app_key is None:
+                self.summary.malformed += 1
+                continue
+            found.append((app_key.key, app_id))
+            joined[app_key.key] = (sid, record)
+        batch = await self.apps.read(found)
+        self.summary.malformed += batch.malformed
+        for session in batch.sessions:
+            sid, record = joined[session.key]
+            candidate = self._judge_app(session, sid, record, now)
+            if candidate is not None:
+                plan.apps.append(candidate)
+
     def _judge_app(
         self, session: AppSession, sid: str, record: SessionRecord | None, now: int
     ) -> AppCandidate | None:
@@ -342,7 +421,7 @@ class Purge:
         for group in batch.groups:
             self._count_group(group)
 
-    async def _remove_apps(self, plan: PurgePlan, apps: AppSessions) -> None:
+    async def _remove_apps(self, plan: PurgePlan, apps: AppSessionStore) -> None:
         for batch in _batches(plan.apps, self.batch_size):
             # The Curfew record goes first: if the sidecar touched it since it was judged, the
             # user is back and the app's session must stay.

@@ -38,6 +38,9 @@ class PurgeTarget:
     id_pattern: str | None = None
     """The app's id grammar (``store.idPattern``, else the format's): phpredis keeps its lock
     keys under the sessions' prefix, so a walk takes only ids of the grammar."""
+    app_walk: bool = True
+    """``purge.appWalk``: walk the app's keyspace by SCAN (``Scan``), or read only the due
+    index (``IndexOnly``: sessions without a joined Curfew record are left to the app's expiry)."""
 
     @property
     def audit_only(self) -> bool:
@@ -76,6 +79,7 @@ def build_target(doc: PurgeConfig | UnifiedConfig) -> PurgeTarget:
         max_purge_fraction=doc.purge.max_purge_fraction,
         id_pattern=doc.store.id_pattern or DEFAULT_ID_PATTERNS.get(doc.store.format),
         app_ttl_ms=_app_ttl_ms(doc.store.format, doc.store.app_ttl_seconds),
+        app_walk=doc.purge.app_walk != "IndexOnly",
     )
 
 

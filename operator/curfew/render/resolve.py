@@ -26,7 +26,7 @@ from curfew.api.config import (
     WorkloadId,
 )
 from curfew.api.durations import Duration
-from curfew.api.policy import SecretKeyRef, SessionPolicy, Store, Timeouts
+from curfew.api.policy import Purge, SecretKeyRef, SessionPolicy, Store, Timeouts
 
 _NEWEST = datetime.max
 
@@ -122,9 +122,15 @@ def build_unified_config(workload: WorkloadId, policies: Sequence[SessionPolicy]
             return_to_parameter=spec.reauthentication.return_to_parameter,
         ),
         store=build_config_store(spec.store),
-        purge=ConfigPurge(max_purge_fraction=spec.purge.max_purge_percent / 100),
+        purge=build_config_purge(spec.purge),
         client=ConfigClient(enabled=spec.client.enabled),
     ).sealed()
+
+
+def build_config_purge(purge: Purge) -> ConfigPurge:
+    """The purge settings of the config documents; ``appWalk`` only when not the default."""
+    return ConfigPurge(max_purge_fraction=purge.max_purge_percent / 100,
+                       app_walk=None if purge.app_walk == "Scan" else purge.app_walk)
 
 
 def build_purge_config(
@@ -139,7 +145,7 @@ def build_purge_config(
         enforcement=spec.enforcement,
         store=build_config_store(spec.store),
         timeouts=build_config_timeouts(spec.timeouts),
-        purge=ConfigPurge(max_purge_fraction=spec.purge.max_purge_percent / 100),
+        purge=build_config_purge(spec.purge),
         workloads=tuple(
             PurgeWorkload(
                 kind=w.kind,

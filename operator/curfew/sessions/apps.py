@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from redis import exceptions as rexc
@@ -24,14 +23,13 @@ from redis.asyncio.cluster import RedisCluster
 from curfew.sessions import keys, spring
 from curfew.sessions.codec import APP_KEY_TYPES, DEFAULT_ID_PATTERNS, build_codec
 from curfew.sessions.formats import (
-    ConnectSession,
     MalformedSession,
-    SpringSession,
     read_connect_session,
     read_spring_session,
 )
-from curfew.sessions.formats_php import PhpSession, read_php_session
-from curfew.sessions.formats_python import TtlClock, read_django_session, read_flask_session
+from curfew.sessions.formats_php import read_php_session
+from curfew.sessions.formats_python import read_django_session, read_flask_session
+from curfew.sessions.protocol import AppBatch, AppSession
 from curfew.sessions.store import (
     APP_SESSION_REMOVERS,
     DELETE_IF_UNCHANGED,
@@ -45,35 +43,6 @@ TTL_FORMATS: Final = ("django", "flask-session")
 _GRAMMAR_WALKED: Final = (*TTL_FORMATS, "php-redis")
 """Formats whose walk takes only keys whose tail is an id of the grammar."""
 _PHP_TYPES: Final = ",".join(APP_KEY_TYPES["php-redis"])
-
-
-@dataclass(frozen=True)
-class AppSession:
-    """One app session found by a walk. ``raw_id`` stays in memory: never stored or logged."""
-
-    key: str
-    raw_id: str
-    guard_field: str | None
-    """The field whose bytes guard the removal ('' for a string value, None: no guard)."""
-    guard_value: bytes | None
-    spring: SpringSession | None = None
-    connect: ConnectSession | None = None
-    remaining_ms: int | None = None
-    """connect-redis: the key's PTTL read with its value (-1: no TTL), which guards removal."""
-    ttl: TtlClock | None = None
-    php: PhpSession | None = None
-
-
-@dataclass(frozen=True)
-class AppBatch:
-    """One batch of a walk: the sessions read, the ids of Spring sessions whose hash is gone
-    but whose ``sessions:expires:<id>`` key or reactive ``sessions:<id>:idx`` set is left (by a
-    Cluster removal that stopped half-way, or Spring's own; memory only), and how many sessions
-    were malformed (times that cannot be read: skipped, never judged)."""
-
-    sessions: list[AppSession]
-    orphans: list[str]
-    malformed: int = 0
 
 
 class AppSessions:
@@ -142,6 +111,12 @@ class AppSessions:
                     batch, expiry_keys = [], []
             if batch or expiry_keys:
                 yield await self._read(batch, expiry_keys)
+
+    async def read(self, found: Sequence[tuple[str, str]]) -> AppBatch:
+        """The sessions under the given (key, app id) pairs, read as the walk reads them: for
+        sessions the due index names (a key gone, or of another type, is left out)."""
+        with translate_errors():
+            return await self._read(found, [])
 
     async def _read(self, found: Sequence[tuple[str, str]], expiry_keys: Sequence[str]) -> AppBatch:
         if self.format == "generic":

@@ -72,6 +72,10 @@ class RecordField(StrEnum):
     OWNER = "o"
     EXPIRED = "x"
     EXPIRED_AT = "t"
+    SEALED_APP_ID = "s"
+    """The app's session id, sealed (``identity.AppIdSeal``): written once, right after the
+    sidecar creates the record of an app format's session; the purge job opens it to reach the
+    app's session from the due index. Never the raw id."""
 
 
 @lru_cache(maxsize=1024)

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
@@ -52,6 +52,14 @@ from curfew.sessions.lifetime import (
     Reason,
     SessionRecord,
     Verdict,
+)
+from curfew.sessions.protocol import (
+    AppSessionStore,
+    JoinedRecord,
+    PurgeOutcome,
+    ShardBatch,
+    ShardGroup,
+    ShardMode,
 )
 from curfew.sessions.resp import (
     LeanRedis,
@@ -80,8 +88,6 @@ _UNAVAILABLE: Final = (
     asyncio.TimeoutError,
 )
 
-PurgeOutcome = Literal["removed", "touched", "gone", "done"]
-
 
 def _script(name: str) -> str:
     return resources.files("curfew.sessions").joinpath(f"lua/{name}.lua").read_text("utf-8")
@@ -109,9 +115,11 @@ DELETE_IF_UNRENEWED: Final = _Script.load("delete_if_unrenewed")
 EMPTY_DJANGO_SESSION: Final = _Script.load("empty_django_session")
 DELETE_PHP_SESSION: Final = _Script.load("delete_php_session")
 DELETE_SPRING_COMPANION: Final = _Script.load("delete_spring_companion")
+SEAL_RECORD: Final = _Script.load("seal_record")
 SCRIPTS: Final = (CHECK_AND_TOUCH, EXPIRE, PURGE_RECORD, DELETE_IF_UNCHANGED, DELETE_APP_SESSION,
                   PURGE_SHARD, DELETE_IF_UNRENEWED, EMPTY_DJANGO_SESSION,
-                  DELETE_SPRING_SESSION, DELETE_PHP_SESSION, DELETE_SPRING_COMPANION)
+                  DELETE_SPRING_SESSION, DELETE_PHP_SESSION, DELETE_SPRING_COMPANION,
+                  SEAL_RECORD)
 APP_SESSION_REMOVERS: Final = {
     "delete_app_session": DELETE_APP_SESSION,
     "delete_if_unrenewed": DELETE_IF_UNRENEWED,
@@ -125,38 +133,6 @@ types a session key has; the purge adds its guards after them. A Spring session 
 ``delete_spring_session``, whose keys its hash's fields name (``curfew.sessions.spring``)."""
 
 _REASONS: Final = {r.value.encode(): r for r in Reason}
-
-ShardMode = Literal["count", "list", "remove"]
-"""``purge_shard`` modes: count what expired, list it too, or expire it."""
-
-
-@dataclass(frozen=True)
-class ShardGroup:
-    """Sessions ``purge_shard`` found expired (listed or removed) for one reason and owner (so
-    one policy and workload): one group per batch in the common case, so the job handles
-    sessions in bulk."""
-
-    reason: Reason
-    policy: str
-    workload: str
-    joined_sids: str
-    """The group's session hashes joined by single spaces: no Python object per session."""
-    count: int
-
-    @property
-    def sids(self) -> list[str]:
-        return self.joined_sids.split(" ")
-
-
-@dataclass(frozen=True)
-class ShardBatch:
-    """What one ``purge_shard`` call did to one batch of a shard's index."""
-
-    examined: int
-    kept: int
-    repaired: int
-    counts: dict[Reason, int]
-    groups: list[ShardGroup]
 
 
 def _joined_sids(members: list[bytes]) -> str:
@@ -298,7 +274,7 @@ def build_client(
     raise StoreConfigError(f"store URL: unsupported scheme {scheme!r}")
 
 
-class SessionStore:
+class RedisSessionStore:
     """Curfew's session records in one Redis (single, Sentinel or Cluster).
 
     ``sid`` arguments are always keyed hashes (``curfew.sessions.identity.session_hash``),
@@ -339,7 +315,7 @@ class SessionStore:
         retain_seconds: float = keys.RETAIN_SECONDS,
         max_connections: int = 64,
         lean: bool = False,
-    ) -> SessionStore:
+    ) -> RedisSessionStore:
         """A store for the config's ``store.keyPrefix`` and ``store.format``.
 
         Pass both as the unified config has them: with an app format Curfew keeps its records
@@ -371,7 +347,8 @@ class SessionStore:
 
     @property
     def client(self) -> Any:
-        """The redis-py client, for the purge job's batched app-format walks."""
+        """The redis-py client: the app sessions' walk (``app_sessions``) shares it, and tests
+        look at the store through it. The purge engine never reaches it (it has the protocol)."""
         return self._client
 
     async def _routed(self) -> Any:
@@ -752,6 +729,11 @@ class SessionStore:
 
     async def read_records(self, sids: Sequence[str]) -> list[SessionRecord | None]:
         """The records of ``sids`` (None where Redis already expired one), one pipeline."""
+        return [record for record, _ in await self.read_joined(sids)]
+
+    async def read_joined(self, sids: Sequence[str]) -> list[JoinedRecord]:
+        """The records of ``sids``, each with the app's session id sealed in it (None where the
+        record holds none: older records, or a seal that was never written), one pipeline."""
         if not sids:
             return []
         with translate_errors(self.where):
@@ -766,8 +748,30 @@ class SessionStore:
                 for name, value in zip(_RECORD_FIELDS, values, strict=True)
                 if value is not None
             }
-            records.append(SessionRecord.from_fields(fields) if fields else None)
+            records.append(JoinedRecord(SessionRecord.from_fields(fields) if fields else None,
+                                        fields.get(keys.RecordField.SEALED_APP_ID)))
         return records
+
+    async def seal_app_id(self, sid: str, sealed: str) -> bool:
+        """Write the app's sealed session id (``identity.AppIdSeal``) into the record of
+        ``sid``, which the sidecar has just created; False when the record is gone or already
+        holds one. Called once per session, on first sight only: never on the hot path."""
+        record = keys.record_key(self.namespace, sid)
+        return int(await self._eval(SEAL_RECORD, (record,), (sealed,))) == 1
+
+    def app_sessions(
+        self,
+        *,
+        format: str,
+        prefix: str,
+        app_ttl_ms: int | None = None,
+        id_pattern: str | None = None,
+    ) -> AppSessionStore:
+        """The app's own sessions in this store, for the purge job (``curfew.sessions.apps``)."""
+        from curfew.sessions.apps import AppSessions
+
+        return AppSessions(self._client, format=format, prefix=prefix, app_ttl_ms=app_ttl_ms,
+                           id_pattern=id_pattern)
 
     async def purge_records(
         self, items: Sequence[tuple[str, int | None, Decision]]

@@ -3,8 +3,10 @@
 :class:`Enforcer` is shared by the reverse proxy and the authorization service: both describe
 the request as a :class:`RequestFacts` and act on the :class:`RequestOutcome`. The hot path is one
 keyed hash and one ``check_and_touch`` (a single EVALSHA); only an expired session costs a
-second call, to delete it, and a session the app issues (:meth:`Enforcer.issued`, or the
-ops port's ``POST /sessions/register``: :meth:`Enforcer.register`) one to register it.
+second call, to delete it, a session the app issues (:meth:`Enforcer.issued`, or the ops
+port's ``POST /sessions/register``: :meth:`Enforcer.register`) one to register it, and the
+first sight of an app format's session one to seal its app id into the new record
+(:meth:`Enforcer.seal`), which lets the purge reach it from the due index.
 
 A value outside the store format's id grammar (``curfew.sessions.codec``) is no session: it is
 forwarded as a request without one, and never reaches the store.
@@ -21,12 +23,12 @@ from typing import Final, Protocol
 
 from curfew.sessions.codec import AppKey
 from curfew.sessions.cookies import SEPARATE_FIELDS, AmbiguousSession
-from curfew.sessions.errors import StoreUnavailable
-from curfew.sessions.identity import SessionHasher
+from curfew.sessions.errors import StoreError, StoreUnavailable
+from curfew.sessions.identity import AppIdSeal, SessionHasher
 from curfew.sessions.keys import CURFEW_FORMAT
 from curfew.sessions.lifetime import Decision, Verdict
 from curfew.sessions.resp import ReplyCallback
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from curfew.sidecar import audit
 from curfew.sidecar.metrics import SidecarMetrics
 from curfew.sidecar.policy import (
@@ -135,7 +137,7 @@ class Enforcer:
     def __init__(
         self,
         watcher: ConfigWatcher,
-        store: SessionStore,
+        store: RedisSessionStore,
         key: bytes,
         metrics: SidecarMetrics,
         *,
@@ -144,6 +146,7 @@ class Enforcer:
         self.watcher = watcher
         self.store = store
         self._hash = SessionHasher(key)
+        self._seal = AppIdSeal(key)
         self.metrics = metrics
         self.sees_responses = sees_responses
         """Proxy mode: the app's answers reach :meth:`issued`, which registers the sessions it
@@ -191,7 +194,7 @@ class Enforcer:
         return Ask(policy, facts, self._hash(app_id), codec.app_key(app_id), activity)
 
     def ask_now(self, ask: Ask, callback: ReplyCallback) -> bool:
-        """Send the store question at once (see ``SessionStore.check_and_touch_now``):
+        """Send the store question at once (see ``RedisSessionStore.check_and_touch_now``):
         ``callback`` gets the raw reply, for :meth:`settle`; False when only :meth:`finish`
         can ask."""
         policy = ask.policy
@@ -223,6 +226,8 @@ class Enforcer:
             if decision is Decision.NEW:
                 audit.emit(audit.SESSION_FIRST_SEEN, session=ask.sid, workload=policy.workload,
                            policy=policy.policy)
+                if ask.app_key is not None:
+                    self.seal(ask.sid, ask.app_key)
             # A Decision is its own name (a StrEnum): no .value lookup on the hot path.
             self.metrics.count(decision, "forwarded")
             headers = build_remaining_headers(
@@ -326,6 +331,23 @@ class Enforcer:
             task = asyncio.get_running_loop().create_task(self._register(policy, sid))
             self._registering.add(task)
             task.add_done_callback(self._registering.discard)
+
+    def seal(self, sid: str, app_key: AppKey) -> None:
+        """Write the app's id, sealed, into the record the store has just created for it: a
+        follow-up call on first sight only, so the steady state stays one call per request. In
+        the background: the request does not wait, and a failed write leaves a record the purge
+        still handles, by its walk of the app's keys."""
+        sealed = self._seal.seal(sid, app_key.app_id)
+        task = asyncio.get_running_loop().create_task(self._write_seal(sid, sealed))
+        self._registering.add(task)
+        task.add_done_callback(self._registering.discard)
+
+    async def _write_seal(self, sid: str, sealed: str) -> None:
+        try:
+            await self.store.seal_app_id(sid, sealed)
+        except StoreError as err:
+            self.metrics.redis_errors.inc()
+            _log.warning("could not seal the app id of session %s: %s", sid, err)
 
     async def register(self, policy: SidecarPolicy, app_id: str) -> Verdict:
         """Register a session the app issued (an id of the format's grammar), now: its record

@@ -42,7 +42,7 @@ from aiohttp import web
 from yarl import URL
 
 from curfew.sessions.cookies import SEPARATE_FIELDS
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from curfew.sidecar.authz import NGINX_URI, AuthzService, Reply
 from curfew.sidecar.enforce import Ask, Enforcer, RequestFacts, RequestOutcome
 from curfew.sidecar.http1 import (
@@ -439,7 +439,7 @@ class _Client(asyncio.Protocol):
             if error is not None:
                 self._spawn(self._finish(ask, error))
                 return
-            verdict = SessionStore.verdict_of(reply)
+            verdict = RedisSessionStore.verdict_of(reply)
             outcome = self.lane.enforcer.settle(ask, verdict)
             if outcome is None:
                 self._spawn(self._expire(ask, verdict))

@@ -7,7 +7,7 @@ import logging
 import signal
 
 from curfew.sessions.errors import StoreError, StoreUnavailable
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from curfew.sidecar.policy import SidecarPolicy
 from curfew.sidecar.server import Sidecar
 from curfew.sidecar.settings import SidecarSettings
@@ -15,10 +15,10 @@ from curfew.sidecar.settings import SidecarSettings
 _log = logging.getLogger(__name__)
 
 
-def open_store(settings: SidecarSettings, policy: SidecarPolicy) -> SessionStore:
+def open_store(settings: SidecarSettings, policy: SidecarPolicy) -> RedisSessionStore:
     """The session store of the policy, with the sidecar's tight timeouts."""
     assert settings.redis_url is not None
-    return SessionStore.from_url(
+    return RedisSessionStore.from_url(
         settings.redis_url.get_secret_value(),
         key_prefix=policy.key_prefix,
         format=policy.store_format,
@@ -29,7 +29,7 @@ def open_store(settings: SidecarSettings, policy: SidecarPolicy) -> SessionStore
     )
 
 
-async def _report_store(store: SessionStore, policy: SidecarPolicy) -> None:
+async def _report_store(store: RedisSessionStore, policy: SidecarPolicy) -> None:
     """Say at start, in the words every process uses, when the store does not answer: a wrong
     ``REDIS_URL`` shows in the first lines of the log, not only in the first request's 503."""
     try:
@@ -40,7 +40,7 @@ async def _report_store(store: SessionStore, policy: SidecarPolicy) -> None:
 
 
 async def run_sidecar(
-    settings: SidecarSettings, policy: SidecarPolicy, store: SessionStore
+    settings: SidecarSettings, policy: SidecarPolicy, store: RedisSessionStore
 ) -> None:
     """Serve until a termination signal arrives."""
     sidecar = Sidecar(settings, policy, store)
@@ -58,7 +58,7 @@ async def run_sidecar(
     _log.info("stopped")
 
 
-def serve(settings: SidecarSettings, policy: SidecarPolicy, store: SessionStore) -> int:
+def serve(settings: SidecarSettings, policy: SidecarPolicy, store: RedisSessionStore) -> int:
     """Run the sidecar on uvloop where available; the process exit code."""
     try:
         import uvloop

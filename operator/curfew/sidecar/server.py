@@ -27,7 +27,7 @@ from curfew.sessions.cookies import AmbiguousSession
 from curfew.sessions.errors import StoreUnavailable
 from curfew.sessions.keys import CURFEW_FORMAT, curfew_namespace
 from curfew.sessions.lifetime import Decision
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from curfew.sidecar.authz import AuthzService
 from curfew.sidecar.client import ClientEndpoints
 from curfew.sidecar.enforce import JSON, Enforcer, session_fields
@@ -59,7 +59,7 @@ class Sidecar:
     """One running sidecar: its config watcher, store, enforcer and listeners."""
 
     def __init__(
-        self, settings: SidecarSettings, policy: SidecarPolicy, store: SessionStore
+        self, settings: SidecarSettings, policy: SidecarPolicy, store: RedisSessionStore
     ) -> None:
         self.settings = settings
         self.metrics = SidecarMetrics()
@@ -161,7 +161,7 @@ class Sidecar:
         if error is None and namespace != self.store.namespace:
             # Same connections, new key namespace: no reconnect, nothing in flight is dropped.
             old = self.store
-            self.store = self.enforcer.store = SessionStore(
+            self.store = self.enforcer.store = RedisSessionStore(
                 old.client, namespace=namespace, cluster=old.cluster,
                 retain_seconds=old.retain_ms / 1000, lean=old.lean, where=old.where,
             )

@@ -10,7 +10,7 @@ import pytest
 
 from curfew.sessions.identity import session_hash
 from curfew.sessions.lifetime import Decision
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from fixtures.purge import (
     SESSION_KEY,
     WEB,
@@ -39,12 +39,12 @@ def sid(raw: str) -> str:
     return session_hash(SESSION_KEY.encode(), raw)
 
 
-async def store_for(url: str, fmt: str, prefix: str) -> SessionStore:
-    return SessionStore.from_url(url, key_prefix=prefix, format=fmt, socket_timeout=5)
+async def store_for(url: str, fmt: str, prefix: str) -> RedisSessionStore:
+    return RedisSessionStore.from_url(url, key_prefix=prefix, format=fmt, socket_timeout=5)
 
 
 @pytest.fixture
-async def spring_store(store_url: str) -> AsyncIterator[SessionStore]:
+async def spring_store(store_url: str) -> AsyncIterator[RedisSessionStore]:
     s = await store_for(store_url, "spring-session", SPRING)
     yield s
     await s.aclose()
@@ -122,7 +122,7 @@ async def spring_keys_of(client: Any, raw_id: str, principal: str | None, now: i
 
 @pytest.mark.parametrize("serializer", ["jdk", "json"])
 async def test_spring_sessions_in_the_sorted_set_expiration_store_leave_it_when_removed(
-    spring_store: SessionStore, store_url: str, tmp_path: Path, serializer: str
+    spring_store: RedisSessionStore, store_url: str, tmp_path: Path, serializer: str
 ) -> None:
     client = spring_store.client
     now = await spring_store.server_time_ms()
@@ -146,7 +146,7 @@ async def test_spring_sessions_in_the_sorted_set_expiration_store_leave_it_when_
 
 @pytest.mark.parametrize("serializer", ["jdk", "json"])
 async def test_spring_sessions_past_a_limit_are_removed_with_every_key_spring_keeps(
-    spring_store: SessionStore, store_url: str, tmp_path: Path, serializer: str
+    spring_store: RedisSessionStore, store_url: str, tmp_path: Path, serializer: str
 ) -> None:
     client = spring_store.client
     now = await spring_store.server_time_ms()
@@ -187,7 +187,7 @@ async def test_spring_sessions_past_a_limit_are_removed_with_every_key_spring_ke
 
 
 async def test_a_spring_session_curfew_already_expired_is_removed(
-    spring_store: SessionStore, store_url: str, tmp_path: Path
+    spring_store: RedisSessionStore, store_url: str, tmp_path: Path
 ) -> None:
     client = spring_store.client
     now = await spring_store.server_time_ms()
@@ -206,7 +206,7 @@ async def test_a_spring_session_curfew_already_expired_is_removed(
 
 
 async def test_an_orphaned_spring_expiry_key_is_repaired(
-    spring_store: SessionStore, store_url: str, tmp_path: Path
+    spring_store: RedisSessionStore, store_url: str, tmp_path: Path
 ) -> None:
     client = spring_store.client
     now = await spring_store.server_time_ms()

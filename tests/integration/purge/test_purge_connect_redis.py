@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from curfew.sessions.apps import AppSessions
-from curfew.sessions.store import DELETE_IF_UNRENEWED, SessionStore
+from curfew.sessions.store import DELETE_IF_UNRENEWED, RedisSessionStore
 from fixtures.purge import curfew_purge, iso_ms, purge_config, write_config
 from fixtures.sessions import MIN
 
@@ -29,8 +29,8 @@ def connect_value(*, saved_ms: int | None, max_age_ms: int | None) -> str:
 async def test_sessions_touched_by_the_app_alone_stay_and_idle_ones_go(
     store_url: str, tmp_path: Path
 ) -> None:
-    store = SessionStore.from_url(store_url, key_prefix="sess:", format="connect-redis",
-                                  socket_timeout=5)
+    store = RedisSessionStore.from_url(store_url, key_prefix="sess:", format="connect-redis",
+                                       socket_timeout=5)
     try:
         client = store.client
         now = await store.server_time_ms()
@@ -66,8 +66,8 @@ async def test_sessions_touched_by_the_app_alone_stay_and_idle_ones_go(
 async def test_a_session_touched_or_saved_after_it_was_read_is_not_removed(
     store_url: str,
 ) -> None:
-    store = SessionStore.from_url(store_url, key_prefix="sess:", format="connect-redis",
-                                  socket_timeout=5)
+    store = RedisSessionStore.from_url(store_url, key_prefix="sess:", format="connect-redis",
+                                       socket_timeout=5)
     try:
         client = store.client
         await store.load_scripts()
@@ -91,7 +91,7 @@ async def test_a_session_touched_or_saved_after_it_was_read_is_not_removed(
 
 
 async def test_the_removal_script_takes_only_a_string_session(redis_url: str) -> None:
-    store = SessionStore.from_url(redis_url, key_prefix="sess:", format="connect-redis")
+    store = RedisSessionStore.from_url(redis_url, key_prefix="sess:", format="connect-redis")
     try:
         client = store.client
         await client.hset("sess:a-hash", "k", "v")

@@ -11,7 +11,7 @@ import pytest
 from curfew.sessions import keys
 from curfew.sessions.identity import session_hash
 from curfew.sessions.lifetime import Decision, Limits
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from fixtures.purge import POLICY, WEB, curfew_purge, purge_config, write_config
 from fixtures.redis_servers import RedisServer
 from fixtures.sessions import MIN, plant, read
@@ -24,13 +24,13 @@ def sid(raw: str) -> str:
 
 
 @pytest.fixture
-async def store(store_url: str) -> AsyncIterator[SessionStore]:
-    s = SessionStore.from_url(store_url, key_prefix="curfew:", socket_timeout=5)
+async def store(store_url: str) -> AsyncIterator[RedisSessionStore]:
+    s = RedisSessionStore.from_url(store_url, key_prefix="curfew:", socket_timeout=5)
     yield s
     await s.aclose()
 
 
-async def populate(store: SessionStore) -> dict[str, list[str]]:
+async def populate(store: RedisSessionStore) -> dict[str, list[str]]:
     """10 live sessions, 3 idle, 2 absolute, 1 expired only by the workload's shorter limit,
     and 2 index entries whose records Redis already dropped."""
     groups: dict[str, list[str]] = {k: [] for k in ("live", "idle", "absolute", "tightened")}
@@ -56,7 +56,7 @@ async def populate(store: SessionStore) -> dict[str, list[str]]:
 
 
 async def test_a_purge_expires_each_session_for_its_reason_and_keeps_the_live_ones(
-    store: SessionStore, store_url: str, tmp_path: Path
+    store: RedisSessionStore, store_url: str, tmp_path: Path
 ) -> None:
     groups = await populate(store)
     planted = {s: await read(store, s) for s in groups["idle"] + groups["absolute"]}
@@ -89,7 +89,7 @@ async def test_a_purge_expires_each_session_for_its_reason_and_keeps_the_live_on
 
 
 async def test_a_cookie_of_a_session_purged_by_its_index_entry_alone_is_still_refused(
-    store: SessionStore, store_url: str, tmp_path: Path
+    store: RedisSessionStore, store_url: str, tmp_path: Path
 ) -> None:
     groups = await populate(store)
     assert curfew_purge(write_config(tmp_path, purge_config()), store_url).code == 0
@@ -109,7 +109,7 @@ async def test_a_cookie_of_a_session_purged_by_its_index_entry_alone_is_still_re
 
 
 async def test_each_removed_session_has_an_audit_event_with_its_keyed_hash_only(
-    store: SessionStore, store_url: str, tmp_path: Path
+    store: RedisSessionStore, store_url: str, tmp_path: Path
 ) -> None:
     groups = await populate(store)
     run = curfew_purge(write_config(tmp_path, purge_config()), store_url)
@@ -125,7 +125,7 @@ async def test_each_removed_session_has_an_audit_event_with_its_keyed_hash_only(
 
 
 async def test_a_second_run_finds_nothing_left_to_do(
-    store: SessionStore, store_url: str, tmp_path: Path
+    store: RedisSessionStore, store_url: str, tmp_path: Path
 ) -> None:
     await populate(store)
     config = write_config(tmp_path, purge_config())
@@ -138,7 +138,7 @@ async def test_a_second_run_finds_nothing_left_to_do(
     assert again.events == []
 
 
-async def _snapshot(store: SessionStore) -> dict[bytes, bytes]:
+async def _snapshot(store: RedisSessionStore) -> dict[bytes, bytes]:
     client = store.client
     snapshot = {}
     nodes = client.get_primaries() if store.cluster else [None]
@@ -157,7 +157,7 @@ async def _snapshot(store: SessionStore) -> dict[bytes, bytes]:
     ],
 )
 async def test_a_dry_run_reports_what_it_would_remove_and_removes_nothing(
-    store: SessionStore,
+    store: RedisSessionStore,
     store_url: str,
     tmp_path: Path,
     how: str,
@@ -183,7 +183,7 @@ async def test_a_dry_run_reports_what_it_would_remove_and_removes_nothing(
 
 
 async def test_the_cap_aborts_a_run_that_would_remove_too_many_and_removes_nothing(
-    store: SessionStore, store_url: str, tmp_path: Path
+    store: RedisSessionStore, store_url: str, tmp_path: Path
 ) -> None:
     await populate(store)
     before = await _snapshot(store)
@@ -199,7 +199,7 @@ async def test_the_cap_aborts_a_run_that_would_remove_too_many_and_removes_nothi
 
 
 async def test_the_cap_lets_a_run_below_the_fraction_through(
-    store: SessionStore, store_url: str, tmp_path: Path
+    store: RedisSessionStore, store_url: str, tmp_path: Path
 ) -> None:
     await populate(store)
     # 6 of 18 expire (33%): under a 40% cap, over a 30% one.
@@ -208,7 +208,7 @@ async def test_the_cap_lets_a_run_below_the_fraction_through(
 
 
 async def test_a_policy_json_is_accepted_as_the_config_too(
-    store: SessionStore, store_url: str, tmp_path: Path
+    store: RedisSessionStore, store_url: str, tmp_path: Path
 ) -> None:
     from curfew.api.config import (
         ConfigSecretRef,
@@ -243,7 +243,7 @@ async def test_a_policy_json_is_accepted_as_the_config_too(
     ("shard_batch", "pipelines"), [("1", "1"), ("3", "2"), ("5000", "2"), ("3", "8")]
 )
 async def test_sessions_of_several_workloads_across_many_batches_each_get_their_own_audit_line(
-    store: SessionStore, store_url: str, tmp_path: Path, shard_batch: str, pipelines: str
+    store: RedisSessionStore, store_url: str, tmp_path: Path, shard_batch: str, pipelines: str
 ) -> None:
     api = "Deployment/shop/api"
     expected: dict[str, tuple[str, str]] = {}
@@ -298,7 +298,7 @@ def sids_in_shard(shard: int, n: int, tag: str) -> list[str]:
 
 
 async def test_a_group_is_named_by_the_next_record_when_its_first_is_gone_and_repaired_when_all_are(
-    store: SessionStore, store_url: str, tmp_path: Path
+    store: RedisSessionStore, store_url: str, tmp_path: Path
 ) -> None:
     api = "Deployment/shop/api"
     named = sids_in_shard(7, 3, "named")
@@ -322,7 +322,7 @@ async def test_a_group_is_named_by_the_next_record_when_its_first_is_gone_and_re
 async def test_the_common_path_writes_no_record_and_reads_one_record_per_group_and_batch(
     redis_server: RedisServer, redis_url: str, tmp_path: Path
 ) -> None:
-    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
+    store = RedisSessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
     api = "Deployment/shop/api"
     try:
         expired = []

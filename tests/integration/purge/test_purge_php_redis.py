@@ -19,7 +19,7 @@ from curfew.purge.target import build_target
 from curfew.sessions.apps import AppSessions
 from curfew.sessions.identity import session_hash
 from curfew.sessions.lifetime import Decision
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from fixtures.apps.php import PhpApp, start_php_app
 from fixtures.purge import SESSION_KEY, WEB, curfew_purge, purge_config, write_config
 from fixtures.sessions import MIN, plant, read
@@ -51,9 +51,9 @@ def php_app(redis_url: str) -> Iterator[PhpApp]:
 
 
 @pytest.fixture
-async def php_store(redis_url: str) -> AsyncIterator[SessionStore]:
-    store = SessionStore.from_url(redis_url, key_prefix=PREFIX, format="php-redis",
-                                  socket_timeout=5)
+async def php_store(redis_url: str) -> AsyncIterator[RedisSessionStore]:
+    store = RedisSessionStore.from_url(redis_url, key_prefix=PREFIX, format="php-redis",
+                                       socket_timeout=5)
     yield store
     await store.aclose()
 
@@ -79,14 +79,14 @@ async def signed_in_as(http: aiohttp.ClientSession, php: PhpApp, session: str) -
     return text.removeprefix("hello ").strip() if r.status == 200 else None
 
 
-async def dirty(store: SessionStore) -> int:
+async def dirty(store: RedisSessionStore) -> int:
     """Redis's count of writes to the dataset since start (no save is ever configured)."""
     info = await store.client.info("persistence")
     return int(info["rdb_changes_since_last_save"])
 
 
 async def test_the_purge_keeps_sessions_php_renewed_and_removes_idle_ones_a_dry_run_nothing(
-    php_app: PhpApp, php_store: SessionStore, http: aiohttp.ClientSession, redis_url: str,
+    php_app: PhpApp, php_store: RedisSessionStore, http: aiohttp.ClientSession, redis_url: str,
     tmp_path: Path,
 ) -> None:
     client = php_store.client
@@ -130,7 +130,7 @@ async def test_the_purge_keeps_sessions_php_renewed_and_removes_idle_ones_a_dry_
 
 
 async def test_a_curfew_record_decides_for_the_php_session_it_joins(
-    php_app: PhpApp, php_store: SessionStore, http: aiohttp.ClientSession, redis_url: str,
+    php_app: PhpApp, php_store: RedisSessionStore, http: aiohttp.ClientSession, redis_url: str,
     tmp_path: Path,
 ) -> None:
     sessions = {user: await sign_in(http, php_app, user) for user in ("a", "b", "c", "d", "e")}
@@ -153,7 +153,7 @@ async def test_a_curfew_record_decides_for_the_php_session_it_joins(
 
 
 async def test_a_session_php_renews_after_its_ttl_was_judged_stays_unless_a_record_decided(
-    php_app: PhpApp, php_store: SessionStore, http: aiohttp.ClientSession,
+    php_app: PhpApp, php_store: RedisSessionStore, http: aiohttp.ClientSession,
 ) -> None:
     session = await sign_in(http, php_app, "alice")
     await asyncio.sleep(1.2)
@@ -176,8 +176,8 @@ async def test_a_session_php_renews_after_its_ttl_was_judged_stays_unless_a_reco
 
 
 async def test_only_phps_own_sessions_are_walked(store_url: str, tmp_path: Path) -> None:
-    store = SessionStore.from_url(store_url, key_prefix=PREFIX, format="php-redis",
-                                  socket_timeout=5)
+    store = RedisSessionStore.from_url(store_url, key_prefix=PREFIX, format="php-redis",
+                                       socket_timeout=5)
     try:
         client = store.client
         old = (LIFETIME - 30) * 1000  # 30 s since PHP last wrote or renewed them
@@ -213,7 +213,7 @@ async def test_a_custom_prefix_and_the_php_serialize_handler_work_alike(
     php = start_php_app(port, lifetime=LIFETIME, prefix="shop:sess:", serializer="php_serialize")
     try:
         sessions = [await sign_in(http, php, f"u{i}") for i in range(1, 4)]
-        store = SessionStore.from_url(redis_url, key_prefix="shop:sess:", format="php-redis")
+        store = RedisSessionStore.from_url(redis_url, key_prefix="shop:sess:", format="php-redis")
         try:
             value = await store.client.get("shop:sess:" + sessions[0])
             assert value == b'a:1:{s:4:"user";s:2:"u1";}', "php_serialize wrote it"

@@ -14,7 +14,7 @@ from curfew.api.config import PurgeConfig
 from curfew.sessions.apps import AppSessions
 from curfew.sessions.formats_python import load_plain_pickle
 from curfew.sessions.identity import session_hash
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from fixtures.purge import SESSION_KEY, WEB, curfew_purge, purge_config, write_config
 from fixtures.sessions import MIN, plant
 
@@ -45,7 +45,8 @@ def user(name: str) -> bytes:
 async def test_django_sessions_are_judged_by_their_ttl_unless_a_record_decides(
     store_url: str, tmp_path: Path
 ) -> None:
-    store = SessionStore.from_url(store_url, key_prefix=CACHE, format="django", socket_timeout=5)
+    store = RedisSessionStore.from_url(store_url, key_prefix=CACHE, format="django",
+                                       socket_timeout=5)
     try:
         client = store.client
         now = await store.server_time_ms()
@@ -88,8 +89,8 @@ async def test_django_sessions_are_judged_by_their_ttl_unless_a_record_decides(
 
 
 async def test_a_session_the_app_saved_again_after_it_was_judged_stays(store_url: str) -> None:
-    store = SessionStore.from_url(store_url, key_prefix="session:", format="flask-session",
-                                  socket_timeout=5)
+    store = RedisSessionStore.from_url(store_url, key_prefix="session:", format="flask-session",
+                                       socket_timeout=5)
     try:
         await store.load_scripts()
         client = store.client
@@ -114,8 +115,8 @@ async def test_a_session_the_app_saved_again_after_it_was_judged_stays(store_url
 async def test_a_cached_db_session_is_emptied_keeping_its_ttl_and_not_judged_again(
     store_url: str, tmp_path: Path
 ) -> None:
-    store = SessionStore.from_url(store_url, key_prefix=CACHED_DB, format="django",
-                                  socket_timeout=5)
+    store = RedisSessionStore.from_url(store_url, key_prefix=CACHED_DB, format="django",
+                                       socket_timeout=5)
     try:
         client = store.client
         pickled, as_json, fresh = django_id(), django_id(), django_id()

@@ -21,7 +21,8 @@ from curfew.sessions import keys
 from curfew.sessions.apps import AppSessions
 from curfew.sessions.identity import session_hash
 from curfew.sessions.lifetime import Decision, Limits
-from curfew.sessions.store import SessionStore, ShardBatch
+from curfew.sessions.protocol import ShardBatch
+from curfew.sessions.store import RedisSessionStore
 from fixtures.purge import (
     POLICY,
     SESSION_KEY,
@@ -41,7 +42,7 @@ def sid(raw: str) -> str:
     return session_hash(SESSION_KEY.encode(), raw)
 
 
-async def plant_many(store: SessionStore, prefix: str, n: int, *, last_ago_ms: int) -> None:
+async def plant_many(store: RedisSessionStore, prefix: str, n: int, *, last_ago_ms: int) -> None:
     """Write ``n`` records in pipelines, as check_and_touch would have written them."""
     now = await store.server_time_ms()
     for start in range(0, n, 5000):
@@ -58,7 +59,7 @@ async def plant_many(store: SessionStore, prefix: str, n: int, *, last_ago_ms: i
 
 
 async def test_a_session_touched_after_it_was_judged_is_not_removed(redis_url: str) -> None:
-    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
+    store = RedisSessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
     try:
         s = sid("comes-back")
         rec = await plant(store, s, created_ago_ms=60 * MIN, last_ago_ms=20 * MIN)
@@ -76,7 +77,7 @@ async def test_a_session_touched_after_it_was_judged_is_not_removed(redis_url: s
 
 
 async def test_an_app_session_changed_after_it_was_read_is_not_removed(redis_url: str) -> None:
-    store = SessionStore.from_url(
+    store = RedisSessionStore.from_url(
         redis_url, key_prefix="sess:", format="connect-redis", socket_timeout=5
     )
     try:
@@ -93,7 +94,7 @@ async def test_an_app_session_changed_after_it_was_read_is_not_removed(redis_url
 
 
 async def test_two_overlapping_runs_remove_each_session_once(redis_url: str) -> None:
-    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
+    store = RedisSessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
     try:
         await plant_many(store, "live", 3000, last_ago_ms=MIN)
         await plant_many(store, "idle", 2000, last_ago_ms=20 * MIN)
@@ -115,7 +116,7 @@ async def test_two_overlapping_runs_remove_each_session_once(redis_url: str) -> 
 async def test_two_overlapping_purge_processes_leave_a_consistent_store(
     redis_url: str, tmp_path: Path
 ) -> None:
-    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
+    store = RedisSessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
     try:
         await plant_many(store, "live", 3000, last_ago_ms=MIN)
         await plant_many(store, "idle", 2000, last_ago_ms=20 * MIN)
@@ -140,7 +141,7 @@ async def test_a_redis_restart_mid_run_fails_clearly_and_the_next_run_finishes(
     tmp_path: Path,
 ) -> None:
     server = RedisServer(persist=True).start()
-    store = SessionStore.from_url(server.url, key_prefix="curfew:", socket_timeout=5)
+    store = RedisSessionStore.from_url(server.url, key_prefix="curfew:", socket_timeout=5)
     try:
         await plant_many(store, "live", 40_000, last_ago_ms=MIN)
         await plant_many(store, "idle", 30_000, last_ago_ms=20 * MIN)
@@ -168,7 +169,7 @@ async def test_a_redis_restart_mid_run_fails_clearly_and_the_next_run_finishes(
         assert "Traceback" not in err
 
         server.start()  # same port, same append-only file
-        store = SessionStore.from_url(server.url, key_prefix="curfew:", socket_timeout=5)
+        store = RedisSessionStore.from_url(server.url, key_prefix="curfew:", socket_timeout=5)
         removed_before = 30_000 - await _live_idle_count(store)
         assert 0 < removed_before < 30_000, "the kill must land mid-run"
         again = curfew_purge(config, server.url)
@@ -181,7 +182,7 @@ async def test_a_redis_restart_mid_run_fails_clearly_and_the_next_run_finishes(
         server.stop()
 
 
-async def _live_idle_count(store: SessionStore) -> int:
+async def _live_idle_count(store: RedisSessionStore) -> int:
     """Idle records still live (not tombstones): each is whole, never half-deleted."""
     now = await store.server_time_ms()
     live = 0
@@ -271,7 +272,7 @@ def test_limits_from_the_config_are_what_the_run_judges_by() -> None:
 
 
 async def test_the_cap_counts_due_entries_when_no_limits_shrank(redis_url: str) -> None:
-    store = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
+    store = RedisSessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
     try:
         await plant_many(store, "live", 1000, last_ago_ms=MIN)
         await plant_many(store, "idle", 2000, last_ago_ms=20 * MIN)
@@ -288,15 +289,15 @@ async def test_the_cap_counts_due_entries_when_no_limits_shrank(redis_url: str) 
 
 
 @pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[SessionStore]:
-    s = SessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
+async def store(redis_url: str) -> AsyncIterator[RedisSessionStore]:
+    s = RedisSessionStore.from_url(redis_url, key_prefix="curfew:", socket_timeout=5)
     await s.load_scripts()
     yield s
     await s.aclose()
 
 
 async def remove_batch(
-    store: SessionStore, s: str, *, now: int, until: int, workloads: dict[str, Limits]
+    store: RedisSessionStore, s: str, *, now: int, until: int, workloads: dict[str, Limits]
 ) -> ShardBatch:
     """One ``purge_shard`` call in remove mode on the shard of ``s``, by a run that took its
     snapshot of the clock at ``now``."""
@@ -308,7 +309,7 @@ async def remove_batch(
 
 
 async def test_a_session_touched_after_the_runs_snapshot_is_judged_by_its_new_activity(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     now = await store.server_time_ms()
     # Both were recorded with a 30-minute idle limit and left 20 minutes ago: live under it,
@@ -336,7 +337,7 @@ async def test_a_session_touched_after_the_runs_snapshot_is_judged_by_its_new_ac
 
 
 async def test_a_session_the_sidecar_expired_first_is_not_removed_or_audited_again(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     now = await store.server_time_ms()
     s = sid("expired-by-the-sidecar")

@@ -23,7 +23,7 @@ from curfew.sessions.lifetime import Decision
 from curfew.sessions.store import (
     DELETE_SPRING_COMPANION,
     DELETE_SPRING_SESSION,
-    SessionStore,
+    RedisSessionStore,
     remove_spring_companions,
 )
 from fixtures.apps.spring import NAMESPACE, SpringRecord, SpringWriter
@@ -35,8 +35,8 @@ PRINCIPAL = "ali\x00ce\U0001F600"
 
 
 @pytest.fixture
-async def cluster(redis_cluster_url: str) -> AsyncIterator[SessionStore]:
-    store = SessionStore.from_url(redis_cluster_url, key_prefix=NAMESPACE,
+async def cluster(redis_cluster_url: str) -> AsyncIterator[RedisSessionStore]:
+    store = RedisSessionStore.from_url(redis_cluster_url, key_prefix=NAMESPACE,
                                   format="spring-session", socket_timeout=5)
     yield store
     await store.aclose()
@@ -51,7 +51,7 @@ def scratch(redis_url: str) -> redis.Redis:
 
 
 async def write(
-    writer: SpringWriter, scratch: redis.Redis, redis_url: str, cluster: SessionStore,
+    writer: SpringWriter, scratch: redis.Redis, redis_url: str, cluster: RedisSessionStore,
     *records: SpringRecord,
 ) -> None:
     """Save ``records`` as Spring does, then move every key to the Cluster unchanged."""
@@ -101,7 +101,7 @@ def full(layout: str) -> list[str]:
 
 
 async def test_the_keys_of_one_session_lie_on_different_masters(
-    cluster: SessionStore, scratch: redis.Redis, redis_url: str, spring_writer: SpringWriter,
+    cluster: RedisSessionStore, scratch: redis.Redis, redis_url: str, spring_writer: SpringWriter,
 ) -> None:
     now = await cluster.server_time_ms()
     s = record(now, "reactive", idle=False)
@@ -114,7 +114,7 @@ async def test_the_keys_of_one_session_lie_on_different_masters(
 
 
 async def test_the_purge_on_a_cluster_removes_expired_sessions_whole_and_keeps_active_ones(
-    cluster: SessionStore, scratch: redis.Redis, redis_url: str, redis_cluster_url: str,
+    cluster: RedisSessionStore, scratch: redis.Redis, redis_url: str, redis_cluster_url: str,
     spring_writer: SpringWriter, tmp_path: Path,
 ) -> None:
     now = await cluster.server_time_ms()
@@ -134,7 +134,7 @@ async def test_the_purge_on_a_cluster_removes_expired_sessions_whole_and_keeps_a
 
 @pytest.mark.parametrize("layout", LAYOUTS[:3])
 async def test_the_sidecars_expiry_on_a_cluster_removes_the_whole_session(
-    cluster: SessionStore, scratch: redis.Redis, redis_url: str, spring_writer: SpringWriter,
+    cluster: RedisSessionStore, scratch: redis.Redis, redis_url: str, spring_writer: SpringWriter,
     layout: str,
 ) -> None:
     now = await cluster.server_time_ms()
@@ -165,7 +165,7 @@ async def stop_after(client: Any, s: SpringRecord, steps: int) -> None:
 @pytest.mark.parametrize("steps", [1, 2], ids=["after the hash", "after the set members"])
 @pytest.mark.parametrize("layout", LAYOUTS[:3])
 async def test_a_removal_stopped_between_its_steps_is_finished_by_the_next_purge(
-    cluster: SessionStore, scratch: redis.Redis, redis_url: str, redis_cluster_url: str,
+    cluster: RedisSessionStore, scratch: redis.Redis, redis_url: str, redis_cluster_url: str,
     spring_writer: SpringWriter, tmp_path: Path, layout: str, steps: int,
 ) -> None:
     now = await cluster.server_time_ms()
@@ -194,7 +194,7 @@ async def test_a_removal_stopped_between_its_steps_is_finished_by_the_next_purge
 
 
 async def test_finishing_a_removal_twice_changes_nothing_the_second_time(
-    cluster: SessionStore, scratch: redis.Redis, redis_url: str, spring_writer: SpringWriter,
+    cluster: RedisSessionStore, scratch: redis.Redis, redis_url: str, spring_writer: SpringWriter,
 ) -> None:
     now = await cluster.server_time_ms()
     half = record(now, "reactive", idle=True)

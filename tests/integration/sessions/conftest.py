@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 
 
 @pytest.fixture(params=["single", "cluster"])
@@ -15,7 +15,7 @@ def store_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def store(store_url: str) -> AsyncIterator[SessionStore]:
-    s = SessionStore.from_url(store_url, key_prefix="curfew:", socket_timeout=5)
+async def store(store_url: str) -> AsyncIterator[RedisSessionStore]:
+    s = RedisSessionStore.from_url(store_url, key_prefix="curfew:", socket_timeout=5)
     yield s
     await s.aclose()

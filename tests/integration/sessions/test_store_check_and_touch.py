@@ -14,7 +14,7 @@ from curfew.sessions.codec import SessionCodec, build_codec
 from curfew.sessions.errors import StoreConfigError, StoreUnavailable
 from curfew.sessions.identity import session_hash
 from curfew.sessions.lifetime import Decision, Limits, SessionRecord, decide
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from fixtures.redis_servers import RedisClusterServers, RedisServer, free_port
 from fixtures.sessions import MIN, plant, read
 
@@ -31,7 +31,7 @@ OWNER = keys.owner_id(POLICY, WEB)
 
 
 async def check(
-    store: SessionStore,
+    store: RedisSessionStore,
     sid: str,
     limits: Limits = LIMITS,
     *,
@@ -45,14 +45,14 @@ async def check(
     )
 
 
-async def due_entries(store: SessionStore, sid: str) -> dict[str, float]:
+async def due_entries(store: RedisSessionStore, sid: str) -> dict[str, float]:
     """The due index entries of ``sid``'s shard that name it, member -> score."""
     _record_key, due_key, _ = keys.session_keys(store.namespace, sid)
     entries = await store.client.zrange(due_key, 0, -1, withscores=True)
     return {m.decode(): score for m, score in entries if m.decode().endswith(sid)}
 
 
-async def due_score(store: SessionStore, sid: str) -> float | None:
+async def due_score(store: RedisSessionStore, sid: str) -> float | None:
     """The score of ``sid``'s entry, which must be the one its creator's owner id names."""
     entries = await due_entries(store, sid)
     assert set(entries) <= {keys.due_member(OWNER, sid)}, entries
@@ -60,7 +60,7 @@ async def due_score(store: SessionStore, sid: str) -> float | None:
 
 
 async def test_a_first_sight_creates_a_record_an_index_entry_and_a_deadline_ttl(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     sid = sid_of("first")
     verdict = await check(store, sid)
@@ -78,7 +78,7 @@ async def test_a_first_sight_creates_a_record_an_index_entry_and_a_deadline_ttl(
 
 
 async def test_a_session_shared_by_two_workloads_keeps_the_owner_that_created_it(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     sid = sid_of("shared")
     await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=5 * MIN, workload=WEB)
@@ -95,7 +95,7 @@ async def test_a_session_shared_by_two_workloads_keeps_the_owner_that_created_it
 
 
 async def test_the_due_score_says_when_the_absolute_deadline_comes_first(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     sid = sid_of("near-absolute")
     # 5 minutes of the 8 hours left, 15 of idle: the absolute deadline comes first.
@@ -111,7 +111,7 @@ async def test_the_due_score_says_when_the_absolute_deadline_comes_first(
     assert ttl_at == rec.absolute_deadline_ms + store.retain_ms
 
 
-async def test_a_second_request_is_allowed_with_the_time_left(store: SessionStore) -> None:
+async def test_a_second_request_is_allowed_with_the_time_left(store: RedisSessionStore) -> None:
     sid = sid_of("second")
     await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=5 * MIN)
     verdict = await check(store, sid)
@@ -120,7 +120,9 @@ async def test_a_second_request_is_allowed_with_the_time_left(store: SessionStor
     assert verdict.absolute_remaining == pytest.approx(7 * 3600, abs=1)
 
 
-async def test_activity_moves_the_last_activity_the_index_and_the_ttl(store: SessionStore) -> None:
+async def test_activity_moves_the_last_activity_the_index_and_the_ttl(
+    store: RedisSessionStore,
+) -> None:
     sid = sid_of("active")
     before = await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=5 * MIN)
     await check(store, sid, activity=True)
@@ -132,7 +134,9 @@ async def test_activity_moves_the_last_activity_the_index_and_the_ttl(store: Ses
     assert ttl_at == after.last_activity_ms + 15 * MIN + store.retain_ms
 
 
-async def test_activity_within_the_touch_granularity_writes_nothing(store: SessionStore) -> None:
+async def test_activity_within_the_touch_granularity_writes_nothing(
+    store: RedisSessionStore,
+) -> None:
     sid = sid_of("busy")
     await check(store, sid)
     first = await read(store, sid)
@@ -153,7 +157,7 @@ async def test_activity_within_the_touch_granularity_writes_nothing(store: Sessi
     assert later.last_activity_ms >= first.last_activity_ms + lifetime.TOUCH_GRANULARITY_MS
 
 
-async def test_a_request_that_is_not_activity_changes_nothing(store: SessionStore) -> None:
+async def test_a_request_that_is_not_activity_changes_nothing(store: RedisSessionStore) -> None:
     sid = sid_of("status")
     before = await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=5 * MIN)
     verdict = await check(store, sid, activity=False)
@@ -167,7 +171,7 @@ async def test_a_request_that_is_not_activity_changes_nothing(store: SessionStor
     [(60, 16, Decision.EXPIRED_IDLE), (481, 1, Decision.EXPIRED_ABSOLUTE)],
 )
 async def test_an_expired_session_becomes_a_tombstone_out_of_the_index(
-    store: SessionStore, created_ago: int, last_ago: int, expected: Decision
+    store: RedisSessionStore, created_ago: int, last_ago: int, expected: Decision
 ) -> None:
     sid = sid_of(f"expired-{expected}")
     await plant(store, sid, created_ago_ms=created_ago * MIN, last_ago_ms=last_ago * MIN)
@@ -183,7 +187,7 @@ async def test_an_expired_session_becomes_a_tombstone_out_of_the_index(
 
 
 async def test_shorter_limits_expire_a_session_recorded_with_longer_ones(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     sid = sid_of("tightened")
     await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=10 * MIN, idle_ms=30 * MIN)
@@ -192,7 +196,7 @@ async def test_shorter_limits_expire_a_session_recorded_with_longer_ones(
 
 
 async def test_shorter_limits_are_recorded_so_they_outlive_the_config_change(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     sid = sid_of("tightened-kept")
     await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=1 * MIN, idle_ms=30 * MIN)
@@ -206,7 +210,7 @@ async def test_shorter_limits_are_recorded_so_they_outlive_the_config_change(
 
 
 async def test_renewal_is_flagged_once_the_session_is_older_than_the_interval(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     old, young = sid_of("renew-old"), sid_of("renew-young")
     await plant(store, old, created_ago_ms=61 * MIN, last_ago_ms=1 * MIN)
@@ -215,7 +219,7 @@ async def test_renewal_is_flagged_once_the_session_is_older_than_the_interval(
     assert not (await check(store, young)).renewal_due
 
 
-async def test_the_script_agrees_with_the_pure_rules(store: SessionStore) -> None:
+async def test_the_script_agrees_with_the_pure_rules(store: RedisSessionStore) -> None:
     cases = [
         (created, last, idle, activity)
         for created in (10, 100, 479, 481)
@@ -248,7 +252,7 @@ async def test_the_script_agrees_with_the_pure_rules(store: SessionStore) -> Non
 
 
 async def test_expire_leaves_a_tombstone_and_deletes_the_apps_own_session(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     sid = sid_of(EXPRESS_ID)
     app_key = EXPRESS.app_key(EXPRESS_ID)
@@ -270,7 +274,7 @@ SPRING_ID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
 EXPRESS_ID = "bW9ja2VkLXVpZC1zYWZlLTI0LWJ5dGVz"
 
 
-async def check_app(store: SessionStore, codec: SessionCodec, app_id: str) -> Decision:
+async def check_app(store: RedisSessionStore, codec: SessionCodec, app_id: str) -> Decision:
     """A request's check as the sidecar makes it for an app format (nothing vouched)."""
     verdict = await store.check_and_touch(
         sid_of(app_id), LIMITS, activity=True, policy=POLICY, workload=WEB,
@@ -280,7 +284,7 @@ async def check_app(store: SessionStore, codec: SessionCodec, app_id: str) -> De
 
 
 async def test_a_curfew_session_the_app_never_issued_is_unknown_and_writes_no_key(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     before = await store.client.dbsize()
     for n in range(200):
@@ -291,7 +295,7 @@ async def test_a_curfew_session_the_app_never_issued_is_unknown_and_writes_no_ke
 
 
 async def test_an_app_session_gets_a_record_only_while_its_key_holds_the_formats_type(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     app_key = SPRING.app_key(SPRING_ID)
     assert app_key is not None
@@ -316,7 +320,9 @@ async def test_an_app_session_gets_a_record_only_while_its_key_holds_the_formats
     assert await check_app(store, EXPRESS, EXPRESS_ID) is Decision.NEW
 
 
-async def test_expiring_a_session_deletes_no_app_key_of_another_type(store: SessionStore) -> None:
+async def test_expiring_a_session_deletes_no_app_key_of_another_type(
+    store: RedisSessionStore,
+) -> None:
     # A sorted set where a session id would be: Spring Session's expiration store shape.
     app_key = SPRING.app_key(SPRING_ID)
     assert app_key is not None
@@ -329,7 +335,7 @@ async def test_expiring_a_session_deletes_no_app_key_of_another_type(store: Sess
 
 
 async def test_an_app_re_issuing_an_expired_session_does_not_revive_it(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     sid = sid_of("re-issued")
     await plant(store, sid, created_ago_ms=60 * MIN, last_ago_ms=16 * MIN)
@@ -338,7 +344,9 @@ async def test_an_app_re_issuing_an_expired_session_does_not_revive_it(
     assert verdict.decision is Decision.EXPIRED_IDLE
 
 
-async def test_a_tombstone_keeps_its_first_reason_when_expired_again(store: SessionStore) -> None:
+async def test_a_tombstone_keeps_its_first_reason_when_expired_again(
+    store: RedisSessionStore,
+) -> None:
     sid = sid_of("absolute-then-expire")
     await plant(store, sid, created_ago_ms=481 * MIN, last_ago_ms=1 * MIN)
     await check(store, sid)
@@ -349,7 +357,7 @@ async def test_a_tombstone_keeps_its_first_reason_when_expired_again(store: Sess
 
 
 async def test_the_script_is_reloaded_after_redis_lost_its_script_cache(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     await store.client.script_flush()
     verdict = await check(store, sid_of("noscript"))
@@ -357,7 +365,9 @@ async def test_the_script_is_reloaded_after_redis_lost_its_script_cache(
     assert (await check(store, sid_of("noscript"))).decision is Decision.ALLOWED
 
 
-async def test_the_record_and_its_indexes_live_in_one_cluster_slot(store: SessionStore) -> None:
+async def test_the_record_and_its_indexes_live_in_one_cluster_slot(
+    store: RedisSessionStore,
+) -> None:
     sid = sid_of("slot")
     slots = {await store.client.cluster_keyslot(k) if store.cluster else _slot(k)
              for k in keys.session_keys(store.namespace, sid)}
@@ -370,13 +380,13 @@ def _slot(key: str) -> int:
     return int(key_slot(key.encode()))
 
 
-async def test_ping_succeeds_on_a_reachable_store(store: SessionStore) -> None:
+async def test_ping_succeeds_on_a_reachable_store(store: RedisSessionStore) -> None:
     await store.ping()
 
 
 async def test_a_single_request_costs_exactly_one_evalsha(redis_server: RedisServer) -> None:
     redis_server.client().flushall()
-    store = SessionStore.from_url(redis_server.url, key_prefix="curfew:")
+    store = RedisSessionStore.from_url(redis_server.url, key_prefix="curfew:")
     try:
         sid = sid_of("one-trip")
         await check(store, sid)  # warm the connection and the script cache
@@ -394,7 +404,7 @@ async def test_a_single_request_costs_exactly_one_evalsha(redis_server: RedisSer
 
 async def test_a_stopped_redis_is_one_typed_error_within_a_second() -> None:
     server = RedisServer().start()
-    store = SessionStore.from_url(server.url, key_prefix="curfew:")
+    store = RedisSessionStore.from_url(server.url, key_prefix="curfew:")
     try:
         await check(store, sid_of("outage"))
         server.kill()
@@ -415,7 +425,7 @@ async def test_a_redis_that_accepts_but_never_answers_times_out_as_unavailable()
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         port = silent.getsockname()[1]
-        store = SessionStore.from_url(
+        store = RedisSessionStore.from_url(
             f"redis://127.0.0.1:{port}/0", key_prefix="curfew:", socket_timeout=0.1, retries=1
         )
         started = time.monotonic()
@@ -425,7 +435,7 @@ async def test_a_redis_that_accepts_but_never_answers_times_out_as_unavailable()
         await store.aclose()
 
 
-async def test_concurrent_first_requests_create_one_record(store: SessionStore) -> None:
+async def test_concurrent_first_requests_create_one_record(store: RedisSessionStore) -> None:
     sid = sid_of("race")
     await store.ping()  # as a sidecar does before it reports ready
     verdicts = await asyncio.gather(*(check(store, sid) for _ in range(20)))
@@ -443,17 +453,18 @@ async def test_concurrent_first_requests_create_one_record(store: SessionStore) 
 )
 def test_an_unusable_store_url_is_a_config_error_naming_the_problem(url: str, says: str) -> None:
     with pytest.raises(StoreConfigError, match=says):
-        SessionStore.from_url(url, key_prefix="curfew:")
+        RedisSessionStore.from_url(url, key_prefix="curfew:")
 
 
 def test_a_key_prefix_with_hash_tag_braces_is_refused() -> None:
     with pytest.raises(StoreConfigError, match="keyPrefix"):
-        SessionStore.from_url("redis://localhost", key_prefix="{x}")
+        RedisSessionStore.from_url("redis://localhost", key_prefix="{x}")
 
 
 def test_records_are_stored_exactly_as_the_pure_model_writes_them() -> None:
     rec = SessionRecord(1, 2, 3, 4, 5, "p", "w", True)
-    assert set(rec.to_fields()) == {f.value for f in keys.RecordField} - {"x", "t"}
+    # A tombstone's fields come with expiry; the sealed app id from its own script, afterwards.
+    assert set(rec.to_fields()) == {f.value for f in keys.RecordField} - {"x", "t", "s"}
 
 
 async def test_a_sentinel_url_finds_the_master_and_serves_checks(
@@ -469,7 +480,7 @@ async def test_a_sentinel_url_finds_the_master_and_serves_checks(
         ["redis-server", str(conf), "--sentinel"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    store = SessionStore.from_url(
+    store = RedisSessionStore.from_url(
         f"redis+sentinel://127.0.0.1:{port}/sessions", key_prefix="curfew:", socket_timeout=2
     )
     try:
@@ -515,11 +526,11 @@ async def test_a_rediss_url_checks_sessions_over_verified_tls(tmp_path: Path) ->
         "--tls-port", str(tls_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
         "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
     ).start()
-    store = SessionStore.from_url(
+    store = RedisSessionStore.from_url(
         f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={ca}", key_prefix="curfew:",
         socket_timeout=2,
     )
-    untrusted = SessionStore.from_url(
+    untrusted = RedisSessionStore.from_url(
         f"rediss://127.0.0.1:{tls_port}/0", key_prefix="curfew:", socket_timeout=2
     )
     try:
@@ -536,7 +547,7 @@ async def test_a_rediss_url_checks_sessions_over_verified_tls(tmp_path: Path) ->
 async def test_sessions_spread_over_every_master_of_a_cluster(
     redis_cluster_url: str, redis_cluster: RedisClusterServers
 ) -> None:
-    store = SessionStore.from_url(redis_cluster_url, key_prefix="curfew:", socket_timeout=5)
+    store = RedisSessionStore.from_url(redis_cluster_url, key_prefix="curfew:", socket_timeout=5)
     try:
         for i in range(600):
             await check(store, sid_of(f"spread-{i}"))

@@ -12,19 +12,19 @@ from redis.asyncio import Redis
 from curfew.sessions import keys
 from curfew.sessions.identity import session_hash
 from curfew.sessions.lifetime import Decision, Limits
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 
 KEY = b"test-session-key-0123456789"
 LIMITS = Limits(idle_seconds=15 * 60, absolute_seconds=8 * 3600, renewal_seconds=3600)
 
 
-def cluster_store(url: str) -> SessionStore:
-    return SessionStore.from_url(
+def cluster_store(url: str) -> RedisSessionStore:
+    return RedisSessionStore.from_url(
         url, key_prefix="curfew:", socket_timeout=5, connect_timeout=5, retries=0
     )
 
 
-async def check(store: SessionStore, sid: str) -> Decision:
+async def check(store: RedisSessionStore, sid: str) -> Decision:
     verdict = await store.check_and_touch(
         sid, LIMITS, activity=True, policy="shop/storefront", workload="Deployment/shop/web",
         register=True,  # sessions the app issued: a first sight creates the record
@@ -58,7 +58,7 @@ async def test_requests_after_the_server_closed_the_idle_connections_all_succeed
     # connections for a lazy reconnect when a command meets a closed one, so the store's own
     # retry succeeds; before 8.2 it closed them in background tasks while they were still free,
     # and a request beside the failed one could take one mid-close and fail.
-    store = SessionStore.from_url(
+    store = RedisSessionStore.from_url(
         redis_cluster_url, key_prefix="curfew:", socket_timeout=5, connect_timeout=5
     )
     try:

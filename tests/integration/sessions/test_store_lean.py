@@ -1,4 +1,4 @@
-"""The lean pipelined connection of check_and_touch (``SessionStore.from_url(..., lean=True)``)
+"""The lean pipelined connection of check_and_touch (``RedisSessionStore.from_url(..., lean=True)``)
 against real redis-server processes: same answers as redis-py, replies matched to their callers
 under concurrency, one EVALSHA, the NOSCRIPT fallback, credentials and database, and every
 outage as StoreUnavailable within the timeouts."""
@@ -13,7 +13,7 @@ from curfew.sessions import keys
 from curfew.sessions.errors import StoreDataError, StoreUnavailable
 from curfew.sessions.identity import session_hash
 from curfew.sessions.lifetime import Decision, Limits, Verdict
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from fixtures.redis_servers import RedisServer
 from fixtures.sessions import MIN, plant
 
@@ -25,15 +25,15 @@ def sid_of(raw: str) -> str:
     return session_hash(KEY, raw)
 
 
-async def check(store: SessionStore, sid: str, *, activity: bool = True) -> Verdict:
+async def check(store: RedisSessionStore, sid: str, *, activity: bool = True) -> Verdict:
     return await store.check_and_touch(
         sid, LIMITS, activity=activity, policy="shop/storefront", workload="Deployment/shop/web",
         register=True,  # sessions the app issued: a first sight creates the record
     )
 
 
-def lean_store(url: str, **options: float) -> SessionStore:
-    store = SessionStore.from_url(url, key_prefix="curfew:", lean=True, **options)  # type: ignore[arg-type]
+def lean_store(url: str, **options: float) -> RedisSessionStore:
+    store = RedisSessionStore.from_url(url, key_prefix="curfew:", lean=True, **options)  # type: ignore[arg-type]
     assert store.lean is not None, f"{url} should take the lean path"
     return store
 
@@ -49,11 +49,11 @@ def lean_store(url: str, **options: float) -> SessionStore:
     ],
 )
 def test_tls_unix_cluster_sentinel_and_query_urls_stay_with_redis_py(url: str) -> None:
-    assert SessionStore.from_url(url, key_prefix="curfew:", lean=True).lean is None
+    assert RedisSessionStore.from_url(url, key_prefix="curfew:", lean=True).lean is None
 
 
 def test_without_asking_for_it_no_store_takes_the_lean_path(redis_server: RedisServer) -> None:
-    assert SessionStore.from_url(redis_server.url, key_prefix="curfew:").lean is None
+    assert RedisSessionStore.from_url(redis_server.url, key_prefix="curfew:").lean is None
 
 
 async def test_concurrent_checks_each_get_their_own_session_s_verdict(

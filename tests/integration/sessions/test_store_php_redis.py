@@ -11,7 +11,7 @@ import pytest
 from curfew.sessions.codec import build_codec
 from curfew.sessions.identity import session_hash
 from curfew.sessions.lifetime import Decision, Limits
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 
 KEY = b"test-session-key-0123456789"
 PREFIX = "PHPREDIS_SESSION:"
@@ -21,13 +21,14 @@ LIMITS = Limits(idle_seconds=900, absolute_seconds=28800)
 
 
 @pytest.fixture
-async def store(store_url: str) -> AsyncIterator[SessionStore]:
-    s = SessionStore.from_url(store_url, key_prefix=PREFIX, format="php-redis", socket_timeout=5)
+async def store(store_url: str) -> AsyncIterator[RedisSessionStore]:
+    s = RedisSessionStore.from_url(store_url, key_prefix=PREFIX, format="php-redis",
+                                   socket_timeout=5)
     yield s
     await s.aclose()
 
 
-async def check(store: SessionStore, app_id: str) -> Decision:
+async def check(store: RedisSessionStore, app_id: str) -> Decision:
     verdict = await store.check_and_touch(
         session_hash(KEY, app_id), LIMITS, activity=True, policy="shop/storefront",
         workload="Deployment/shop/web", app_key=PHP.app_key(app_id),
@@ -36,7 +37,7 @@ async def check(store: SessionStore, app_id: str) -> Decision:
 
 
 async def test_a_php_session_gets_a_record_only_once_php_wrote_it_as_a_string(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     assert await check(store, PHP_ID) is Decision.UNKNOWN
     await store.client.hset(PREFIX + PHP_ID, mapping={"user": "alice"})
@@ -49,7 +50,7 @@ async def test_a_php_session_gets_a_record_only_once_php_wrote_it_as_a_string(
 
 @pytest.mark.parametrize("script_cache", ["loaded", "flushed"])
 async def test_expiry_removes_a_php_session_however_fresh_its_ttl(
-    store: SessionStore, script_cache: str
+    store: RedisSessionStore, script_cache: str
 ) -> None:
     await store.client.set(PREFIX + PHP_ID, 'user|s:5:"alice";', ex=1440)
     assert await check(store, PHP_ID) is Decision.NEW
@@ -63,7 +64,7 @@ async def test_expiry_removes_a_php_session_however_fresh_its_ttl(
 
 
 async def test_expiry_leaves_a_key_of_another_type_under_phps_prefix(
-    store: SessionStore,
+    store: RedisSessionStore,
 ) -> None:
     await store.client.set(PREFIX + PHP_ID, 'user|s:5:"alice";', ex=1440)
     assert await check(store, PHP_ID) is Decision.NEW

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from sidecar_harness import KEY, MountedConfig
 
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from curfew.sidecar.enforce import RequestFacts
 from curfew.sidecar.main import open_store
 from curfew.sidecar.reload import load_policy
@@ -73,7 +73,7 @@ class Rig:
         """(method, target, Cookie) of each request the sidecar decided on."""
         self.port = 0
         self.sidecar: Sidecar | None = None
-        self.inspector: SessionStore | None = None
+        self.inspector: RedisSessionStore | None = None
 
     def run(self, work: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
@@ -98,7 +98,7 @@ class Rig:
 
         enforcer.begin = judged  # type: ignore[method-assign]
         self.port = (await sidecar.start())[0][1]
-        self.inspector = SessionStore.from_url(
+        self.inspector = RedisSessionStore.from_url(
             redis_url, key_prefix=policy.key_prefix, format=policy.store_format)
         return sidecar
 

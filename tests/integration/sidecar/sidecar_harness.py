@@ -28,7 +28,7 @@ from aiohttp import web
 from curfew.api.config import UnifiedConfig
 from curfew.sessions.identity import session_hash
 from curfew.sessions.keys import session_keys
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from curfew.sidecar.main import open_store
 from curfew.sidecar.reload import load_policy
 from curfew.sidecar.server import Sidecar
@@ -209,7 +209,7 @@ class RunningSidecar:
     url: str
     ops_url: str
     config: MountedConfig
-    store: SessionStore
+    store: RedisSessionStore
     """A store client of the test's own, on the sidecar's namespace, to inspect records."""
 
     async def issue(self, *raws: str, cookie: str = "session", header: str | None = None,
@@ -279,7 +279,7 @@ async def start_sidecar(
         store = open_store(config, policy)
         sidecar = Sidecar(config, policy, store)
         bound = await sidecar.start()
-        inspector = SessionStore.from_url(
+        inspector = RedisSessionStore.from_url(
             config.redis_url.get_secret_value(), key_prefix=policy.key_prefix,
             format=policy.store_format,
         )

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from sidecar_harness import KEY, MountedConfig, policy_doc, sid_of
 
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from fixtures.redis_servers import RedisServer, free_port
 from fixtures.sessions import plant
 
@@ -87,7 +87,7 @@ async def test_a_real_run_finishes_requests_in_flight_on_sigterm_and_logs_no_raw
     )
     base = f"http://127.0.0.1:{port}"
     raw_ids = ["raw-cli-alpha-4242", "raw-cli-expired-1717", "raw-cli-slow-9090"]
-    store = SessionStore.from_url(redis_server.url, key_prefix="curfew:")
+    store = RedisSessionStore.from_url(redis_server.url, key_prefix="curfew:")
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
             deadline = time.monotonic() + 20

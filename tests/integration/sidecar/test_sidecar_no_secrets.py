@@ -25,7 +25,7 @@ import pytest
 from sidecar_harness import KEY, MountedConfig, policy_doc, sid_of, wait_for
 
 from curfew.sessions.keys import session_keys
-from curfew.sessions.store import SessionStore
+from curfew.sessions.store import RedisSessionStore
 from fixtures.redis_servers import RedisServer, free_port
 from fixtures.sessions import plant
 
@@ -45,7 +45,7 @@ class Process:
     stdout: Path
     stderr: Path
     proc: asyncio.subprocess.Process
-    store: SessionStore
+    store: RedisSessionStore
 
     def printed(self) -> bytes:
         return self.stdout.read_bytes() + self.stderr.read_bytes()
@@ -79,7 +79,7 @@ async def sidecar_process(
                 env={**env, "REDIS_URL": own_redis.url, "CURFEW_SESSION_KEY": KEY.decode()},
                 stdout=stdout, stderr=stderr,
             )
-        store = SessionStore.from_url(own_redis.url, key_prefix="curfew:", format="curfew")
+        store = RedisSessionStore.from_url(own_redis.url, key_prefix="curfew:", format="curfew")
         process = Process(port, ops, out, err, proc, store)
         started.append(process)
         async with aiohttp.ClientSession() as http:

@@ -3,8 +3,8 @@ expiry, tombstones that keep answering, status checks that never count as activi
 
 from __future__ import annotations
 
-from curfew.demo.memory import MemoryStore
 from curfew.sessions.lifetime import Decision, Limits
+from curfew.sessions.memory import MemoryStore
 
 LIMITS = Limits(idle_seconds=30, absolute_seconds=180)
 
