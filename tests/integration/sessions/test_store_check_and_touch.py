@@ -233,8 +233,12 @@ async def test_the_script_agrees_with_the_pure_rules(store: RedisSessionStore) -
         planted = await plant(
             store, sid, created_ago_ms=created * MIN, last_ago_ms=last * MIN, idle_ms=idle * MIN
         )
+        # The script reads Redis's clock somewhere between these two readings: the pure rules
+        # are asked at both, and the script's answer must lie between theirs.
+        start = await store.server_time_ms()
         verdict = await check(store, sid, activity=activity)
         now = await store.server_time_ms()
+        _, earliest = decide(planted, LIMITS, now_ms=start, activity=activity)
         expected, after = decide(planted, LIMITS, now_ms=now, activity=activity)
         case = (created, last, idle, activity)
         assert verdict.decision is expected.decision, case
@@ -243,12 +247,13 @@ async def test_the_script_agrees_with_the_pure_rules(store: RedisSessionStore) -
         if expected.expired:
             assert score is None, case
         else:
-            # The same deadline (to the millisecond the two clocks were read apart) and mark.
+            # The same deadline (within the time the clock readings took) and mark.
             assert score is not None, case
             got, absolute = keys.due_deadline(score)
+            low, _ = keys.due_deadline(earliest.due_score)
             want, want_absolute = keys.due_deadline(after.due_score)
             assert absolute is want_absolute, case
-            assert got == pytest.approx(want, abs=5), case
+            assert low - 1 <= got <= want + 1, case
 
 
 async def test_expire_leaves_a_tombstone_and_deletes_the_apps_own_session(
