@@ -52,6 +52,10 @@ JSON: Final = "application/json"
 _UNAVAILABLE_BODY: Final = json.dumps({"error": "session_store_unavailable"}).encode()
 _AMBIGUOUS_BODY: Final = json.dumps({"error": "ambiguous_session"}).encode()
 _STORE_LOG_INTERVAL: Final = 10.0
+# Bound once: every attribute read on an Enum class goes through its metaclass's __getattr__.
+_NEW: Final = Decision.NEW
+_ALLOWED: Final = Decision.ALLOWED
+_UNKNOWN: Final = Decision.UNKNOWN
 
 
 class _Fields(Protocol):
@@ -220,8 +224,8 @@ class Enforcer:
         which needs the store again)."""
         policy = ask.policy
         decision = verdict.decision
-        if decision is Decision.NEW or decision is Decision.ALLOWED:
-            if decision is Decision.NEW:
+        if decision is _NEW or decision is _ALLOWED:
+            if decision is _NEW:
                 audit.emit(audit.SESSION_FIRST_SEEN, session=ask.sid, workload=policy.workload,
                            policy=policy.policy)
             # A Decision is its own name (a StrEnum): no .value lookup on the hot path.
@@ -229,9 +233,9 @@ class Enforcer:
             headers = build_remaining_headers(
                 policy, verdict.idle_remaining, verdict.absolute_remaining, verdict.renewal_due
             )
-            return RequestOutcome(True, headers, verdict=verdict, decision=decision,
-                           known_session=ask.sid)
-        if decision is Decision.UNKNOWN:
+            # Positional: keywords would cost the hot path a dict per request.
+            return RequestOutcome(True, headers, 200, b"", verdict, decision, ask.sid)
+        if decision is _UNKNOWN:
             # The app does not know this session: a request without one, nothing stored.
             self.metrics.count(decision, "forwarded")
             return PASS
