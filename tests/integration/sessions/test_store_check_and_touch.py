@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from curfew.sessions import keys, rules
+from curfew.sessions import keys, lifetime
 from curfew.sessions.codec import SessionCodec, build_codec
 from curfew.sessions.errors import StoreConfigError, StoreUnavailable
 from curfew.sessions.identity import session_hash
@@ -146,11 +146,11 @@ async def test_activity_within_the_touch_granularity_writes_nothing(store: Sessi
     assert await read(store, sid) == first
     assert await due_score(store, sid) == first.due_ms
     assert await store.client.pexpiretime(record_key) == ttl_at
-    await asyncio.sleep((rules.TOUCH_GRANULARITY_MS + 20) / 1000)
+    await asyncio.sleep((lifetime.TOUCH_GRANULARITY_MS + 20) / 1000)
     await check(store, sid, activity=True)
     later = await read(store, sid)
     assert later is not None
-    assert later.last_activity_ms >= first.last_activity_ms + rules.TOUCH_GRANULARITY_MS
+    assert later.last_activity_ms >= first.last_activity_ms + lifetime.TOUCH_GRANULARITY_MS
 
 
 async def test_a_request_that_is_not_activity_changes_nothing(store: SessionStore) -> None:
