@@ -65,14 +65,19 @@ from curfew.sessions.resp import (
     LeanRedis,
     ReplyCallback,
     ReplyError,
+    bulk_string,
     lean_address,
     outage_of,
+    packed_arguments,
+    packed_command,
     reply_error,
 )
 
 DEFAULT_SOCKET_TIMEOUT: Final = 0.25
 DEFAULT_CONNECT_TIMEOUT: Final = 0.5
 DEFAULT_RETRIES: Final = 2
+_PACKED_KEEP: Final = 64
+"""Kinds of ``check_and_touch`` command kept packed (a few per policy in force)."""
 
 _RECORD_FIELDS: Final = tuple(f.value for f in keys.RecordField)
 
@@ -301,6 +306,8 @@ class RedisSessionStore:
         """``keys.RETAIN_SECONDS`` but in tests: the sidecar's and the purge job's must agree."""
         self.lean = lean
         """The pipelined connection ``check_and_touch`` uses, when the URL allows one."""
+        self._packed: dict[tuple[Any, ...], tuple[bytes, bytes, int]] = {}
+        """:meth:`packed_check`'s parts packed once, by policy and request kind."""
 
     @classmethod
     def from_url(
@@ -414,12 +421,28 @@ class RedisSessionStore:
         """The script's keys and arguments. ``create``: when a missing record may be created
         (``'1'``, ``'0'``, or ``'k'``: if the app key exists with its format's type, which
         passes the app key as a fourth key)."""
+        return self._check_keys(sid, app_key, create), (
+            sid, *self._check_options(limits, activity, policy, workload, app_key, create))
+
+    def _check_keys(self, sid: str, app_key: AppKey | None, create: str) -> tuple[str, ...]:
         session_keys: tuple[str, ...] = keys.session_keys(self.namespace, sid)
         if create == "k":
             assert app_key is not None
             session_keys += (app_key.key,)
-        return session_keys, (
-            sid,
+        return session_keys
+
+    def _check_options(
+        self,
+        limits: Limits,
+        activity: bool,
+        policy: str,
+        workload: str,
+        app_key: AppKey | None,
+        create: str,
+    ) -> tuple[Any, ...]:
+        """The script's arguments after the session hash (the same for every session of one
+        policy, but for ``activity``, ``create`` and whether there is an app key)."""
+        return (
             limits.idle_ms,
             limits.absolute_ms,
             limits.renewal_ms,
@@ -466,10 +489,39 @@ class RedisSessionStore:
         lean = self.lean
         if lean is None:
             return False
-        keys_, args = self._check_and_touch_args(sid, limits, activity, policy, workload,
-                                                 app_key, self._create_mode(app_key, register))
-        return lean.send_now(callback, "EVALSHA", CHECK_AND_TOUCH.sha, len(keys_), *keys_,
-                             *args)
+        return lean.send_now(callback, self.packed_check(
+            sid, limits, activity, policy, workload, app_key,
+            self._create_mode(app_key, register)))
+
+    def packed_check(
+        self,
+        sid: str,
+        limits: Limits,
+        activity: bool,
+        policy: str,
+        workload: str,
+        app_key: AppKey | None,
+        create: str,
+    ) -> bytes:
+        """The ``EVALSHA`` of :meth:`_check_and_touch_args`, packed (the sidecar sends one per
+        request): the parts that are the same for every session of a policy are packed once and
+        kept, only the keys and the session hash are packed per call."""
+        keys_ = self._check_keys(sid, app_key, create)
+        cache_key = (limits.idle_ms, limits.absolute_ms, limits.renewal_ms, activity, policy,
+                     workload, app_key.types_arg if app_key is not None else None, create)
+        parts = self._packed.get(cache_key)
+        if parts is None:
+            if len(self._packed) >= _PACKED_KEEP:
+                self._packed.clear()  # policies were reloaded many times: start afresh
+            options = self._check_options(limits, activity, policy, workload, app_key, create)
+            parts = self._packed[cache_key] = (
+                packed_arguments(("EVALSHA", CHECK_AND_TOUCH.sha, len(keys_))),
+                packed_arguments(options),
+                4 + len(keys_) + len(options),
+            )
+        head, tail, count = parts
+        return packed_command(count, (head, *[bulk_string(k) for k in keys_], bulk_string(sid),
+                                      tail))
 
     async def check_and_touch(
         self,

@@ -57,6 +57,10 @@ _UNAVAILABLE_BODY: Final = json.dumps({"error": "session_store_unavailable"}).en
 _AMBIGUOUS_BODY: Final = json.dumps({"error": "ambiguous_session"}).encode()
 _STORE_LOG_INTERVAL: Final = 10.0
 _ISSUED_FIELD: Final = HEADER_SESSION_ISSUED.lower()
+# Bound once: every attribute read on an Enum class goes through its metaclass's __getattr__.
+_NEW: Final = Decision.NEW
+_ALLOWED: Final = Decision.ALLOWED
+_UNKNOWN: Final = Decision.UNKNOWN
 
 
 class _Fields(Protocol):
@@ -222,8 +226,8 @@ class Enforcer:
         which needs the store again)."""
         policy = ask.policy
         decision = verdict.decision
-        if decision is Decision.NEW or decision is Decision.ALLOWED:
-            if decision is Decision.NEW:
+        if decision is _NEW or decision is _ALLOWED:
+            if decision is _NEW:
                 audit.emit(audit.SESSION_FIRST_SEEN, session=ask.sid, workload=policy.workload,
                            policy=policy.policy)
                 if ask.app_key is not None:
@@ -233,9 +237,9 @@ class Enforcer:
             headers = build_remaining_headers(
                 policy, verdict.idle_remaining, verdict.absolute_remaining, verdict.renewal_due
             )
-            return RequestOutcome(True, headers, verdict=verdict, decision=decision,
-                           known_session=ask.sid)
-        if decision is Decision.UNKNOWN:
+            # Positional: keywords would cost the hot path a dict per request.
+            return RequestOutcome(True, headers, 200, b"", verdict, decision, ask.sid)
+        if decision is _UNKNOWN:
             # The app does not know this session: a request without one, nothing stored.
             self.metrics.count(decision, "forwarded")
             return PASS
@@ -359,7 +363,7 @@ class Enforcer:
         verdict = await self.store.register(
             sid, policy.limits, policy=policy.policy, workload=policy.workload
         )
-        if verdict.decision is Decision.NEW:
+        if verdict.decision is _NEW:
             audit.emit(audit.SESSION_FIRST_SEEN, session=sid, workload=policy.workload,
                        policy=policy.policy)
         self.metrics.count("issued", "registered")

@@ -407,16 +407,18 @@ class _Client(asyncio.Protocol):
         session_header = enforcer.session_header
         proto = first.get(b"x-forwarded-proto")
         cookie = first.get(b"cookie")
+        # Positional, in RequestFacts' order (method, path, target, cookie, session header,
+        # Accept, X-Requested-With, Sec-Fetch-Mode, secure): keywords would cost a dict.
         facts = RequestFacts(
-            method=head.method.decode("ascii"),
-            path=path,
-            target=target,
-            cookie=None if cookie is None else cookie.decode("utf-8", "surrogateescape"),
-            session_header=_session_header(head, session_header) if session_header else None,
-            accept=_text(first.get(b"accept")),
-            requested_with=_text(first.get(b"x-requested-with")),
-            fetch_mode=_text(first.get(b"sec-fetch-mode")),
-            secure=proto is not None and proto.split(b",")[0].strip() == b"https",
+            head.method.decode("ascii"),
+            path,
+            target,
+            None if cookie is None else cookie.decode("utf-8", "surrogateescape"),
+            _session_header(head, session_header) if session_header else None,
+            _text(first.get(b"accept")),
+            _text(first.get(b"x-requested-with")),
+            _text(first.get(b"sec-fetch-mode")),
+            proto is not None and proto.split(b",")[0].strip() == b"https",
         )
         self._begin(enforcer, facts)
 

@@ -1,11 +1,16 @@
 """The key schema and the keyed session hash."""
 
 import collections
+import hashlib
+import hmac
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from curfew.sessions import keys
 from curfew.sessions.identity import (
+    SessionHasher,
     SessionKeyError,
     check_session_key,
     is_session_hash,
@@ -23,6 +28,25 @@ def test_the_session_hash_is_hex_hmac_sha256_and_depends_on_the_key() -> None:
     assert session_hash(KEY, "abc") != session_hash(b"x" * 32, "abc")
     assert is_session_hash(session_hash(KEY, "abc"))
     assert not is_session_hash("abc")
+
+
+@given(st.binary(min_size=16, max_size=200), st.text(max_size=100))
+def test_the_hasher_set_up_once_is_hmac_sha256_for_keys_of_every_length(
+    key: bytes, raw_id: str
+) -> None:
+    expected = hmac.new(key, raw_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    hasher = SessionHasher(key)
+    assert hasher(raw_id) == expected == session_hash(key, raw_id)
+    assert hasher(raw_id) == expected, "the same answer the second time"
+
+
+def test_the_hasher_agrees_on_the_rfc_4231_vectors() -> None:
+    # Test cases 2 and 6 (a key longer than SHA-256's 64-byte block is hashed first).
+    assert SessionHasher(b"Jefe")("what do ya want for nothing?") == (
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+    assert SessionHasher(b"\xaa" * 131)(
+        "Test Using Larger Than Block-Size Key - Hash Key First") == (
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
 
 
 def test_a_short_session_key_is_refused() -> None:
