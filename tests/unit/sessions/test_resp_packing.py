@@ -1,4 +1,4 @@
-"""The sidecar's check, packed in parts (``SessionStore.packed_check``), against hiredis packing
+"""The sidecar's check, packed in parts (``RedisSessionStore.packed_check``), against hiredis packing
 the whole command: the same bytes for every kind of request, however hostile its values."""
 
 import hiredis
@@ -8,18 +8,18 @@ from curfew.sessions.codec import build_codec
 from curfew.sessions.identity import session_hash
 from curfew.sessions.lifetime import Limits
 from curfew.sessions.resp import bulk_string, packed_arguments, packed_command
-from curfew.sessions.store import CHECK_AND_TOUCH, SessionStore
+from curfew.sessions.store import CHECK_AND_TOUCH, RedisSessionStore
 
 LIMITS = Limits(idle_seconds=900, absolute_seconds=28800, renewal_seconds=3600)
 SID = session_hash(b"k" * 32, "some-session")
 
 
-def store(prefix: str = "curfew:") -> SessionStore:
+def store(prefix: str = "curfew:") -> RedisSessionStore:
     # Nothing is sent: the URL only has to take the lean path.
-    return SessionStore.from_url("redis://127.0.0.1:9/0", key_prefix=prefix, lean=True)
+    return RedisSessionStore.from_url("redis://127.0.0.1:9/0", key_prefix=prefix, lean=True)
 
 
-def whole(s: SessionStore, *args: object) -> bytes:
+def whole(s: RedisSessionStore, *args: object) -> bytes:
     keys_, options = s._check_and_touch_args(SID, *args)  # type: ignore[arg-type]
     return hiredis.pack_command(("EVALSHA", CHECK_AND_TOUCH.sha, len(keys_), *keys_, *options))  # type: ignore[arg-type]
 
