@@ -1,5 +1,5 @@
-"""The sidecar's check, packed in parts (``RedisSessionStore.packed_check``), against hiredis packing
-the whole command: the same bytes for every kind of request, however hostile its values."""
+"""The sidecar's check, packed in parts (``RedisSessionStore.packed_check``), against hiredis
+packing the whole command: the same bytes for every kind of request, however hostile its values."""
 
 import hiredis
 import pytest
