@@ -4,30 +4,26 @@ answers AdmissionReviews over HTTPS next to the operator's own reconciling."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import os
-import signal
 import socket
 import ssl
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import kmock
 import pytest_asyncio
-from tests.integration.operator.harness import Cluster, eventually, running_cluster
-from webhook_harness import webhook_configuration
+from tests.integration.operator.harness import (
+    Cluster,
+    eventually,
+    running_cluster,
+    running_operator,
+)
+from webhook_harness import injection_settings, serve_injection_objects
 
-from curfew.k8s.client import SESSION_POLICIES, Resource
+from curfew.k8s.client import MUTATING_WEBHOOK_CONFIGURATIONS, SECRETS, SESSION_POLICIES
 from fixtures.pods import applied, assert_valid_pod, pod, policy, review
-
-WEBHOOK_CONFIGURATIONS = Resource("admissionregistration.k8s.io", "v1",
-                                  "mutatingwebhookconfigurations", "MutatingWebhookConfiguration")
-SECRETS = Resource("", "v1", "secrets", "Secret")
 
 
 def _free_port() -> int:
@@ -39,47 +35,15 @@ def _free_port() -> int:
 @pytest_asyncio.fixture()
 async def operator_process(tmp_path: Path) -> AsyncIterator[tuple[Cluster, int]]:
     async with running_cluster() as cluster:
-        for res, namespaced in ((SECRETS, True), (WEBHOOK_CONFIGURATIONS, False)):
-            key = f"{res.group}/{res.version}/{res.plural}" if res.group \
-                else f"{res.version}/{res.plural}"
-            cluster.api.resources[key] = kmock.ResourceInfo(
-                kind=res.kind, namespaced=namespaced,
-                verbs={"get", "list", "watch", "create", "patch", "delete"})
-        await cluster.client.create(WEBHOOK_CONFIGURATIONS, None, webhook_configuration())
+        await serve_injection_objects(cluster)
         await cluster.client.create(SESSION_POLICIES, "shop", policy())
         port = _free_port()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("CURFEW_", "KUBERNETES_SERVICE"))}
-        env.update({
-            "CURFEW_OPERATOR_SCAN_CLUSTER": "false",
-            "CURFEW_INJECTION_ENABLED": "true",
-            "CURFEW_INJECTION_HOST": "127.0.0.1",
-            "CURFEW_INJECTION_PORT": str(port),
-            "CURFEW_INJECTION_NAMESPACE": "curfew",
-            "CURFEW_INJECTION_SERVICE": "curfew-webhook",
-            "CURFEW_INJECTION_TLS_SECRET": "curfew-webhook-tls",
-            "CURFEW_INJECTION_WEBHOOK_CONFIGURATION": "curfew-injection",
-            "CURFEW_INJECTION_IMAGE": "registry.example.com/curfew:0.1.0",
-        })
-        log = (tmp_path / "operator.log").open("wb")  # read it when the test fails
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "curfew", "operator", "--standalone",
-            "--kubeconfig", cluster.kubeconfig, "--liveness-port", "0", "--metrics-port", "0",
-            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log)
-        try:
+        async with running_operator(cluster, tmp_path, settings=injection_settings(port)):
             yield cluster, port
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-            log.close()
 
 
 async def _ca(cluster: Cluster) -> bytes | None:
-    config = cluster.api.object(WEBHOOK_CONFIGURATIONS, None, "curfew-injection")
+    config = cluster.api.object(MUTATING_WEBHOOK_CONFIGURATIONS, None, "curfew-injection")
     bundles = {h["clientConfig"].get("caBundle") for h in (config or {}).get("webhooks", [])}
     if len(bundles) != 1 or None in bundles:
         return None

@@ -24,9 +24,14 @@ import kmock
 import kopf
 import pytest
 import yaml
-from tests.integration.operator.harness import KubeEmulator
+from tests.integration.operator.harness import Cluster, KubeEmulator
 
-from curfew.k8s.client import KubeClient, load_connection
+from curfew.k8s.client import (
+    MUTATING_WEBHOOK_CONFIGURATIONS,
+    SECRETS,
+    KubeClient,
+    load_connection,
+)
 from curfew.operator.injection import register_injection
 from curfew.operator.settings import InjectionWebhookSettings
 
@@ -41,6 +46,32 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def injection_settings(port: int) -> dict[str, str]:
+    """The operator's injection settings as the chart sets them, the webhook on ``port``."""
+    return {
+        "CURFEW_INJECTION_ENABLED": "true",
+        "CURFEW_INJECTION_HOST": "127.0.0.1",
+        "CURFEW_INJECTION_PORT": str(port),
+        "CURFEW_INJECTION_NAMESPACE": "curfew",
+        "CURFEW_INJECTION_SERVICE": "curfew-webhook",
+        "CURFEW_INJECTION_TLS_SECRET": "curfew-webhook-tls",
+        "CURFEW_INJECTION_WEBHOOK_CONFIGURATION": "curfew-injection",
+        "CURFEW_INJECTION_IMAGE": "registry.example.com/curfew:0.1.0",
+    }
+
+
+async def serve_injection_objects(cluster: Cluster) -> None:
+    """Teach the emulator Secrets and webhook configurations, and create the chart's webhook
+    configuration, as an operator process with injection on needs them."""
+    for res, namespaced in ((SECRETS, True), (MUTATING_WEBHOOK_CONFIGURATIONS, False)):
+        key = f"{res.group}/{res.version}/{res.plural}" if res.group \
+            else f"{res.version}/{res.plural}"
+        cluster.api.resources[key] = kmock.ResourceInfo(
+            kind=res.kind, namespaced=namespaced,
+            verbs={"get", "list", "watch", "create", "patch", "delete"})
+    await cluster.client.create(MUTATING_WEBHOOK_CONFIGURATIONS, None, webhook_configuration())
 
 
 def webhook_configuration() -> dict[str, Any]:

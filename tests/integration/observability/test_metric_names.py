@@ -13,28 +13,31 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import signal
 import socket
 import ssl
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import kmock
 import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
-from curfew.k8s.client import DEPLOYMENTS, SESSION_POLICIES, Resource
+from curfew.k8s.client import (
+    DEPLOYMENTS,
+    MUTATING_WEBHOOK_CONFIGURATIONS,
+    SESSION_POLICIES,
+)
 from fixtures.pods import pod, policy, review
 from fixtures.policy_docs import policy_doc
 from fixtures.redis_servers import RedisServer
 from fixtures.sessions import plant
-from tests.integration.injection.webhook_harness import webhook_configuration
+from tests.integration.injection.webhook_harness import (
+    injection_settings,
+    serve_injection_objects,
+)
 from tests.integration.observability.series import (
     dashboard,
     dashboard_expressions,
@@ -48,13 +51,11 @@ from tests.integration.operator.harness import (
     condition,
     eventually,
     running_cluster,
+    running_operator,
 )
 from tests.integration.operator.scenarios import SUMMARY_OK, finish_purge_job
 from tests.integration.sidecar.sidecar_harness import StartSidecar, sid_of
 
-WEBHOOK_CONFIGURATIONS = Resource("admissionregistration.k8s.io", "v1",
-                                  "mutatingwebhookconfigurations", "MutatingWebhookConfiguration")
-SECRETS = Resource("", "v1", "secrets", "Secret")
 PROMETHEUS_OWN = {"up"}
 """Series Prometheus writes for each scrape target, not read from any /metrics page."""
 MIN = 60_000
@@ -114,45 +115,16 @@ async def operator_process(tmp_path: Path) -> AsyncIterator[tuple[Cluster, int, 
     """``curfew operator`` as the chart runs it, injection on, against the emulator: the
     cluster, the webhook's port and the metrics port."""
     async with running_cluster() as cluster:
-        for res, namespaced in ((SECRETS, True), (WEBHOOK_CONFIGURATIONS, False)):
-            key = f"{res.group}/{res.version}/{res.plural}" if res.group \
-                else f"{res.version}/{res.plural}"
-            cluster.api.resources[key] = kmock.ResourceInfo(
-                kind=res.kind, namespaced=namespaced,
-                verbs={"get", "list", "watch", "create", "patch", "delete"})
-        await cluster.client.create(WEBHOOK_CONFIGURATIONS, None, webhook_configuration())
+        await serve_injection_objects(cluster)
         webhook, metrics = _free_port(), _free_port()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("CURFEW_", "KUBERNETES_SERVICE"))}
-        env.update({
-            "CURFEW_OPERATOR_SCAN_CLUSTER": "false",
+        settings = {
             "CURFEW_OPERATOR_METRICS_HOST": "127.0.0.1",
             "CURFEW_OPERATOR_BATCH_DELAY_SECONDS": "0.05",
-            "CURFEW_INJECTION_ENABLED": "true",
-            "CURFEW_INJECTION_HOST": "127.0.0.1",
-            "CURFEW_INJECTION_PORT": str(webhook),
-            "CURFEW_INJECTION_NAMESPACE": "curfew",
-            "CURFEW_INJECTION_SERVICE": "curfew-webhook",
-            "CURFEW_INJECTION_TLS_SECRET": "curfew-webhook-tls",
-            "CURFEW_INJECTION_WEBHOOK_CONFIGURATION": "curfew-injection",
-            "CURFEW_INJECTION_IMAGE": "registry.example.com/curfew:0.1.0",
-        })
-        log = (tmp_path / "operator.log").open("wb")  # read it when the test fails
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "curfew", "operator", "--standalone",
-            "--kubeconfig", cluster.kubeconfig, "--liveness-port", "0",
-            "--metrics-port", str(metrics), env=env, stdout=asyncio.subprocess.DEVNULL,
-            stderr=log)
-        try:
+            **injection_settings(webhook),
+        }
+        async with running_operator(cluster, tmp_path, settings=settings,
+                                    metrics_port=metrics):
             yield cluster, webhook, metrics
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-            log.close()
 
 
 async def _admit(port: int, ca: bytes, body: dict[str, Any]) -> bool:
@@ -167,7 +139,7 @@ async def _admit(port: int, ca: bytes, body: dict[str, Any]) -> bool:
 
 
 def _ca(cluster: Cluster) -> bytes | None:
-    config = cluster.api.object(WEBHOOK_CONFIGURATIONS, None, "curfew-injection")
+    config = cluster.api.object(MUTATING_WEBHOOK_CONFIGURATIONS, None, "curfew-injection")
     bundles = {h["clientConfig"].get("caBundle") for h in (config or {}).get("webhooks", [])}
     return base64.b64decode(bundles.pop()) if len(bundles) == 1 and None not in bundles \
         else None

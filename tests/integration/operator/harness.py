@@ -31,12 +31,15 @@ import functools
 import itertools
 import os
 import re
+import signal
+import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import kmock
@@ -430,6 +433,38 @@ async def running_cluster() -> AsyncIterator[Cluster]:
                     await op.stop()
             await client.close()
             os.unlink(kubeconfig)
+
+
+@contextlib.asynccontextmanager
+async def running_operator(
+    cluster: Cluster, tmp_path: Path, *, settings: Mapping[str, str] | None = None,
+    metrics_port: int = 0, python: Sequence[str] = ("-m", "curfew"), stop_timeout: float = 20,
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``curfew operator --standalone`` as a process of its own against the emulator, with
+    ``settings`` (``CURFEW_*`` variables) on top of an environment that names no other cluster
+    or setting; ``python``: what runs before the command's words. Its stderr goes to
+    ``operator.log`` in ``tmp_path`` (read it when a test fails); stopped with SIGINT on exit,
+    killed after ``stop_timeout`` seconds."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CURFEW_", "KUBERNETES_SERVICE", "KUBECONFIG"))}
+    env["CURFEW_OPERATOR_SCAN_CLUSTER"] = "false"
+    env.update(settings or {})
+    log = (tmp_path / "operator.log").open("wb")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *python, "operator", "--standalone",
+        "--kubeconfig", cluster.kubeconfig, "--liveness-port", "0",
+        "--metrics-port", str(metrics_port), env=env, stdout=asyncio.subprocess.DEVNULL,
+        stderr=log)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), stop_timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        log.close()
 
 
 async def eventually(check: Callable[[], Any], *, timeout: float = 30.0,

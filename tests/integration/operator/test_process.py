@@ -5,11 +5,7 @@ the modules of the other commands."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import signal
-import sys
 from pathlib import Path
 
 from curfew.k8s.client import CONFIG_MAPS, DEPLOYMENTS, SESSION_POLICIES
@@ -18,6 +14,7 @@ from tests.integration.operator.harness import (
     build_workload,
     eventually,
     running_cluster,
+    running_operator,
 )
 
 # Runs ``python -m curfew`` itself, and on exit writes which modules the process had loaded.
@@ -44,28 +41,13 @@ async def test_the_operator_process_reconciles_without_the_official_client_or_ot
             "web", labels={"app.kubernetes.io/part-of": "storefront"}))
         await cluster.client.create(SESSION_POLICIES, "shop", build_policy("storefront"))
         modules = tmp_path / "modules.json"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("CURFEW_", "KUBERNETES_SERVICE", "KUBECONFIG"))}
-        env["CURFEW_OPERATOR_SCAN_CLUSTER"] = "false"
-        log = (tmp_path / "operator.log").open("wb")  # read it when the test fails
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", PROGRAM, str(modules), "operator", "--standalone",
-            "--kubeconfig", cluster.kubeconfig, "--liveness-port", "0", "--metrics-port", "0",
-            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log)
-        try:
+        async with running_operator(cluster, tmp_path, python=("-c", PROGRAM, str(modules)),
+                                    stop_timeout=30):
             config_map = await eventually(lambda: cluster.api.object(
                 CONFIG_MAPS, "shop", "curfew-deployment-web"), timeout=60)
             status = await eventually(lambda: (cluster.api.object(
                 SESSION_POLICIES, "shop", "storefront") or {}).get("status", {}).get(
                 "selectedWorkloads"), timeout=30)
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-            log.close()
     assert json.loads(config_map["data"]["policy.json"])["workload"]["name"] == "web"
     assert status == 1
     loaded = json.loads(modules.read_text())
